@@ -1,0 +1,26 @@
+package engine
+
+import "errors"
+
+// Sentinel errors. Every error the engine returns wraps one of these (or one
+// of arena's or token's), with the details of what was wrong; callers test
+// them with errors.Is.
+var (
+	// ErrClosed is returned by every method of a Tree after Close.
+	ErrClosed = errors.New("engine: tree closed")
+	// ErrIncompatible means two trees cannot be compared: they use different
+	// partitioners, cover different ranges, or were built under different
+	// format versions.
+	ErrIncompatible = errors.New("engine: trees are not comparable")
+	// ErrNotHashed means rows were added since the inner levels were last
+	// computed, so the root and inner nodes would be stale; call Hash first.
+	ErrNotHashed = errors.New("engine: tree changed since last Hash")
+	// ErrDepth means a depth outside what the engine supports.
+	ErrDepth = errors.New("engine: depth out of range")
+	// ErrOutOfRange means a row's token lies outside the tree's range.
+	ErrOutOfRange = errors.New("engine: token outside the tree's range")
+	// ErrNodeIndex means a node (level, index) that the tree does not have.
+	ErrNodeIndex = errors.New("engine: no such node")
+	// ErrCorrupt means a tree file that does not check out: it is never used.
+	ErrCorrupt = errors.New("engine: corrupt tree file")
+)

@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+)
+
+// RowSource yields rows one at a time, as a scan of a table would.
+type RowSource interface {
+	// NextRow fills r with the next row and returns io.EOF after the last.
+	// The slices it puts in r need only stay valid until the next call.
+	NextRow(r *Row) error
+}
+
+// loadBatchRows is how many rows travel together from the reader to a
+// worker: enough to make the hand-off cost nothing per row, few enough that
+// a batch of typical rows stays in L2.
+const loadBatchRows = 512
+
+// batchRow locates one row inside its batch's buffer by offsets rather than
+// slices, so the buffer can grow while it fills.
+type batchRow struct {
+	keyOff, keyLen, valOff, valLen int
+	ts                             int64
+	deleted                        bool
+}
+
+type loadBatch struct {
+	buf  []byte
+	rows []batchRow
+}
+
+func (b *loadBatch) reset() {
+	b.buf = b.buf[:0]
+	b.rows = b.rows[:0]
+}
+
+func (b *loadBatch) push(r *Row) {
+	br := batchRow{keyOff: len(b.buf), keyLen: len(r.Key), ts: r.TS, deleted: r.Deleted}
+	b.buf = append(b.buf, r.Key...)
+	br.valOff, br.valLen = len(b.buf), len(r.Value)
+	b.buf = append(b.buf, r.Value...)
+	b.rows = append(b.rows, br)
+}
+
+func (b *loadBatch) row(i int, r *Row) {
+	br := &b.rows[i]
+	r.Key = b.buf[br.keyOff : br.keyOff+br.keyLen]
+	r.Value = b.buf[br.valOff : br.valOff+br.valLen]
+	r.TS, r.Deleted = br.ts, br.deleted
+}
+
+// Load adds every row of src to the tree and returns how many it added. The
+// calling goroutine reads src; up to workers goroutines (GOMAXPROCS when
+// workers <= 0) hash the rows and add them to their leaves. Rows are copied
+// into a fixed set of reusable batches, so a load allocates nothing per row
+// once the batches have grown to the size of the rows.
+//
+// Load stops at the first error — from src, a row outside the tree's range,
+// or ctx — and returns it; rows added before it stay added.
+func (t *Tree) Load(ctx context.Context, src RowSource, workers int) (int64, error) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	free := make(chan *loadBatch, 2*workers+2)
+	for range cap(free) {
+		free <- &loadBatch{rows: make([]batchRow, 0, loadBatchRows)}
+	}
+	full := make(chan *loadBatch, cap(free))
+	counts := make([]int64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var (
+				h Hasher
+				r Row
+			)
+			for b := range full {
+				if ctx.Err() == nil {
+					n, err := t.addBatch(&h, b, &r)
+					counts[w] += n
+					if err != nil {
+						cancel(err)
+					}
+				}
+				b.reset()
+				free <- b
+			}
+		})
+	}
+
+	var (
+		r       Row
+		readErr error
+		cur     *loadBatch
+	)
+	for readErr == nil {
+		if cur == nil {
+			select {
+			case cur = <-free:
+			case <-ctx.Done():
+				readErr = context.Cause(ctx)
+				continue
+			}
+		}
+		err := src.NextRow(&r)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+			}
+			break
+		}
+		cur.push(&r)
+		if len(cur.rows) == loadBatchRows {
+			full <- cur
+			cur = nil
+		}
+	}
+	if cur != nil && len(cur.rows) > 0 && readErr == nil {
+		full <- cur
+	}
+	close(full)
+	wg.Wait()
+
+	var total int64
+	for _, n := range counts {
+		total += n
+	}
+	if readErr == nil {
+		// A worker's error, or the caller's cancellation, surfaces here;
+		// our own deferred cancel has not run yet.
+		readErr = context.Cause(ctx)
+	}
+	return total, readErr
+}
+
+// addBatch hashes a batch's rows and adds them under one read lock and one
+// update of the shared row counter.
+func (t *Tree) addBatch(h *Hasher, b *loadBatch, r *Row) (int64, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return 0, ErrClosed
+	}
+	var n int64
+	var err error
+	for i := range b.rows {
+		b.row(i, r)
+		d := h.Digest(r)
+		if err = t.addLocked(r.Key, &d, false); err != nil {
+			err = fmt.Errorf("engine: load: %w", err)
+			break
+		}
+		n++
+	}
+	t.rows.Add(n)
+	return n, err
+}

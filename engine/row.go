@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"encoding/binary"
+
+	"github.com/antientropy/grove/simd"
+)
+
+// Row is one stored row as the tree sees it: a key, a value, the write
+// timestamp (microseconds, as Cassandra's) and whether it is a tombstone.
+// The engine never keeps a Row: its slices only need to stay valid for the
+// call they are passed to.
+type Row struct {
+	Key     []byte
+	Value   []byte
+	TS      int64
+	Deleted bool
+}
+
+// Digest is the SHA-256 of a row's encoding, or a node of the tree.
+type Digest [32]byte
+
+// rowEncodingVersion is the first byte of every row encoding. It changes
+// whenever the encoding does, so digests from two encodings never collide by
+// accident.
+const rowEncodingVersion = 1
+
+// rowHeaderLen is the encoding's overhead beyond key and value bytes.
+const rowHeaderLen = 1 + 4 + 8 + 8 + 1
+
+// EncodedLen is the length of r's encoding (docs/FORMAT.md).
+func EncodedLen(r *Row) int { return rowHeaderLen + len(r.Key) + len(r.Value) }
+
+// AppendEncoding appends r's unambiguous encoding to dst (docs/FORMAT.md):
+//
+//	version u8 = 1 | key length u32 LE | key | value length u64 LE | value |
+//	ts i64 LE | flags u8 (bit 0: tombstone)
+//
+// Both lengths come before their bytes, so no two different rows encode to
+// the same bytes.
+func AppendEncoding(dst []byte, r *Row) []byte {
+	dst = append(dst, rowEncodingVersion)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r.Key)))
+	dst = append(dst, r.Key...)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(len(r.Value)))
+	dst = append(dst, r.Value...)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(r.TS))
+	var flags byte
+	if r.Deleted {
+		flags |= 1
+	}
+	return append(dst, flags)
+}
+
+// RowDigest returns SHA-256 of r's encoding. It allocates only when the
+// encoding does not fit a stack buffer; the build path uses a Hasher instead,
+// which reuses its buffer.
+func RowDigest(r *Row) Digest {
+	var h Hasher
+	return h.Digest(r)
+}
+
+// Hasher computes row digests reusing one encoding buffer, so that a worker
+// hashing millions of rows allocates nothing per row. A Hasher is not safe
+// for concurrent use: give each goroutine its own. The zero value is ready.
+type Hasher struct {
+	buf   []byte
+	stack [256]byte
+}
+
+// Digest returns SHA-256 of r's encoding.
+func (h *Hasher) Digest(r *Row) Digest {
+	if h.buf == nil {
+		h.buf = h.stack[:0]
+	}
+	h.buf = AppendEncoding(h.buf[:0], r)
+	d := simd.Sum256(h.buf)
+	if cap(h.buf) > 1<<20 {
+		// One huge row must not pin a huge buffer for the rest of a build.
+		h.buf = h.stack[:0]
+	}
+	return d
+}
