@@ -17,6 +17,16 @@ type KeyDiff struct {
 	OnlyInA   []Key // present in A, absent from B
 	OnlyInB   []Key // present in B, absent from A
 	Different []Key // present in both with a different value, timestamp or tombstone
+
+	// A and B count the rows each side had inside the compared ranges: what
+	// two peers would exchange (keys and digests) to find these keys.
+	A, B RangeRows
+}
+
+// RangeRows counts the rows of one side inside the compared ranges.
+type RangeRows struct {
+	Rows     int
+	KeyBytes int64
 }
 
 // Identical reports whether no key differs.
@@ -42,15 +52,15 @@ func CompareKeys(ctx context.Context, p token.Partitioner, ranges []token.Range,
 	if !slices.IsSortedFunc(ranges, func(x, y token.Range) int { return cmpToken(x.Lo, y.Lo) }) {
 		return nil, fmt.Errorf("engine: CompareKeys: ranges must be in ring order")
 	}
-	ra, err := collectRows(ctx, p, ranges, a)
+	out := &KeyDiff{}
+	ra, err := collectRows(ctx, p, ranges, a, &out.A)
 	if err != nil {
 		return nil, fmt.Errorf("engine: reading side A: %w", err)
 	}
-	rb, err := collectRows(ctx, p, ranges, b)
+	rb, err := collectRows(ctx, p, ranges, b, &out.B)
 	if err != nil {
 		return nil, fmt.Errorf("engine: reading side B: %w", err)
 	}
-	out := &KeyDiff{}
 	for k, da := range ra {
 		db, ok := rb[k]
 		key := Key{Key: []byte(k), Token: p.Token([]byte(k))}
@@ -89,7 +99,7 @@ func cmpToken(a, b token.Token) int {
 
 // collectRows keeps, per key, the sorted digests of the rows of src whose
 // tokens lie in ranges.
-func collectRows(ctx context.Context, p token.Partitioner, ranges []token.Range, src RowSource) (map[string][]Digest, error) {
+func collectRows(ctx context.Context, p token.Partitioner, ranges []token.Range, src RowSource, stats *RangeRows) (map[string][]Digest, error) {
 	out := make(map[string][]Digest)
 	var (
 		r Row
@@ -111,6 +121,8 @@ func collectRows(ctx context.Context, p token.Partitioner, ranges []token.Range,
 			continue
 		}
 		d := h.Digest(&r)
+		stats.Rows++
+		stats.KeyBytes += int64(len(r.Key))
 		l := append(out[string(r.Key)], d)
 		slices.SortFunc(l, func(x, y Digest) int { return bytes.Compare(x[:], y[:]) })
 		out[string(r.Key)] = l
