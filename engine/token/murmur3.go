@@ -92,16 +92,16 @@ func murmur3H1(key []byte) int64 {
 	}
 
 	// Tail: up to 15 bytes, each sign-extended (Cassandra's quirk).
-	if len(b) > 8 {
-		k2 := tailWord(b[8:])
-		k2 *= murmurC2
-		k2 = bits.RotateLeft64(k2, 33)
-		k2 *= murmurC1
-		h2 ^= k2
-		b = b[:8]
-	}
-	if len(b) > 0 {
-		k1 := tailWord(b)
+	if t := len(b); t > 0 {
+		s := n - t // first tail byte
+		if t > 8 {
+			k2 := signExtendTail(loadTail(key, s+8, n))
+			k2 *= murmurC2
+			k2 = bits.RotateLeft64(k2, 33)
+			k2 *= murmurC1
+			h2 ^= k2
+		}
+		k1 := signExtendTail(loadTail(key, s, s+min(t, 8)))
 		k1 *= murmurC1
 		k1 = bits.RotateLeft64(k1, 31)
 		k1 *= murmurC2
@@ -118,16 +118,33 @@ func murmur3H1(key []byte) int64 {
 	return int64(h1)
 }
 
-// tailWord assembles up to 8 tail bytes as Cassandra does: byte i is
-// sign-extended to 64 bits, shifted left by 8*i and XORed in. For bytes below
-// 0x80 this is the plain little-endian value; a byte >= 0x80 also inverts all
-// bits above its own.
-func tailWord(b []byte) uint64 {
-	var k uint64
-	for i, c := range b {
-		k ^= uint64(int64(int8(c))) << (8 * uint(i&7))
+// loadTail returns key[s:e], 1 to 8 bytes, as a little-endian word with
+// the missing high bytes zero.
+func loadTail(key []byte, s, e int) uint64 {
+	if e >= 8 {
+		// One 8-byte load ending at e, shifted down to drop the bytes
+		// before s.
+		return binary.LittleEndian.Uint64(key[e-8:e]) >> (8 * uint((8-(e-s))&7))
 	}
-	return k
+	var v uint64
+	for i := e - 1; i >= s; i-- {
+		v = v<<8 | uint64(key[i])
+	}
+	return v
+}
+
+// signExtendTail turns the little-endian word v of up to 8 tail bytes
+// (missing high bytes zero) into what Cassandra's tail switch computes:
+// the XOR of every byte sign-extended to 64 bits and shifted into place. A
+// byte >= 0x80 at position i inverts every byte above i, so the result is v
+// XOR a mask whose byte j is 0xff when an odd number of the bytes below j
+// have their high bit set.
+func signExtendTail(v uint64) uint64 {
+	m := (v & 0x8080808080808080) >> 7 << 8 // bit 0 of byte i+1 marks a high byte i
+	m ^= m << 8                             // prefix XOR over bytes
+	m ^= m << 16
+	m ^= m << 32
+	return v ^ m*0xff // spread bit 0 of each byte to the whole byte
 }
 
 // fmix64 is MurmurHash3's 64-bit finaliser.

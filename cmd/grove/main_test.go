@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// grove runs the command in-process and returns its exit status and output.
+func grove(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+type testRow struct {
+	Key      string `json:"key,omitempty"`
+	KeyHex   string `json:"key_hex,omitempty"`
+	Value    string `json:"value"`
+	TS       int64  `json:"ts"`
+	Deleted  bool   `json:"deleted,omitempty"`
+	identity string
+}
+
+func writeRows(t *testing.T, path string, rows []testRow) {
+	t.Helper()
+	var b bytes.Buffer
+	for _, r := range rows {
+		line, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// makeReplicas returns rows for A and, for B, the same rows with divergences,
+// and the brute-force answer: keys only in A, only in B, and different.
+func makeReplicas(n int) (a, b []testRow, onlyA, onlyB, diff []string) {
+	rnd := rand.New(rand.NewPCG(1, 1))
+	for i := range n {
+		r := testRow{Key: fmt.Sprintf("user:%d", i), Value: fmt.Sprintf("v%d", rnd.IntN(1000)), TS: int64(1000 + i)}
+		if i%97 == 0 {
+			r = testRow{KeyHex: fmt.Sprintf("ff%04x", i), Value: "bin", TS: 5}
+		}
+		a = append(a, r)
+	}
+	b = slices.Clone(a)
+	b[10].Value += "!" // corrupted value
+	b[20].TS++         // other timestamp
+	b[30].Deleted = true
+	b[97].Value = "other" // a binary key that differs
+	b = slices.Delete(b, 40, 41)
+	b = append(b, testRow{Key: "only-b", Value: "x", TS: 1})
+	onlyA = []string{"user:40"}
+	onlyB = []string{"only-b"}
+	diff = []string{"user:10", "user:20", "user:30", "hex:ff0061"}
+	return
+}
+
+func TestBuildDiffInspect(t *testing.T) {
+	dir := t.TempDir()
+	a, b, _, _, _ := makeReplicas(3000)
+	ra, rb := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	writeRows(t, ra, a)
+	writeRows(t, rb, b)
+	ta, ta2, tb := filepath.Join(dir, "a.tree"), filepath.Join(dir, "a2.tree"), filepath.Join(dir, "b.tree")
+	for _, c := range [][]string{
+		{"build", "--in", ra, "--out", ta},
+		{"build", "--in", ra, "--out", ta2, "--depth", "6"},
+		{"build", "--in", rb, "--out", tb, "--depth", "auto", "--budget", "64MiB"},
+	} {
+		if code, _, errOut := grove(t, c...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", c, code, errOut)
+		}
+	}
+	code, out, _ := grove(t, "inspect", ta, "--json")
+	var info inspectJSON
+	if code != 0 || json.Unmarshal([]byte(out), &info) != nil {
+		t.Fatalf("inspect: exit %d, %s", code, out)
+	}
+	if info.Depth != 12 || info.Rows != 3000 || info.Leaves != 4096 || info.Partitioner != "murmur3" || len(info.Root) != 64 || info.Bytes != (8191*32) {
+		t.Fatalf("inspect: %+v (want depth 12 = ⌈log2 3000⌉, 3000 rows)", info)
+	}
+	if code, out, _ := grove(t, "inspect", ta); code != 0 || !strings.Contains(out, "rows         3000") {
+		t.Fatalf("inspect text: exit %d\n%s", code, out)
+	}
+
+	// Same rows at different depths compare equal: the deeper tree is folded.
+	if code, out, errOut := grove(t, "diff", ta, ta2); code != 0 || !strings.Contains(out, "identical (depth 6)") {
+		t.Fatalf("diff of the same rows at depths 12 and 6: exit %d %s %s", code, out, errOut)
+	}
+	code, out, errOut := grove(t, "diff", ta, tb, "--json")
+	if code != 1 {
+		t.Fatalf("diff of different trees: exit %d %s", code, errOut)
+	}
+	var d diffJSON
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("diff --json: %v\n%s", err, out)
+	}
+	if d.Identical || d.Depth != 12 || d.DifferingLeaves != 6 || len(d.Ranges) == 0 || len(d.Ranges) > 6 {
+		t.Fatalf("diff --json: %+v, want 6 differing leaves at depth 12 (one per divergent key)", d)
+	}
+	for _, field := range []string{`"identical": false`, `"differing_leaves": 6`, `"lo": "`, `"hi": "`} {
+		if !strings.Contains(out, field) {
+			t.Fatalf("diff --json lacks %s:\n%s", field, out)
+		}
+	}
+	if code, out, _ := grove(t, "diff", "--json", ta, ta); code != 0 || !strings.Contains(out, `"identical": true`) || !strings.Contains(out, `"ranges": []`) {
+		t.Fatalf("diff --json identical: exit %d %s", code, out)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	dir := t.TempDir()
+	a, b, onlyA, onlyB, diff := makeReplicas(5000)
+	ra, rb := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	writeRows(t, ra, a)
+	writeRows(t, rb, b)
+	for _, depth := range []string{"auto", "0", "4", "16"} {
+		code, out, errOut := grove(t, "keys", ra, rb, "--json", "--depth", depth)
+		if code != 1 {
+			t.Fatalf("depth %s: exit %d: %s", depth, code, errOut)
+		}
+		var got struct {
+			Identical bool                `json:"identical"`
+			OnlyInA   []map[string]string `json:"only_in_a"`
+			OnlyInB   []map[string]string `json:"only_in_b"`
+			Different []map[string]string `json:"different"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		names := func(l []map[string]string) []string {
+			var s []string
+			for _, m := range l {
+				if len(m) != 1 {
+					t.Fatalf("entry %v has %d fields, want one of key/key_hex", m, len(m))
+				}
+				if k, ok := m["key"]; ok {
+					s = append(s, k)
+				} else {
+					s = append(s, "hex:"+m["key_hex"])
+				}
+			}
+			slices.Sort(s)
+			return s
+		}
+		sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+		if got.Identical || !slices.Equal(names(got.OnlyInA), sorted(onlyA)) || !slices.Equal(names(got.OnlyInB), sorted(onlyB)) || !slices.Equal(names(got.Different), sorted(diff)) {
+			t.Fatalf("depth %s: got %s\nwant only A %v, only B %v, different %v", depth, out, onlyA, onlyB, diff)
+		}
+	}
+	if code, out, _ := grove(t, "keys", ra, ra, "--json"); code != 0 || !strings.Contains(out, `"identical": true`) {
+		t.Fatalf("keys of identical files: exit %d %s", code, out)
+	}
+	if code, out, _ := grove(t, "keys", ra, rb); code != 1 || !strings.Contains(out, `only in A: "user:40"`) || !strings.Contains(out, "0xff0061") {
+		t.Fatalf("keys text: exit %d\n%s", code, out)
+	}
+}
+
+func TestToken(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"token", "--hex", "00000001"}, "-4069959284402364209\n"},
+		{[]string{"token", "00000001", "--hex"}, "-4069959284402364209\n"},
+	}
+	for _, tc := range tests {
+		if code, out, errOut := grove(t, tc.args...); code != 0 || out != tc.want {
+			t.Errorf("%v: exit %d, %q %s; want %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+	// A text key and its hex give the same token.
+	_, text, _ := grove(t, "token", "user:123")
+	_, hexed, _ := grove(t, "token", "--hex", "757365723a313233")
+	if text != hexed || text == "" {
+		t.Errorf("text %q and hex %q tokens differ", text, hexed)
+	}
+}
+
+// TestErrors: every error is exit 2 with a message starting "grove:", and a
+// failed build leaves no output file.
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.jsonl")
+	writeRows(t, good, []testRow{{Key: "a", TS: 1}, {Key: "b", TS: 2}})
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"key\": \"a\", \"ts\": 1}\n\n{\"key\": \"b\", \"ts\": \"x\"}\n"), 0o644)
+	tree := filepath.Join(dir, "good.tree")
+	if code, _, errOut := grove(t, "build", "--in", good, "--out", tree); code != 0 {
+		t.Fatal(errOut)
+	}
+	garbage := filepath.Join(dir, "garbage.tree")
+	os.WriteFile(garbage, []byte("not a tree"), 0o644)
+	out := filepath.Join(dir, "out.tree")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"malformed line", []string{"build", "--in", bad, "--out", out}, "line 3"},
+		{"no such rows file", []string{"build", "--in", filepath.Join(dir, "nope"), "--out", out}, "nope"},
+		{"missing --out", []string{"build", "--in", good}, "--out"},
+		{"bad depth", []string{"build", "--in", good, "--out", out, "--depth", "99"}, "depth"},
+		{"bad budget", []string{"build", "--in", good, "--out", out, "--budget", "lots"}, "budget"},
+		{"budget too small", []string{"build", "--in", good, "--out", out, "--depth", "20", "--budget", "1MiB"}, "budget exceeded"},
+		{"keys malformed", []string{"keys", good, bad}, "line 3"},
+		{"diff one arg", []string{"diff", tree}, "want 2"},
+		{"diff garbage", []string{"diff", tree, garbage}, "corrupt"},
+		{"inspect missing", []string{"inspect", filepath.Join(dir, "nope.tree")}, "nope.tree"},
+		{"token bad hex", []string{"token", "--hex", "zz"}, "not hex"},
+		{"unknown flag", []string{"diff", "--frob", tree, tree}, "frob"},
+		{"unknown command", []string{"frobnicate"}, "unknown command"},
+		{"no command", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := grove(t, tc.args...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2 (stderr %q)", code, errOut)
+			}
+			if tc.args != nil && (!strings.HasPrefix(errOut, "grove:") || !strings.Contains(errOut, tc.want)) {
+				t.Fatalf("stderr %q: want it to start with grove: and name %q", errOut, tc.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Fatalf("a failed command left %s behind", out)
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if strings.Contains(e.Name(), ".tmp") {
+					t.Fatalf("temporary file %s left behind", e.Name())
+				}
+			}
+		})
+	}
+}
+
+// TestProcessExitStatus runs the real binary once, to check main wires run's
+// status to the process exit status.
+func TestProcessExitStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "grove")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"key\": 1, \"ts\": 1}\n"), 0o644)
+	cmd := exec.Command(bin, "build", "--in", bad, "--out", filepath.Join(dir, "x.tree"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 || !strings.HasPrefix(stderr.String(), "grove: build: ") || !strings.Contains(stderr.String(), "line 1") {
+		t.Fatalf("malformed row: %v, stderr %q", err, stderr.String())
+	}
+	out, err := exec.Command(bin, "token", "--hex", "00000001").Output()
+	if err != nil || string(out) != "-4069959284402364209\n" {
+		t.Fatalf("token: %v %q", err, out)
+	}
+}
+
+func TestDemoSmall(t *testing.T) {
+	code, out, errOut := grove(t, "demo", "--rows", "20000")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	if n := strings.Count(out, "found exactly the planted row"); n != 3 {
+		t.Fatalf("%d of 3 replicas found exactly the planted row:\n%s", n, out)
+	}
+}
