@@ -1,5 +1,10 @@
 package engine
 
-import "io"
+import (
+	"io"
+	"unsafe"
+)
 
 var eof = io.EOF
+
+func unsafePointer(p *[32]byte) unsafe.Pointer { return unsafe.Pointer(p) }

@@ -19,8 +19,7 @@ var publishedVectors = []struct {
 	want Token
 }{
 	// apache/cassandra-dtest, replication_test.py, murmur3_hashes: CQL int
-	// keys 1..20 used against a live cluster to predict replicas. Also
-	// cqlshlib's test ("SELECT token(num) ... where num=1").
+	// keys 1..20, used against a live cluster to predict replicas.
 	{"\x00\x00\x00\x01", -4069959284402364209},
 	{"\x00\x00\x00\x02", -3248873570005575792},
 	{"\x00\x00\x00\x03", 9010454139840013625},

@@ -17,8 +17,10 @@ const maxDepth = bits.UintSize - 1
 //
 // This package supports only non-wrapping ranges, Lo < Hi. A Cassandra range
 // that wraps around the ring (Lo >= Hi) must be split by the caller into
-// (Lo, math.MaxInt64] and (math.MinInt64, Hi]; the second piece is empty
-// when Hi is math.MinInt64. The full ring of both partitioners is
+// (Lo, math.MaxInt64] and (math.MinInt64, Hi], dropping a piece that is
+// empty (Lo == math.MaxInt64, or Hi == math.MinInt64, which Cassandra uses
+// for "to the end of the ring"). Cassandra's Lo == Hi, the whole ring, splits
+// the same way. The full ring of both partitioners is
 // (math.MinInt64, math.MaxInt64], which covers every token they return.
 //
 // A range is split into 2^depth leaves with exact integer arithmetic: leaf i
@@ -84,7 +86,8 @@ func bound(w uint64, i uint64, depth uint) uint64 {
 // Width < 2^depth.
 //
 // Leaf returns the zero Range, which is not Valid, if r is not Valid, depth
-// is outside [0, 63), or i is outside [0, 2^depth).
+// is outside [0, 63) ([0, 31) where int has 32 bits), or i is outside
+// [0, 2^depth).
 func (r Range) Leaf(i, depth int) Range {
 	if r.Lo >= r.Hi || depth < 0 || depth >= maxDepth || i < 0 || i >= 1<<uint(depth) {
 		return Range{}
@@ -101,7 +104,7 @@ func (r Range) Leaf(i, depth int) Range {
 // LeafOf returns the index of the leaf of r, split into 2^depth leaves, that
 // contains t: the i with Leaf(i, depth).Contains(t). It returns -1 if r does
 // not contain t (in particular if r is not Valid) or if depth is outside
-// [0, 63).
+// [0, 63) ([0, 31) where int has 32 bits).
 //
 // With o = t - Lo in [1, Width] the leaf is floor((o * 2^depth - 1) / Width),
 // computed exactly in 128 bits. LeafOf does not allocate.
