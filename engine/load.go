@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"runtime"
 	"sync"
@@ -79,20 +78,26 @@ func (t *Tree) Load(ctx context.Context, src RowSource, workers int) (int64, err
 	for w := range workers {
 		wg.Go(func() {
 			var (
-				h Hasher
+				a = t.newAdder()
 				r Row
 			)
 			for b := range full {
 				if ctx.Err() == nil {
-					n, err := t.addBatch(&h, b, &r)
-					counts[w] += n
-					if err != nil {
-						cancel(err)
+					for i := range b.rows {
+						b.row(i, &r)
+						if err := a.add(&r); err != nil {
+							cancel(err)
+							break
+						}
 					}
 				}
 				b.reset()
 				free <- b
 			}
+			if err := a.flush(); err != nil {
+				cancel(err)
+			}
+			counts[w] = a.added
 		})
 	}
 
@@ -141,25 +146,30 @@ func (t *Tree) Load(ctx context.Context, src RowSource, workers int) (int64, err
 	return total, readErr
 }
 
-// addBatch hashes a batch's rows and adds them under one read lock and one
-// update of the shared row counter.
-func (t *Tree) addBatch(h *Hasher, b *loadBatch, r *Row) (int64, error) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closed {
-		return 0, ErrClosed
-	}
-	var n int64
-	var err error
-	for i := range b.rows {
-		b.row(i, r)
-		d := h.Digest(r)
-		if err = t.addLocked(r.Key, &d, false); err != nil {
-			err = fmt.Errorf("engine: load: %w", err)
-			break
+// AddFrom adds every row of src on the calling goroutine and returns how
+// many it added. To load in parallel, call it from several goroutines, each
+// with its own source (for example one per SSTable, or per slice of a token
+// range); for one sequential source, Load fans the rows out instead. It
+// allocates nothing per row.
+func (t *Tree) AddFrom(ctx context.Context, src RowSource) (int64, error) {
+	a := t.newAdder()
+	var r Row
+	for n := 0; ; n++ {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				a.flush()
+				return a.added, err
+			}
 		}
-		n++
+		if err := src.NextRow(&r); err != nil {
+			ferr := a.flush()
+			if errors.Is(err, io.EOF) {
+				err = ferr
+			}
+			return a.added, err
+		}
+		if err := a.add(&r); err != nil {
+			return a.added, err
+		}
 	}
-	t.rows.Add(n)
-	return n, err
 }

@@ -1,0 +1,98 @@
+package arena
+
+import (
+	"fmt"
+	"math"
+	"os"
+)
+
+// The mapping primitives are variables only so that tests can observe
+// whether Map called them; nothing else assigns them.
+var (
+	mapMemory   = osMap
+	unmapMemory = osUnmap
+)
+
+// Region is zeroed memory outside the Go heap, charged to a Budget until
+// Close. It is not safe for concurrent use: the owner must make sure no
+// goroutine still uses Bytes when it calls Close, since the memory is gone
+// afterwards. Forgetting Close leaks both the memory and the reservation;
+// there is deliberately no finalizer, because a slice from Bytes can outlive
+// the Region and a finalizer would unmap memory still in use.
+type Region struct {
+	budget   *Budget
+	mem      []byte // the whole page-rounded mapping, as the OS returned it
+	size     int
+	reserved int64
+}
+
+// Map reserves size bytes, rounded up to the OS page size, against b and only
+// then maps that much zeroed memory, so a request that does not fit never
+// touches the OS. If mapping fails the reservation is released and the error
+// wraps ErrMap, names the size and wraps the OS error. A nil b wraps
+// ErrNilBudget; size <= 0, or too large to round up, wraps ErrInvalidSize.
+func Map(b *Budget, size int) (*Region, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: map %d B", ErrNilBudget, size)
+	}
+	page := os.Getpagesize()
+	if size <= 0 || size > math.MaxInt-(page-1) {
+		return nil, fmt.Errorf("%w: map %d B", ErrInvalidSize, size)
+	}
+	rounded := (size + page - 1) / page * page
+	if err := b.Reserve(int64(rounded)); err != nil {
+		return nil, err
+	}
+	mem, err := mapMemory(rounded)
+	if err != nil {
+		b.Release(int64(rounded))
+		return nil, fmt.Errorf("%w: %s (%d B): %w", ErrMap, FormatBytes(int64(rounded)), rounded, err)
+	}
+	return &Region{budget: b, mem: mem, size: size, reserved: int64(rounded)}, nil
+}
+
+// Bytes returns the region's memory: len and cap are the requested size, so
+// an append cannot spill into the page-rounding slack. It returns nil after
+// Close. The slice must not be used after Close; keep it no longer than the
+// call that needs it.
+func (r *Region) Bytes() []byte {
+	if r.mem == nil {
+		return nil
+	}
+	return r.mem[:r.size:r.size]
+}
+
+// Len reports the requested size, or 0 after Close so that it always equals
+// len(r.Bytes()).
+func (r *Region) Len() int {
+	if r.mem == nil {
+		return 0
+	}
+	return r.size
+}
+
+// Reserved reports the bytes charged to the budget, which is the requested
+// size rounded up to the page size, or 0 after Close.
+func (r *Region) Reserved() int64 {
+	if r.mem == nil {
+		return 0
+	}
+	return r.reserved
+}
+
+// Close unmaps the memory and returns its reservation to the budget. Calling
+// it again does nothing and returns nil, so owners can Close from both an
+// error path and a deferred cleanup. If the OS refuses to unmap, the error
+// wraps ErrMap and the region stays open (and charged), because the memory
+// is in fact still mapped.
+func (r *Region) Close() error {
+	if r.mem == nil {
+		return nil
+	}
+	if err := unmapMemory(r.mem); err != nil {
+		return fmt.Errorf("%w: unmap %s (%d B): %w", ErrMap, FormatBytes(r.reserved), r.reserved, err)
+	}
+	r.mem = nil
+	r.budget.Release(r.reserved)
+	return nil
+}
