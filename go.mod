@@ -3,9 +3,8 @@ module github.com/antientropy/grove
 go 1.26.0
 
 require (
-	github.com/klauspost/cpuid/v2 v2.4.2 // indirect
-	github.com/minio/sha256-simd v1.0.1 // indirect
-	github.com/prysmaticlabs/gohashtree v0.0.4-beta // indirect
-	github.com/transparency-dev/merkle v0.0.2 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/klauspost/cpuid/v2 v2.4.2
+	github.com/minio/sha256-simd v1.0.1
+	github.com/prysmaticlabs/gohashtree v0.0.4-beta
+	golang.org/x/sys v0.49.0
 )

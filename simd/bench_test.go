@@ -1,0 +1,69 @@
+package simd
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	minio "github.com/minio/sha256-simd"
+)
+
+// BenchmarkHashPairs times every kernel on one pair (the cost of a call) and
+// on 2^19 pairs (a whole level of a depth-20 tree: 32 MiB in, 16 MiB out).
+// Bytes are bytes hashed (64 per pair); ns/pair is the number to compare.
+func BenchmarkHashPairs(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, n := range []int{1, 1 << 19} {
+		src := randomBytes(r, 64*n)
+		dst := make([]byte, 32*n)
+		for _, k := range kernels() {
+			b.Run(fmt.Sprintf("%s/%dpairs", k.name, n), func(b *testing.B) {
+				b.SetBytes(int64(len(src)))
+				for b.Loop() {
+					k.fn(dst, src)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/pair")
+			})
+		}
+	}
+}
+
+var pairSink [32]byte
+
+// BenchmarkPair times every Pair implementation on one pair.
+func BenchmarkPair(b *testing.B) {
+	var l, r [32]byte
+	l[0], r[0] = 1, 2
+	for _, k := range pairKernels() {
+		b.Run(k.name, func(b *testing.B) {
+			b.SetBytes(64)
+			for b.Loop() {
+				pairSink = k.fn(&l, &r)
+			}
+		})
+	}
+}
+
+// The Sum256 benchmarks decide which implementation Sum256 uses; their
+// medians are recorded in its doc comment. Row encodings are typically
+// 100-130 bytes. impl=Sum256 is the exported function, a check that it runs
+// at the speed of the implementation it picked. Compare with
+//
+//	go test -run '^$' -bench Sum256 -count 20 ./simd/ > sum.txt
+//	benchstat -col /impl -filter '.name:Sum256' sum.txt
+func benchSum(b *testing.B, n int, sum func([]byte) [32]byte) {
+	data := randomBytes(rand.New(rand.NewPCG(2, uint64(n))), n)
+	b.SetBytes(int64(n))
+	for b.Loop() {
+		pairSink = sum(data)
+	}
+}
+
+func BenchmarkSum256(b *testing.B) {
+	for _, n := range []int{64, 96, 128, 256} {
+		b.Run(fmt.Sprintf("impl=crypto/size=%dB", n), func(b *testing.B) { benchSum(b, n, sha256.Sum256) })
+		b.Run(fmt.Sprintf("impl=minio/size=%dB", n), func(b *testing.B) { benchSum(b, n, minio.Sum256) })
+		b.Run(fmt.Sprintf("impl=Sum256/size=%dB", n), func(b *testing.B) { benchSum(b, n, Sum256) })
+	}
+}
