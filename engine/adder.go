@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -17,14 +17,17 @@ type pendingRow struct {
 }
 
 // adder turns rows into leaf updates on one goroutine. Hashing, which is
-// nearly all the work, happens outside the tree's lock; the leaf updates are
-// applied in batches under one read lock.
+// nearly all the work, happens outside any lock; the leaf updates are applied
+// in batches, grouped by band, under the tree's read lock and one band lock
+// per group.
 type adder struct {
 	t       *Tree
 	h       Hasher
 	n       int
 	pending [adderBatch]pendingRow
+	sorted  [adderBatch]pendingRow
 	added   int64
+	touched uint64 // keeps the touching loads in flush from being optimised away
 }
 
 func (t *Tree) newAdder() *adder { return &adder{t: t} }
@@ -34,7 +37,7 @@ func (a *adder) add(r *Row) error {
 	tok := a.t.part.Token(r.Key)
 	leaf := a.t.rng.LeafOf(tok, a.t.depth)
 	if leaf < 0 {
-		return fmt.Errorf("%w: key %q has token %d, tree covers %s", ErrOutOfRange, truncKey(r.Key), tok, a.t.rng)
+		return outOfRange(r.Key, tok, a.t.rng)
 	}
 	p := &a.pending[a.n]
 	p.leaf = leaf
@@ -52,30 +55,58 @@ func (a *adder) flush() error {
 		return nil
 	}
 	t := a.t
+	pending := a.pending[:a.n]
+	a.n = 0
+	// Group by band with a counting sort, keeping each band's rows in order.
+	var start [leafBands + 1]int
+	for i := range pending {
+		start[pending[i].leaf>>t.bandShift+1]++
+	}
+	for b := 1; b <= leafBands; b++ {
+		start[b] += start[b-1]
+	}
+	next := start
+	for i := range pending {
+		b := pending[i].leaf >> t.bandShift
+		a.sorted[next[b]] = pending[i]
+		next[b]++
+	}
+
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.closed {
-		a.n = 0
 		return ErrClosed
 	}
-	leaf0 := t.layout.Slot(t.depth, t.depth, 0)
+	// Touch every leaf first: these loads are independent, so their cache
+	// misses overlap instead of each stalling an update in turn, and the
+	// batch's leaves (256 × 64 B) are then in L1. Atomic loads, because other
+	// bands' writers may be storing nearby; their values are not used.
 	base := unsafe.Pointer(unsafe.SliceData(t.nodes))
 	contiguous := t.layout.LevelContiguous()
-	for i := range a.pending[:a.n] {
-		p := &a.pending[i]
-		var slot int
+	leaf0 := t.layout.Slot(t.depth, t.depth, 0)
+	sorted := a.sorted[:len(pending)]
+	for i := range sorted {
 		if contiguous {
-			slot = leaf0 + p.leaf
+			sorted[i].leaf += leaf0
 		} else {
-			slot = t.layout.Slot(t.depth, t.depth, p.leaf)
+			sorted[i].leaf = t.layout.Slot(t.depth, t.depth, sorted[i].leaf)
 		}
-		addLanes(unsafe.Add(base, slot*NodeSize), &p.d, false)
+		a.touched += atomic.LoadUint64((*uint64)(unsafe.Add(base, sorted[i].leaf*NodeSize)))
 	}
-	t.rows.Add(int64(a.n))
-	a.added += int64(a.n)
-	a.n = 0
-	if !t.dirty.Load() {
-		t.dirty.Store(true)
+	for b := range leafBands {
+		group := sorted[start[b]:start[b+1]]
+		if len(group) == 0 {
+			continue
+		}
+		t.bands[b].Lock()
+		for i := range group {
+			s := group[i].leaf * NodeSize
+			addLeaf(t.nodes[s:s+NodeSize], &group[i].d, false)
+		}
+		t.bands[b].Unlock()
 	}
+	t.rows.Add(int64(len(pending)))
+	a.added += int64(len(pending))
+	t.markDirty()
 	return nil
 }

@@ -1,10 +1,5 @@
 package engine
 
-import (
-	"io"
-	"unsafe"
-)
+import "io"
 
 var eof = io.EOF
-
-func unsafePointer(p *[32]byte) unsafe.Pointer { return unsafe.Pointer(p) }

@@ -1,57 +1,33 @@
 package engine
 
-import (
-	"encoding/binary"
-	"math/bits"
-	"sync/atomic"
-	"unsafe"
-)
+import "encoding/binary"
 
 // A leaf is the multiset sum of its rows' digests: four little-endian uint64
 // lanes added lane-wise mod 2^64 (DESIGN.md). Addition commutes, so rows can
-// be added from any number of goroutines in any order; each lane is updated
-// with an atomic add, so two goroutines adding to the same leaf never lose
-// one another's row.
+// be added from any number of goroutines in any order. Writers serialise per
+// band of leaves (Tree.bands), so a leaf is updated with plain loads and
+// stores: the locked adds of an atomic scheme cost more than the hashing
+// saved by sorted input, and each would wait out its own cache miss.
 
-// lanes reads a digest as its four lanes.
-func lanes(d *Digest) [4]uint64 {
-	return [4]uint64{
-		binary.LittleEndian.Uint64(d[0:]),
-		binary.LittleEndian.Uint64(d[8:]),
-		binary.LittleEndian.Uint64(d[16:]),
-		binary.LittleEndian.Uint64(d[24:]),
-	}
-}
+// leafBands is how many locks guard the leaves: enough that two workers
+// rarely want the same one, few enough that a batch of random rows takes
+// each lock about once.
+const leafBands = 64
 
-// addLanes adds d (or subtracts it, when neg) to the 32-byte leaf at p,
-// atomically per lane. p must be 8-byte aligned: leaves sit at multiples of
-// 32 bytes from the start of a page-aligned mapping.
-func addLanes(p unsafe.Pointer, d *Digest, neg bool) {
-	l := lanes(d)
-	for i := range l {
-		v := l[i]
+// addLeaf adds d to (or, when neg, subtracts it from) the 32-byte leaf.
+// The caller holds the leaf's band lock.
+func addLeaf(leaf []byte, d *Digest, neg bool) {
+	_ = leaf[31]
+	for i := 0; i < 32; i += 8 {
+		v := binary.LittleEndian.Uint64(d[i:])
 		if neg {
 			v = -v
 		}
-		w := (*uint64)(unsafe.Add(p, 8*i))
-		if littleEndian {
-			atomic.AddUint64(w, v)
-			continue
-		}
-		// On a big-endian machine the stored bytes must still be the
-		// little-endian lanes of the file format, so add through a CAS.
-		for {
-			old := atomic.LoadUint64(w)
-			sum := bits.ReverseBytes64(bits.ReverseBytes64(old) + v)
-			if atomic.CompareAndSwapUint64(w, old, sum) {
-				break
-			}
-		}
+		binary.LittleEndian.PutUint64(leaf[i:], binary.LittleEndian.Uint64(leaf[i:])+v)
 	}
 }
 
-// sumLanes adds the 32-byte leaf src into acc lane-wise (no atomics: used on
-// memory only one goroutine touches, as in folding).
+// sumLanes adds the 32-byte leaf src into acc lane-wise.
 func sumLanes(acc *[4]uint64, src []byte) {
 	acc[0] += binary.LittleEndian.Uint64(src[0:])
 	acc[1] += binary.LittleEndian.Uint64(src[8:])

@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
@@ -82,6 +81,11 @@ type Tree struct {
 	// version is the FormatVersion the digests follow: FormatVersion for a
 	// tree built here, the file's for one loaded from disk.
 	version uint16
+
+	// bands serialise writers per 1/leafBands of the leaves, which are then
+	// updated with plain loads and stores; leaf i is in band i>>bandShift.
+	bands     [leafBands]sync.Mutex
+	bandShift int
 
 	rows  atomic.Int64
 	dirty atomic.Bool // leaves changed since the last Hash
@@ -164,6 +168,7 @@ func New(opts Options) (*Tree, error) {
 		depth:   depth,
 		layout:  opts.Layout,
 		version: FormatVersion,
+		bandShift: max(0, depth-6), // 2^6 = leafBands
 	}
 	// A fresh mapping is all zeros: every leaf is the empty sum and, until
 	// Hash runs, the inner nodes are not yet right.
@@ -209,33 +214,35 @@ func (t *Tree) Add(r *Row) error {
 // AddDigest adds a row whose digest the caller has already computed (with a
 // Hasher, on its own goroutine).
 func (t *Tree) AddDigest(key []byte, d *Digest) error {
+	tok := t.part.Token(key)
+	leaf := t.rng.LeafOf(tok, t.depth)
+	if leaf < 0 {
+		return outOfRange(key, tok, t.rng)
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.closed {
 		return ErrClosed
 	}
-	if err := t.addLocked(key, d, false); err != nil {
-		return err
-	}
+	band := &t.bands[leaf>>t.bandShift]
+	band.Lock()
+	addLeaf(t.node(t.depth, leaf), d, false)
+	band.Unlock()
 	t.rows.Add(1)
+	t.markDirty()
 	return nil
 }
 
-// addLocked adds (or subtracts) d in the leaf of key's token. Callers hold
-// t.mu for reading and account for the row count themselves, so a batch can
-// update the shared counter once.
-func (t *Tree) addLocked(key []byte, d *Digest, neg bool) error {
-	tok := t.part.Token(key)
-	leaf := t.rng.LeafOf(tok, t.depth)
-	if leaf < 0 {
-		return fmt.Errorf("%w: key %q has token %d, tree covers %s", ErrOutOfRange, truncKey(key), tok, t.rng)
-	}
-	p := unsafe.Pointer(unsafe.SliceData(t.node(t.depth, leaf)))
-	addLanes(p, d, neg)
+// markDirty records that leaves changed, without writing the shared flag
+// (and bouncing its cache line between cores) when it is already set.
+func (t *Tree) markDirty() {
 	if !t.dirty.Load() {
 		t.dirty.Store(true)
 	}
-	return nil
+}
+
+func outOfRange(key []byte, tok token.Token, rng token.Range) error {
+	return fmt.Errorf("%w: key %q has token %d, tree covers %s", ErrOutOfRange, truncKey(key), tok, rng)
 }
 
 // truncKey keeps error messages short when a key is huge.

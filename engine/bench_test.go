@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine/token"
+)
+
+// flatRows holds a corpus in one buffer so that millions of rows put no
+// objects on the heap.
+type flatRows struct {
+	buf  []byte
+	offs []int32 // row i: key at offs[2i]..offs[2i+1], value from offs[2i+1] to offs[2i+2]
+}
+
+func makeFlatRows(n int, sorted bool) *flatRows {
+	rnd := rand.New(rand.NewPCG(42, 43))
+	f := &flatRows{buf: make([]byte, 0, n*112), offs: make([]int32, 0, 2*n+1)}
+	type kt struct {
+		off int32
+		tok int64
+	}
+	for range n {
+		f.offs = append(f.offs, int32(len(f.buf)))
+		kl := 16 + rnd.IntN(17)
+		for range kl {
+			f.buf = append(f.buf, byte('a'+rnd.IntN(26)))
+		}
+		f.offs = append(f.offs, int32(len(f.buf)))
+		for range 64 {
+			f.buf = append(f.buf, byte(rnd.Uint32()))
+		}
+	}
+	f.offs = append(f.offs, int32(len(f.buf)))
+	if sorted {
+		idx := make([]int, n)
+		toks := make([]int64, n)
+		for i := range n {
+			idx[i] = i
+			toks[i] = token.Murmur3{}.Token(f.buf[f.offs[2*i]:f.offs[2*i+1]])
+		}
+		slices.SortFunc(idx, func(a, b int) int { return int(toks[a]>>1 - toks[b]>>1) })
+		g := &flatRows{buf: make([]byte, 0, len(f.buf)), offs: make([]int32, 0, len(f.offs))}
+		for _, i := range idx {
+			g.offs = append(g.offs, int32(len(g.buf)))
+			g.buf = append(g.buf, f.buf[f.offs[2*i]:f.offs[2*i+1]]...)
+			g.offs = append(g.offs, int32(len(g.buf)))
+			g.buf = append(g.buf, f.buf[f.offs[2*i+1]:f.offs[2*i+2]]...)
+		}
+		g.offs = append(g.offs, int32(len(g.buf)))
+		f = g
+	}
+	return f
+}
+
+func (f *flatRows) n() int { return (len(f.offs) - 1) / 2 }
+
+type flatSource struct {
+	f      *flatRows
+	i, end int
+}
+
+func (s *flatSource) NextRow(r *Row) error {
+	if s.i == s.end {
+		return io.EOF
+	}
+	o := s.f.offs[2*s.i:]
+	r.Key = s.f.buf[o[0]:o[1]]
+	r.Value = s.f.buf[o[1]:o[2]]
+	r.TS = int64(s.i)
+	r.Deleted = false
+	s.i++
+	return nil
+}
+
+func benchAddFrom(b *testing.B, sorted bool, workers int) {
+	const n = 1 << 20
+	f := makeFlatRows(n, sorted)
+	budget := arena.NewBudget(1 << 30)
+	tr, err := New(Options{Depth: 20, Budget: budget})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	b.SetBytes(0)
+	b.ResetTimer()
+	for range b.N {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				src := &flatSource{f: f, i: w * n / workers, end: (w + 1) * n / workers}
+				tr.AddFrom(context.Background(), src)
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+}
+
+func BenchmarkAddFrom(b *testing.B) {
+	for _, sorted := range []bool{false, true} {
+		name := "random"
+		if sorted {
+			name = "sorted"
+		}
+		b.Run(name+"/1", func(b *testing.B) { benchAddFrom(b, sorted, 1) })
+		b.Run(name+"/procs", func(b *testing.B) { benchAddFrom(b, sorted, runtime.GOMAXPROCS(0)) })
+	}
+	b.Run("sha256-one-core", func(b *testing.B) {
+		const n = 1 << 20
+		f := makeFlatRows(n, false)
+		var buf []byte
+		var sink byte
+		b.ResetTimer()
+		for range b.N {
+			src := &flatSource{f: f, end: n}
+			var r Row
+			for src.NextRow(&r) == nil {
+				buf = AppendEncoding(buf[:0], &r)
+				d := sha256.Sum256(buf)
+				sink ^= d[0]
+			}
+		}
+		_ = sink
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+	})
+}
+
+func BenchmarkHash20(b *testing.B) {
+	tr, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	b.ResetTimer()
+	for range b.N {
+		tr.dirty.Store(true)
+		if err := tr.Hash(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSHA256Scaling hashes the same encodings on GOMAXPROCS goroutines:
+// the ceiling any parallel row path can reach on this machine.
+func BenchmarkSHA256Scaling(b *testing.B) {
+	const n = 1 << 20
+	f := makeFlatRows(n, false)
+	workers := runtime.GOMAXPROCS(0)
+	b.ResetTimer()
+	for range b.N {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				var buf []byte
+				var sink byte
+				src := &flatSource{f: f, i: w * n / workers, end: (w + 1) * n / workers}
+				var r Row
+				for src.NextRow(&r) == nil {
+					buf = AppendEncoding(buf[:0], &r)
+					d := sha256.Sum256(buf)
+					sink ^= d[0]
+				}
+				_ = sink
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+}
+
+func BenchmarkHasherScaling(b *testing.B) {
+	const n = 1 << 20
+	f := makeFlatRows(n, false)
+	for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprint(workers), func(b *testing.B) {
+			for range b.N {
+				var wg sync.WaitGroup
+				for w := range workers {
+					wg.Go(func() {
+						var h Hasher
+						var sink byte
+						src := &flatSource{f: f, i: w * n / workers, end: (w + 1) * n / workers}
+						var r Row
+						for src.NextRow(&r) == nil {
+							tok := token.Murmur3{}.Token(r.Key)
+							d := h.Digest(&r)
+							sink ^= d[0] ^ byte(tok)
+						}
+						_ = sink
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+		})
+	}
+}
