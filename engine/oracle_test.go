@@ -3,9 +3,10 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math/big"
 	"math/rand/v2"
-	"slices"
+	"sort"
 
 	"github.com/antientropy/grove/engine/token"
 )
@@ -33,11 +34,15 @@ func oracleEncode(r Row) []byte {
 func oracleLevels(rows []Row, rng token.Range, depth int) [][][32]byte {
 	leaves := make([][32]byte, 1<<depth)
 	var p token.Murmur3
+	bounds := leafBounds(rng, depth)
 	for _, r := range rows {
 		d := sha256.Sum256(oracleEncode(r))
 		tok := p.Token(r.Key)
-		// Find the leaf by walking the boundaries, not by LeafOf.
-		i := slices.IndexFunc(leafBounds(rng, depth), func(b token.Range) bool { return b.Contains(tok) })
+		// Find the leaf by searching the math/big boundaries, not by LeafOf.
+		i := sort.Search(len(bounds), func(i int) bool { return bounds[i].Hi >= tok })
+		if i == len(bounds) || !bounds[i].Contains(tok) {
+			panic(fmt.Sprintf("oracle: token %d outside %s", tok, rng))
+		}
 		for lane := range 4 {
 			v := binary.LittleEndian.Uint64(leaves[i][8*lane:]) + binary.LittleEndian.Uint64(d[8*lane:])
 			binary.LittleEndian.PutUint64(leaves[i][8*lane:], v)
