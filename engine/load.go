@@ -70,7 +70,10 @@ func (t *Tree) Load(ctx context.Context, src RowSource, workers int) (int64, err
 
 	free := make(chan *loadBatch, 2*workers+2)
 	for range cap(free) {
-		free <- &loadBatch{rows: make([]batchRow, 0, loadBatchRows)}
+		// Sized for typical rows up front, so a load does not grow its
+		// batches row by row; a batch of larger rows grows once and keeps
+		// its size.
+		free <- &loadBatch{rows: make([]batchRow, 0, loadBatchRows), buf: make([]byte, 0, loadBatchRows*128)}
 	}
 	full := make(chan *loadBatch, cap(free))
 	counts := make([]int64, workers)

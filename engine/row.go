@@ -52,32 +52,31 @@ func AppendEncoding(dst []byte, r *Row) []byte {
 	return append(dst, flags)
 }
 
-// RowDigest returns SHA-256 of r's encoding. It allocates only when the
-// encoding does not fit a stack buffer; the build path uses a Hasher instead,
-// which reuses its buffer.
+// RowDigest returns SHA-256 of r's encoding. It encodes into a stack buffer,
+// so it allocates nothing unless the row's encoding exceeds 256 bytes.
 func RowDigest(r *Row) Digest {
-	var h Hasher
-	return h.Digest(r)
+	var stack [256]byte
+	return simd.Sum256(AppendEncoding(stack[:0], r))
 }
 
 // Hasher computes row digests reusing one encoding buffer, so that a worker
-// hashing millions of rows allocates nothing per row. A Hasher is not safe
-// for concurrent use: give each goroutine its own. The zero value is ready.
+// hashing millions of rows allocates nothing per row, whatever their size. A
+// Hasher is not safe for concurrent use: give each goroutine its own. The
+// zero value is ready.
 type Hasher struct {
-	buf   []byte
-	stack [256]byte
+	buf []byte
 }
 
 // Digest returns SHA-256 of r's encoding.
 func (h *Hasher) Digest(r *Row) Digest {
 	if h.buf == nil {
-		h.buf = h.stack[:0]
+		h.buf = make([]byte, 0, 256)
 	}
 	h.buf = AppendEncoding(h.buf[:0], r)
 	d := simd.Sum256(h.buf)
 	if cap(h.buf) > 1<<20 {
 		// One huge row must not pin a huge buffer for the rest of a build.
-		h.buf = h.stack[:0]
+		h.buf = nil
 	}
 	return d
 }

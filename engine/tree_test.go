@@ -407,3 +407,34 @@ func TestConcurrentWriters(t *testing.T) {
 		tr.Close()
 	}
 }
+
+// TestNoAllocPerRow: the write paths allocate nothing per row.
+func TestNoAllocPerRow(t *testing.T) {
+	tr, err := New(Options{Depth: 12, Budget: newBudget()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	row := Row{Key: []byte("user:12345678"), Value: make([]byte, 64), TS: 1}
+	if a := testing.AllocsPerRun(1000, func() { tr.Add(&row) }); a != 0 {
+		t.Errorf("Add: %v allocations per row", a)
+	}
+	var h Hasher
+	if a := testing.AllocsPerRun(1000, func() { d := h.Digest(&row); tr.AddDigest(row.Key, &d) }); a != 0 {
+		t.Errorf("Hasher.Digest + AddDigest: %v allocations per row", a)
+	}
+	rows := randomRows(rand.New(rand.NewPCG(1, 1)), 50_000)
+	ctx := context.Background()
+	for name, load := range map[string]func(RowSource){
+		"AddFrom": func(s RowSource) { tr.AddFrom(ctx, s) },
+		"Load":    func(s RowSource) { tr.Load(ctx, s, 2) },
+	} {
+		// Allocations per call must not grow with the rows: compare 500
+		// rows with 50 000.
+		small := testing.AllocsPerRun(5, func() { load(&sliceSource{rows: rows[:500]}) })
+		big := testing.AllocsPerRun(5, func() { load(&sliceSource{rows: rows}) })
+		if big > small+2 {
+			t.Errorf("%s: %v allocations for 500 rows, %v for 50 000", name, small, big)
+		}
+	}
+}
