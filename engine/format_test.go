@@ -31,7 +31,7 @@ func TestFormatDocVectors(t *testing.T) {
 			if strings.HasPrefix(c, "(empty)") {
 				return []byte{}
 			}
-			c = c[1:strings.Index(c[1:], "`")+1]
+			c = c[1 : strings.Index(c[1:], "`")+1]
 			b, err := hex.DecodeString(c)
 			if err != nil {
 				t.Fatalf("cell %q: %v", cells[i], err)

@@ -160,14 +160,14 @@ func New(opts Options) (*Tree, error) {
 		return nil, fmt.Errorf("engine: tree of depth %d: %w", depth, err)
 	}
 	t := &Tree{
-		budget:  opts.Budget,
-		region:  region,
-		nodes:   region.Bytes(),
-		part:    opts.Partitioner,
-		rng:     opts.Range,
-		depth:   depth,
-		layout:  opts.Layout,
-		version: FormatVersion,
+		budget:    opts.Budget,
+		region:    region,
+		nodes:     region.Bytes(),
+		part:      opts.Partitioner,
+		rng:       opts.Range,
+		depth:     depth,
+		layout:    opts.Layout,
+		version:   FormatVersion,
 		bandShift: max(0, depth-6), // 2^6 = leafBands
 	}
 	// A fresh mapping is all zeros: every leaf is the empty sum and, until
