@@ -112,7 +112,7 @@ func runDemo(args []string, stdout io.Writer) (int, error) {
 	step := func(name string, d time.Duration) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		fmt.Fprintf(stdout, "%-36s %10s %16s %14s\n", name, d.Round(10*time.Microsecond), arena.FormatBytes(b.Used()), arena.FormatBytes(int64(ms.HeapAlloc)))
+		fmt.Fprintf(stdout, "%-36s %10s %16s %14s\n", name, roundDuration(d), arena.FormatBytes(b.Used()), arena.FormatBytes(int64(ms.HeapAlloc)))
 	}
 
 	trees := make([]*engine.Tree, len(names))
@@ -203,6 +203,18 @@ func runDemo(args []string, stdout io.Writer) (int, error) {
 	}
 	fmt.Fprintln(stdout, "\nrepair needs exactly these 3 rows, not the leaf ranges around them.")
 	return exitOK, nil
+}
+
+// roundDuration keeps three significant digits or so: a diff takes
+// microseconds, a build hundreds of milliseconds.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(100 * time.Nanosecond)
+	case d < time.Second:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 func keyStrings(keys []engine.Key) []string {
