@@ -12,3 +12,6 @@ func osMap(n int) ([]byte, error) { return make([]byte, n), nil }
 
 // osUnmap has nothing to do: the slice becomes garbage once Region drops it.
 func osUnmap([]byte) error { return nil }
+
+// osAdviseHuge does nothing here: transparent huge pages are a Linux notion.
+func osAdviseHuge([]byte) error { return nil }

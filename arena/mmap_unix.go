@@ -12,3 +12,6 @@ func osMap(n int) ([]byte, error) {
 }
 
 func osUnmap(b []byte) error { return unix.Munmap(b) }
+
+// osAdviseHuge does nothing here: transparent huge pages are a Linux notion.
+func osAdviseHuge([]byte) error { return nil }

@@ -51,6 +51,29 @@ func Map(b *Budget, size int) (*Region, error) {
 	return &Region{budget: b, mem: mem, size: size, reserved: int64(rounded)}, nil
 }
 
+// HugePageSize is the size of the huge pages AdviseHugePages asks for on
+// x86-64 and most arm64 kernels; regions smaller than it are not advised.
+const HugePageSize = 2 << 20
+
+// AdviseHugePages asks the OS to back the region with transparent huge pages
+// (Linux madvise MADV_HUGEPAGE; elsewhere it does nothing). A tree walked at
+// random — leaves updated by random rows, paths read by a diff — touches a
+// new 4 KiB page at nearly every step and misses the TLB; on 2 MiB pages a
+// depth-20 tree is 32 TLB entries. The cost: with the kernel's THP defrag
+// set to "madvise", the first touch of an advised page may wait for memory
+// compaction, so a latency-critical caller may prefer not to advise.
+// Regions under HugePageSize are left alone. It is advice: the kernel may
+// ignore it, and a failure changes nothing but speed.
+func (r *Region) AdviseHugePages() error {
+	if r.mem == nil || len(r.mem) < HugePageSize {
+		return nil
+	}
+	if err := osAdviseHuge(r.mem); err != nil {
+		return fmt.Errorf("%w: madvise huge pages on %s: %w", ErrMap, FormatBytes(int64(len(r.mem))), err)
+	}
+	return nil
+}
+
 // Bytes returns the region's memory: len and cap are the requested size, so
 // an append cannot spill into the page-rounding slack. It returns nil after
 // Close. The slice must not be used after Close; keep it no longer than the

@@ -185,3 +185,25 @@ func TestCloseUnmapFailureKeepsRegion(t *testing.T) {
 		t.Fatalf("retried Close = %v, Used %d", err, b.Used())
 	}
 }
+
+func TestAdviseHugePages(t *testing.T) {
+	b := NewBudget(64 << 20)
+	for _, size := range []int{4096, HugePageSize, 8 << 20} {
+		r, err := Map(b, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.AdviseHugePages(); err != nil {
+			t.Fatalf("%d B: %v", size, err)
+		}
+		mem := r.Bytes()
+		mem[0], mem[len(mem)-1] = 1, 2 // still ordinary, writable memory
+		if mem[0] != 1 || mem[len(mem)-1] != 2 {
+			t.Fatal("advised region lost a write")
+		}
+		r.Close()
+		if err := r.AdviseHugePages(); err != nil {
+			t.Fatalf("after Close: %v", err)
+		}
+	}
+}

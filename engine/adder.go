@@ -85,14 +85,16 @@ func (a *adder) flush() error {
 	contiguous := t.layout.LevelContiguous()
 	leaf0 := t.layout.Slot(t.depth, t.depth, 0)
 	sorted := a.sorted[:len(pending)]
+	var touch uint64 // a register, so the loads do not chain through memory
 	for i := range sorted {
 		if contiguous {
 			sorted[i].leaf += leaf0
 		} else {
 			sorted[i].leaf = t.layout.Slot(t.depth, t.depth, sorted[i].leaf)
 		}
-		a.touched += atomic.LoadUint64((*uint64)(unsafe.Add(base, sorted[i].leaf*NodeSize)))
+		touch += atomic.LoadUint64((*uint64)(unsafe.Add(base, sorted[i].leaf*NodeSize)))
 	}
+	a.touched += touch
 	for b := range leafBands {
 		group := sorted[start[b]:start[b+1]]
 		if len(group) == 0 {

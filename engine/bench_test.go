@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -67,6 +69,7 @@ func (f *flatRows) n() int { return (len(f.offs) - 1) / 2 }
 type flatSource struct {
 	f      *flatRows
 	i, end int
+	_      [104]byte // each worker's source on its own cache lines: no false sharing of i
 }
 
 func (s *flatSource) NextRow(r *Row) error {
@@ -82,11 +85,19 @@ func (s *flatSource) NextRow(r *Row) error {
 	return nil
 }
 
+var benchDepth = func() int {
+	if os.Getenv("D") != "" {
+		d, _ := strconv.Atoi(os.Getenv("D"))
+		return d
+	}
+	return 20
+}()
+
 func benchAddFrom(b *testing.B, sorted bool, workers int) {
 	const n = 1 << 20
 	f := makeFlatRows(n, sorted)
 	budget := arena.NewBudget(1 << 30)
-	tr, err := New(Options{Depth: 20, Budget: budget})
+	tr, err := New(Options{Depth: benchDepth, Budget: budget, NoHugePages: os.Getenv("NOHUGE") != ""})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +147,7 @@ func BenchmarkAddFrom(b *testing.B) {
 }
 
 func BenchmarkHash20(b *testing.B) {
-	tr, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
+	tr, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30), NoHugePages: os.Getenv("NOHUGE") != ""})
 	if err != nil {
 		b.Fatal(err)
 	}
