@@ -216,3 +216,35 @@ func BenchmarkHasherScaling(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkDiff20(b *testing.B) {
+	ctx := context.Background()
+	budget := arena.NewBudget(1 << 30)
+	f := makeFlatRows(1<<18, false)
+	mk := func() *Tree {
+		tr, err := New(Options{Depth: 20, Budget: budget})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tr.AddFrom(ctx, &flatSource{f: f, end: f.n()})
+		return tr
+	}
+	a := mk()
+	defer a.Close()
+	a.Hash(ctx)
+	for _, k := range []int{1, 10, 1000} {
+		t2 := mk()
+		for i := range k {
+			t2.Add(&Row{Key: fmt.Appendf(nil, "extra-%d", i)})
+		}
+		t2.Hash(ctx)
+		b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) {
+			for range b.N {
+				if _, err := Diff(ctx, a, t2); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		t2.Close()
+	}
+}

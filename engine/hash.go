@@ -28,7 +28,7 @@ func hashLevels(ctx context.Context, t *Tree, workers int) error {
 	}
 	if workers <= 1 || t.depth-split < 4 {
 		// Too small to be worth a goroutine: the tree fits in cache.
-		return hashSubtree(ctx, t, 0, 0, t.depth-1)
+		return hashSubtree(ctx, t, 0, 0, t.depth-1, newGather(t))
 	}
 	var (
 		wg   sync.WaitGroup
@@ -41,8 +41,9 @@ func hashLevels(ctx context.Context, t *Tree, workers int) error {
 	close(next)
 	for w := range workers {
 		wg.Go(func() {
+			g := newGather(t)
 			for root := range next {
-				if err := hashSubtree(ctx, t, split, root, t.depth-1); err != nil {
+				if err := hashSubtree(ctx, t, split, root, t.depth-1, g); err != nil {
 					errs[w] = err
 					return
 				}
@@ -55,12 +56,12 @@ func hashLevels(ctx context.Context, t *Tree, workers int) error {
 			return err
 		}
 	}
-	return hashSubtree(ctx, t, 0, 0, split-1)
+	return hashSubtree(ctx, t, 0, 0, split-1, newGather(t))
 }
 
 // hashSubtree computes the inner nodes of the subtree rooted at (level,
 // index) on levels deepest up to level, bottom-up.
-func hashSubtree(ctx context.Context, t *Tree, level, index, deepest int) error {
+func hashSubtree(ctx context.Context, t *Tree, level, index, deepest int, g *gather) error {
 	for l := deepest; l >= level; l-- {
 		width := 1 << (l - level)
 		first := index * width
@@ -69,7 +70,7 @@ func hashSubtree(ctx context.Context, t *Tree, level, index, deepest int) error 
 				return err
 			}
 			to := min(from+hashChunk, first+width)
-			if err := hashRange(t, l, from, to); err != nil {
+			if err := hashRange(t, l, from, to, g); err != nil {
 				return err
 			}
 		}
@@ -77,9 +78,30 @@ func hashSubtree(ctx context.Context, t *Tree, level, index, deepest int) error 
 	return nil
 }
 
-// hashRange sets the nodes [from, to) of level l from their children.
-func hashRange(t *Tree, l, from, to int) error {
+// gather is a worker's scratch space for layouts whose levels are not
+// contiguous: children are copied in, hashed in one batched call, and the
+// parents copied out. The copies cost a few ns per node against ~43 ns to
+// hash it, and keep the batched kernel usable for every layout.
+type gather struct {
+	src, dst []byte
+}
+
+// newGather returns scratch space for t's layout, or nil when the layout
+// needs none.
+func newGather(t *Tree) *gather {
 	if t.layout.LevelContiguous() {
+		return nil
+	}
+	return &gather{src: make([]byte, 2*gatherChunk*NodeSize), dst: make([]byte, gatherChunk*NodeSize)}
+}
+
+// gatherChunk is how many parents one gathered batch holds: 24 KiB of
+// scratch, which stays in L1 beside the nodes being read.
+const gatherChunk = 256
+
+// hashRange sets the nodes [from, to) of level l from their children.
+func hashRange(t *Tree, l, from, to int, g *gather) error {
+	if g == nil {
 		ps := t.layout.Slot(t.depth, l, from) * NodeSize
 		cs := t.layout.Slot(t.depth, l+1, 2*from) * NodeSize
 		n := to - from
@@ -88,11 +110,17 @@ func hashRange(t *Tree, l, from, to int) error {
 		}
 		return nil
 	}
-	for i := from; i < to; i++ {
-		left := (*[32]byte)(t.node(l+1, 2*i))
-		right := (*[32]byte)(t.node(l+1, 2*i+1))
-		d := simd.Pair(left, right)
-		copy(t.node(l, i), d[:])
+	for start := from; start < to; start += gatherChunk {
+		n := min(gatherChunk, to-start)
+		for i := range 2 * n {
+			copy(g.src[i*NodeSize:], t.node(l+1, 2*start+i))
+		}
+		if err := simd.HashPairs(g.dst[:n*NodeSize], g.src[:2*n*NodeSize]); err != nil {
+			return fmt.Errorf("engine: hashing level %d: %w", l, err)
+		}
+		for i := range n {
+			copy(t.node(l, start+i), g.dst[i*NodeSize:(i+1)*NodeSize])
+		}
 	}
 	return nil
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/layout"
 )
 
 func newBudget() *arena.Budget { return arena.NewBudget(1 << 30) }
@@ -435,6 +437,54 @@ func TestNoAllocPerRow(t *testing.T) {
 		big := testing.AllocsPerRun(5, func() { load(&sliceSource{rows: rows}) })
 		if big > small+2 {
 			t.Errorf("%s: %v allocations for 500 rows, %v for 50 000", name, small, big)
+		}
+	}
+}
+
+// TestLayoutsAgree: every layout gives the same nodes, roots and diffs.
+func TestLayoutsAgree(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(41, 42))
+	rows := randomRows(rnd, 6000)
+	full := token.Murmur3{}.Range()
+	ctx := context.Background()
+	layouts := []layout.Layout{layout.BFS{}, mirrorLayout{}}
+	for _, depth := range []int{0, 1, 7, 13} {
+		want := oracleLevels(rows, full, depth)
+		var trees []*Tree
+		for _, l := range layouts {
+			tr, err := New(Options{Depth: depth, Layout: l, Budget: newBudget()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			if _, err := tr.Load(ctx, &sliceSource{rows: rows}, 3); err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.Hash(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for lv := 0; lv <= depth; lv++ {
+				for i := range 1 << lv {
+					if got, _ := tr.Node(lv, i); got != want[lv][i] {
+						t.Fatalf("%s depth %d: node (%d,%d) differs from the oracle", l.Name(), depth, lv, i)
+					}
+				}
+			}
+			trees = append(trees, tr)
+		}
+		other := build(t, newBudget(), rows[:5990], full, depth, 2)
+		ref, err := Diff(ctx, trees[0], other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tr := range trees[1:] {
+			res, err := Diff(ctx, tr, other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.DifferingLeaves != ref.DifferingLeaves || !slices.Equal(res.Ranges, ref.Ranges) {
+				t.Fatalf("%s depth %d: diff %v, bfs %v", layouts[i+1].Name(), depth, res.Ranges, ref.Ranges)
+			}
 		}
 	}
 }
