@@ -8,3 +8,5 @@ require (
 	github.com/prysmaticlabs/gohashtree v0.0.4-beta
 	golang.org/x/sys v0.49.0
 )
+
+require github.com/transparency-dev/merkle v0.0.2

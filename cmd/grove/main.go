@@ -39,6 +39,7 @@ func commands() []command {
 		{"token", "token [--hex] KEY", "print a key's Murmur3 token (Cassandra's)", runToken},
 		{"inspect", "inspect TREE [--json]", "describe a tree file", runInspect},
 		{"demo", "demo [--rows N]", "find silent divergence among replicas, end to end", runDemo},
+		{"bench", "bench [--json] [--quick]", "time grove against its baselines (pointer tree, gohashtree, compact range, crypto/sha256)", runBench},
 	}
 }
 
