@@ -124,7 +124,7 @@ func Open(path string, budget *arena.Budget) (*Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	want := int64(headerSize) + TreeBytes(opts.Depth)
+	want := int64(headerSize) + LayoutBytes(opts.Layout, opts.Depth)
 	if st.Size() != want {
 		return nil, corrupt(path, "file is %d bytes, a depth-%d tree file is %d", st.Size(), opts.Depth, want)
 	}

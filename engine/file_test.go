@@ -11,6 +11,7 @@ import (
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/layout"
 )
 
 func TestSaveOpen(t *testing.T) {
@@ -24,6 +25,29 @@ func TestSaveOpen(t *testing.T) {
 	}
 	budget := newBudget()
 	tr := build(t, budget, rows, rng, 9, 2)
+	for _, l := range []layout.Layout{layout.BFS{}, layout.Blocked{}} {
+		blk, err := New(Options{Depth: 9, Range: rng, Layout: l, Budget: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer blk.Close()
+		blk.Load(context.Background(), &sliceSource{rows: rows}, 2)
+		blk.Hash(context.Background())
+		p := filepath.Join(t.TempDir(), l.Name()+".tree")
+		if err := blk.Save(p); err != nil {
+			t.Fatal(err)
+		}
+		back, err := Open(p, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, _ := back.Root()
+		y, _ := tr.Root()
+		if back.Layout().Name() != l.Name() || x != y || back.Bytes() != LayoutBytes(l, 9) {
+			t.Fatalf("%s: reopened as %s, root equal %v, %d bytes", l.Name(), back.Layout().Name(), x == y, back.Bytes())
+		}
+		back.Close()
+	}
 	path := filepath.Join(t.TempDir(), "a.tree")
 	if err := tr.Save(path); err != nil {
 		t.Fatal(err)

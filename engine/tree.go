@@ -97,26 +97,34 @@ type Tree struct {
 	dirty atomic.Bool // leaves changed since the last Hash
 }
 
-// TreeBytes is the memory a tree of the given depth takes:
-// (2^(depth+1) − 1) × 32 bytes.
-func TreeBytes(depth int) int64 {
-	return int64(layout.Nodes(depth)) * NodeSize
+// TreeBytes is the memory a tree of the given depth takes in the default
+// breadth-first layout: (2^(depth+1) − 1) × 32 bytes.
+func TreeBytes(depth int) int64 { return LayoutBytes(layout.BFS{}, depth) }
+
+// LayoutBytes is the memory a tree of the given depth takes in layout l,
+// which may pad its nodes (the page-blocked layout adds 1/127).
+func LayoutBytes(l layout.Layout, depth int) int64 {
+	return int64(l.Slots(depth)) * NodeSize
 }
 
 // ChooseDepth returns min(DefaultMaxDepth, ⌈log2(expectedRows)⌉, the deepest
-// tree whose memory fits in available bytes), and an error wrapping
-// arena.ErrBudgetExceeded if not even a depth-0 tree fits.
-func ChooseDepth(expectedRows, available int64) (int, error) {
+// tree in layout l (nil: breadth-first) whose memory fits in available
+// bytes), and an error wrapping arena.ErrBudgetExceeded if not even a
+// depth-0 tree fits.
+func ChooseDepth(expectedRows, available int64, l layout.Layout) (int, error) {
+	if l == nil {
+		l = layout.BFS{}
+	}
 	d := 0
 	for d < DefaultMaxDepth && int64(1)<<d < expectedRows {
 		d++
 	}
-	for d >= 0 && pageRound(TreeBytes(d)) > available {
+	for d >= 0 && pageRound(LayoutBytes(l, d)) > available {
 		d--
 	}
 	if d < 0 {
 		return 0, fmt.Errorf("%w: even a depth-0 tree (%s) does not fit in %s",
-			arena.ErrBudgetExceeded, arena.FormatBytes(pageRound(TreeBytes(0))), arena.FormatBytes(available))
+			arena.ErrBudgetExceeded, arena.FormatBytes(pageRound(LayoutBytes(l, 0))), arena.FormatBytes(available))
 	}
 	return d, nil
 }
@@ -148,7 +156,7 @@ func New(opts Options) (*Tree, error) {
 	}
 	depth := opts.Depth
 	if depth == AutoDepth {
-		d, err := ChooseDepth(opts.ExpectedRows, opts.Budget.Available())
+		d, err := ChooseDepth(opts.ExpectedRows, opts.Budget.Available(), opts.Layout)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +165,7 @@ func New(opts Options) (*Tree, error) {
 	if depth < 0 || depth > MaxDepth {
 		return nil, fmt.Errorf("%w: %d (want 0..%d, or auto)", ErrDepth, depth, MaxDepth)
 	}
-	size := TreeBytes(depth)
+	size := LayoutBytes(opts.Layout, depth)
 	if size > math.MaxInt {
 		return nil, fmt.Errorf("%w: depth %d needs %d bytes, more than this platform can map", ErrDepth, depth, size)
 	}
@@ -202,7 +210,7 @@ func (t *Tree) Partitioner() token.Partitioner { return t.part }
 func (t *Tree) Layout() layout.Layout { return t.layout }
 
 // Bytes is the size of the tree's nodes outside the Go heap.
-func (t *Tree) Bytes() int64 { return TreeBytes(t.depth) }
+func (t *Tree) Bytes() int64 { return LayoutBytes(t.layout, t.depth) }
 
 // Rows is the number of rows added (less those removed).
 func (t *Tree) Rows() int64 { return t.rows.Load() }

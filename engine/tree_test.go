@@ -308,7 +308,7 @@ func TestChooseDepth(t *testing.T) {
 		{1 << 40, 100, 0, true},
 	}
 	for _, tc := range tests {
-		got, err := ChooseDepth(tc.rows, tc.avail)
+		got, err := ChooseDepth(tc.rows, tc.avail, nil)
 		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
 			t.Errorf("ChooseDepth(%d, %d) = %d, %v; want %d (error %v)", tc.rows, tc.avail, got, err, tc.want, tc.err)
 		}
@@ -447,8 +447,8 @@ func TestLayoutsAgree(t *testing.T) {
 	rows := randomRows(rnd, 6000)
 	full := token.Murmur3{}.Range()
 	ctx := context.Background()
-	layouts := []layout.Layout{layout.BFS{}, mirrorLayout{}}
-	for _, depth := range []int{0, 1, 7, 13} {
+	layouts := []layout.Layout{layout.BFS{}, layout.Blocked{}, mirrorLayout{}}
+	for _, depth := range []int{0, 1, 6, 7, 8, 13, 14} {
 		want := oracleLevels(rows, full, depth)
 		var trees []*Tree
 		for _, l := range layouts {

@@ -60,6 +60,8 @@ func ByID(id uint8) (Layout, bool) {
 	switch id {
 	case BFS{}.ID():
 		return BFS{}, true
+	case Blocked{}.ID():
+		return Blocked{}, true
 	}
 	return nil, false
 }
@@ -69,6 +71,8 @@ func ByName(name string) (Layout, bool) {
 	switch name {
 	case BFS{}.Name():
 		return BFS{}, true
+	case Blocked{}.Name():
+		return Blocked{}, true
 	}
 	return nil, false
 }

@@ -64,7 +64,8 @@ func TestLookup(t *testing.T) {
 		ok   bool
 	}{
 		{"bfs", 1, true},
-		{"blocked", 0, false},
+		{"blocked", 2, true},
+		{"Blocked", 0, false},
 		{"", 0, false},
 	}
 	for _, tc := range tests {
@@ -83,7 +84,9 @@ func TestLookup(t *testing.T) {
 			t.Fatalf("ByID(%d) = %v, %v", l.ID(), back, ok)
 		}
 	}
-	if _, ok := ByID(0); ok {
-		t.Fatal("ByID(0) must not name a layout")
+	for _, id := range []uint8{0, 3, 255} {
+		if _, ok := ByID(id); ok {
+			t.Fatalf("ByID(%d) must not name a layout", id)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/jsonl"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/layout"
 )
 
 // defaultBudget bounds the trees one command maps: sixteen depth-20 trees.
@@ -120,8 +121,8 @@ func countLines(path string) (int64, error) {
 }
 
 // buildTree builds and hashes a tree from a rows file.
-func buildTree(ctx context.Context, path string, depth int, budget *arena.Budget) (*engine.Tree, error) {
-	opts := engine.Options{Depth: depth, Budget: budget}
+func buildTree(ctx context.Context, path string, depth int, l layout.Layout, budget *arena.Budget) (*engine.Tree, error) {
+	opts := engine.Options{Depth: depth, Layout: l, Budget: budget}
 	if depth == engine.AutoDepth {
 		n, err := countLines(path)
 		if err != nil {
@@ -155,9 +156,14 @@ func runBuild(args []string, stdout io.Writer) (int, error) {
 	out := fs.String("out", "", "tree file to write")
 	depth := depthFlag{engine.AutoDepth}
 	fs.Var(&depth, "depth", "tree depth 0..32, or auto")
+	layoutName := fs.String("layout", "bfs", "node layout: bfs (breadth-first) or blocked (7-level subtrees per 4 KiB page)")
 	budget := budgetFlag(fs)
 	if _, err := parse(fs, args, 0); err != nil {
 		return 0, err
+	}
+	l, ok := layout.ByName(*layoutName)
+	if !ok {
+		return 0, fmt.Errorf("--layout %q: want bfs or blocked", *layoutName)
 	}
 	if *in == "" || *out == "" {
 		return 0, errors.New("--in and --out are required")
@@ -166,7 +172,7 @@ func runBuild(args []string, stdout io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	t, err := buildTree(context.Background(), *in, depth.depth, b)
+	t, err := buildTree(context.Background(), *in, depth.depth, l, b)
 	if err != nil {
 		return 0, err
 	}
@@ -341,18 +347,18 @@ func keysOf(ctx context.Context, pathA, pathB string, depth int, b *arena.Budget
 			return nil, err
 		}
 		// Two trees share the budget, so each may take half.
-		d, err := engine.ChooseDepth(max(na, nb), b.Available()/2)
+		d, err := engine.ChooseDepth(max(na, nb), b.Available()/2, nil)
 		if err != nil {
 			return nil, err
 		}
 		depth = d
 	}
-	ta, err := buildTree(ctx, pathA, depth, b)
+	ta, err := buildTree(ctx, pathA, depth, nil, b)
 	if err != nil {
 		return nil, err
 	}
 	defer ta.Close()
-	tb, err := buildTree(ctx, pathB, depth, b)
+	tb, err := buildTree(ctx, pathB, depth, nil, b)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func runDemo(args []string, stdout io.Writer) (int, error) {
 	ctx := context.Background()
 	plan := newDemoPlan(*n)
 	names := []string{"primary", "replica 1", "replica 2", "replica 3"}
-	depth, err := engine.ChooseDepth(int64(*n), b.Available()/int64(len(names)))
+	depth, err := engine.ChooseDepth(int64(*n), b.Available()/int64(len(names)), nil)
 	if err != nil {
 		return 0, err
 	}

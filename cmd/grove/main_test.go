@@ -98,6 +98,23 @@ func TestBuildDiffInspect(t *testing.T) {
 		t.Fatalf("inspect text: exit %d\n%s", code, out)
 	}
 
+	// The page-blocked layout gives the same tree.
+	tblk := filepath.Join(dir, "a.blocked.tree")
+	if code, _, errOut := grove(t, "build", "--in", ra, "--out", tblk, "--layout", "blocked"); code != 0 {
+		t.Fatalf("build --layout blocked: %s", errOut)
+	}
+	code, out, _ = grove(t, "inspect", tblk, "--json")
+	var blk inspectJSON
+	if code != 0 || json.Unmarshal([]byte(out), &blk) != nil || blk.Layout != "blocked" || blk.Root != info.Root {
+		t.Fatalf("inspect blocked: %s (bfs root %s)", out, info.Root)
+	}
+	if code, out, _ := grove(t, "diff", ta, tblk); code != 0 || !strings.Contains(out, "identical") {
+		t.Fatalf("bfs vs blocked: exit %d %s", code, out)
+	}
+	if code, _, errOut := grove(t, "build", "--in", ra, "--out", tblk, "--layout", "zigzag"); code != 2 || !strings.Contains(errOut, "zigzag") {
+		t.Fatalf("unknown layout: exit %d %s", code, errOut)
+	}
+
 	// Same rows at different depths compare equal: the deeper tree is folded.
 	if code, out, errOut := grove(t, "diff", ta, ta2); code != 0 || !strings.Contains(out, "identical (depth 6)") {
 		t.Fatalf("diff of the same rows at depths 12 and 6: exit %d %s %s", code, out, errOut)
