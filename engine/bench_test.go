@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/layout"
 )
 
 // flatRows holds a corpus in one buffer so that millions of rows put no
@@ -85,19 +84,11 @@ func (s *flatSource) NextRow(r *Row) error {
 	return nil
 }
 
-var benchDepth = func() int {
-	if os.Getenv("D") != "" {
-		d, _ := strconv.Atoi(os.Getenv("D"))
-		return d
-	}
-	return 20
-}()
-
-func benchAddFrom(b *testing.B, sorted bool, workers int) {
+func benchAddFrom(b *testing.B, sorted bool, workers int, noHuge bool) {
 	const n = 1 << 20
 	f := makeFlatRows(n, sorted)
 	budget := arena.NewBudget(1 << 30)
-	tr, err := New(Options{Depth: benchDepth, Budget: budget, NoHugePages: os.Getenv("NOHUGE") != ""})
+	tr, err := New(Options{Depth: 20, Budget: budget, NoHugePages: noHuge})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,8 +114,9 @@ func BenchmarkAddFrom(b *testing.B) {
 		if sorted {
 			name = "sorted"
 		}
-		b.Run(name+"/1", func(b *testing.B) { benchAddFrom(b, sorted, 1) })
-		b.Run(name+"/procs", func(b *testing.B) { benchAddFrom(b, sorted, runtime.GOMAXPROCS(0)) })
+		b.Run(name+"/1", func(b *testing.B) { benchAddFrom(b, sorted, 1, false) })
+		b.Run(name+"/procs", func(b *testing.B) { benchAddFrom(b, sorted, runtime.GOMAXPROCS(0), false) })
+		b.Run(name+"/procs/nohugepages", func(b *testing.B) { benchAddFrom(b, sorted, runtime.GOMAXPROCS(0), true) })
 	}
 	b.Run("sha256-one-core", func(b *testing.B) {
 		const n = 1 << 20
@@ -147,16 +139,21 @@ func BenchmarkAddFrom(b *testing.B) {
 }
 
 func BenchmarkHash20(b *testing.B) {
-	tr, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30), NoHugePages: os.Getenv("NOHUGE") != ""})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	b.ResetTimer()
-	for range b.N {
-		tr.dirty.Store(true)
-		if err := tr.Hash(context.Background()); err != nil {
-			b.Fatal(err)
+	for _, l := range []layout.Layout{layout.BFS{}, layout.Blocked{}} {
+		for _, noHuge := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/nohugepages=%v", l.Name(), noHuge), func(b *testing.B) {
+				tr, err := New(Options{Depth: 20, Layout: l, Budget: arena.NewBudget(1 << 30), NoHugePages: noHuge})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tr.Close()
+				for range b.N {
+					tr.dirty.Store(true)
+					if err := tr.Hash(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }
