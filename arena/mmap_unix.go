@@ -2,7 +2,11 @@
 
 package arena
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // osMap maps n bytes of anonymous, private, zeroed memory. MAP_NORESERVE is
 // left out: outside Linux it is ignored or absent, so it would only suggest
@@ -15,3 +19,14 @@ func osUnmap(b []byte) error { return unix.Munmap(b) }
 
 // osAdviseHuge does nothing here: transparent huge pages are a Linux notion.
 func osAdviseHuge([]byte) error { return nil }
+
+// osMapFile maps n bytes of f at off, shared with the file.
+func osMapFile(f *os.File, off int64, n int, writable bool) ([]byte, error) {
+	prot := unix.PROT_READ
+	if writable {
+		prot |= unix.PROT_WRITE
+	}
+	return unix.Mmap(int(f.Fd()), off, n, prot, unix.MAP_SHARED)
+}
+
+func osSync(b []byte) error { return unix.Msync(b, unix.MS_SYNC) }

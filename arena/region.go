@@ -24,6 +24,7 @@ type Region struct {
 	mem      []byte // the whole page-rounded mapping, as the OS returned it
 	size     int
 	reserved int64
+	file     bool // shared with a file: Sync flushes it, huge pages do not apply
 }
 
 // Map reserves size bytes, rounded up to the OS page size, against b and only
@@ -51,6 +52,49 @@ func Map(b *Budget, size int) (*Region, error) {
 	return &Region{budget: b, mem: mem, size: size, reserved: int64(rounded)}, nil
 }
 
+// MapFile maps size bytes of f, starting at offset (a multiple of the page
+// size), shared with the file: read-only, or read-write when writable, so
+// that stores reach the file (see Sync). Like Map, it reserves the
+// page-rounded size against b before mapping anything: a file is never a
+// way around the budget. Nothing is read: pages come in as they are touched,
+// which is what lets a large tree open in microseconds.
+//
+// The caller checks the file is at least offset+size bytes long first, and
+// must not let it be truncated while mapped: touching a page past the end of
+// the file faults (SIGBUS), as with any mapped file (bbolt has the same
+// rule).
+func MapFile(b *Budget, f *os.File, offset int64, size int, writable bool) (*Region, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: map %d B of %s", ErrNilBudget, size, f.Name())
+	}
+	page := os.Getpagesize()
+	if size <= 0 || size > math.MaxInt-(page-1) || offset < 0 || offset%int64(page) != 0 {
+		return nil, fmt.Errorf("%w: map %d B at offset %d of %s", ErrInvalidSize, size, offset, f.Name())
+	}
+	rounded := (size + page - 1) / page * page
+	if err := b.Reserve(int64(rounded)); err != nil {
+		return nil, err
+	}
+	mem, err := osMapFile(f, offset, rounded, writable)
+	if err != nil {
+		b.Release(int64(rounded))
+		return nil, fmt.Errorf("%w: %s (%d B) of %s: %w", ErrMap, FormatBytes(int64(rounded)), rounded, f.Name(), err)
+	}
+	return &Region{budget: b, mem: mem, size: size, reserved: int64(rounded), file: true}, nil
+}
+
+// Sync flushes a writable file mapping's stores to the file and waits for
+// them (msync MS_SYNC). It does nothing for anonymous regions.
+func (r *Region) Sync() error {
+	if r.mem == nil || !r.file {
+		return nil
+	}
+	if err := osSync(r.mem); err != nil {
+		return fmt.Errorf("%w: msync %s: %w", ErrMap, FormatBytes(r.reserved), err)
+	}
+	return nil
+}
+
 // HugePageSize is the size of the huge pages AdviseHugePages asks for on
 // x86-64 and most arm64 kernels; regions smaller than it are not advised.
 const HugePageSize = 2 << 20
@@ -65,7 +109,7 @@ const HugePageSize = 2 << 20
 // Regions under HugePageSize are left alone. It is advice: the kernel may
 // ignore it, and a failure changes nothing but speed.
 func (r *Region) AdviseHugePages() error {
-	if r.mem == nil || len(r.mem) < HugePageSize {
+	if r.mem == nil || r.file || len(r.mem) < HugePageSize {
 		return nil
 	}
 	if err := osAdviseHuge(r.mem); err != nil {

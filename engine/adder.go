@@ -77,6 +77,9 @@ func (a *adder) flush() error {
 	if t.closed {
 		return ErrClosed
 	}
+	if err := t.beginWrite(); err != nil {
+		return err
+	}
 	// Touch every leaf first: these loads are independent, so their cache
 	// misses overlap instead of each stalling an update in turn, and the
 	// batch's leaves (256 × 64 B) are then in L1. Atomic loads, because other

@@ -21,6 +21,8 @@ var (
 	ErrOutOfRange = errors.New("engine: token outside the tree's range")
 	// ErrNodeIndex means a node (level, index) that the tree does not have.
 	ErrNodeIndex = errors.New("engine: no such node")
+	// ErrReadOnly means a write to a tree opened read-only from a file.
+	ErrReadOnly = errors.New("engine: tree is read-only")
 	// ErrCorrupt means a tree file that does not check out: it is never used.
 	ErrCorrupt = errors.New("engine: corrupt tree file")
 )

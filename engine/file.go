@@ -2,20 +2,24 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/layout"
+	"github.com/antientropy/grove/simd"
 )
 
-// The tree file (docs/FORMAT.md): one 4096-byte header page, then the nodes
-// exactly as they lie in memory. All integers are little-endian.
+// The tree file, format version 1 (docs/FORMAT.md): one 4096-byte header
+// page, then the nodes exactly as they lie in memory, so that the nodes can
+// be mapped straight from the file. All integers are little-endian.
 const (
 	fileMagic      = "GROVETRE"
 	headerSize     = 4096
@@ -28,25 +32,39 @@ const (
 	hdrRows        = 32 // i64
 	hdrRoot        = 40 // [32]byte
 	hdrBodyCRC     = 72 // u32 CRC-32C of the nodes
+	hdrFlags       = 76 // u32
+	hdrUsed        = 80 // bytes hdrUsed..hdrCRC are zero
 	hdrCRC         = headerSize - 4
+
+	flagDirty = 1 // the nodes may have changed since the header was written
+
+	// MaxRows is the largest row count a tree file may claim: 2^48 rows is
+	// far beyond any one node's token range, and a larger claim is a sign
+	// of a damaged header.
+	MaxRows = 1 << 48
 )
 
 func crc32c(b []byte) uint32 {
 	return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))
 }
 
-// Save writes the tree to path: to a temporary file in the same directory,
-// fsynced, renamed over path, and the directory fsynced, so path always holds
-// either the old complete file or the new one. The tree must be hashed.
-func (t *Tree) Save(path string) (err error) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closed {
-		return ErrClosed
-	}
-	if t.dirty.Load() {
-		return ErrNotHashed
-	}
+// treeFile is the file behind a tree opened with Open or OpenWritable.
+type treeFile struct {
+	path     string
+	f        *os.File // kept open only for a writable tree
+	writable bool
+	// openedDirty records that the file carried the dirty flag when opened:
+	// it was left mid-update, so its inner nodes and checksums may be stale.
+	openedDirty bool
+	bodyCRC     uint32 // from the header; meaningful when !openedDirty
+	root        Digest // likewise
+
+	mu        sync.Mutex  // serialises header writes
+	diskDirty atomic.Bool // the dirty flag is set on disk
+}
+
+// header returns t's header page with the given flags.
+func (t *Tree) header(flags uint32, bodyCRC uint32) [headerSize]byte {
 	var hdr [headerSize]byte
 	copy(hdr[:], fileMagic)
 	binary.LittleEndian.PutUint16(hdr[hdrVersion:], t.version)
@@ -57,8 +75,27 @@ func (t *Tree) Save(path string) (err error) {
 	binary.LittleEndian.PutUint64(hdr[hdrHi:], uint64(t.rng.Hi))
 	binary.LittleEndian.PutUint64(hdr[hdrRows:], uint64(t.rows.Load()))
 	copy(hdr[hdrRoot:], t.node(0, 0))
-	binary.LittleEndian.PutUint32(hdr[hdrBodyCRC:], crc32c(t.nodes))
+	binary.LittleEndian.PutUint32(hdr[hdrBodyCRC:], bodyCRC)
+	binary.LittleEndian.PutUint32(hdr[hdrFlags:], flags)
 	binary.LittleEndian.PutUint32(hdr[hdrCRC:], crc32c(hdr[:hdrCRC]))
+	return hdr
+}
+
+// Save writes the tree to path: to a temporary file in the same directory,
+// fsynced, renamed over path, and the directory fsynced, so path always holds
+// either the old complete file or the new one. The tree must be hashed. A
+// crash mid-save can leave a stray ".NAME.tmp-*" file beside path; it is
+// never read.
+func (t *Tree) Save(path string) (err error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return ErrClosed
+	}
+	if t.dirty.Load() {
+		return ErrNotHashed
+	}
+	hdr := t.header(0, crc32c(t.nodes))
 
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -101,99 +138,307 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Open reads a tree file into a new tree charged to budget. Every claim the
-// header makes is checked against the engine's own limits, and the size it
-// implies against the file's real size and the budget, before any memory is
-// mapped; a file that does not check out gives an error wrapping ErrCorrupt
-// that names what was wrong, and is never used.
+// Open maps a tree file read-only. Only the header page is read and checked:
+// every claim it makes is checked against the engine's own limits, the size
+// it implies against the file's real size, and that size is reserved against
+// budget, all before anything is mapped. The nodes are not read, parsed or
+// copied — pages come in as a diff touches them — so a depth-20 tree opens
+// in microseconds; Verify checks every byte. A file that does not check out
+// gives an error wrapping ErrCorrupt that names what was wrong.
+//
+// A file left with its dirty flag set (a writable tree not synced before a
+// crash or Close) opens, but reports FileDirty, and its inner nodes count as
+// unhashed: the caller verifies, or rebuilds it.
+//
+// The tree is read-only (writes give ErrReadOnly). The file must not be
+// truncated while it is open.
 func Open(path string, budget *arena.Budget) (*Tree, error) {
-	f, err := os.Open(path)
+	return openFile(path, budget, false)
+}
+
+// OpenWritable maps a tree file read-write, so that updates and Hash change
+// the file in place. The first change after opening or after Sync sets the
+// file's dirty flag on disk (and fsyncs it) before any node is touched; Sync
+// writes the header and clears it. Closing without Sync leaves the flag set,
+// which the next Open reports.
+func OpenWritable(path string, budget *arena.Budget) (*Tree, error) {
+	return openFile(path, budget, true)
+}
+
+func openFile(path string, budget *arena.Budget, writable bool) (*Tree, error) {
+	flag := os.O_RDONLY
+	if writable {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, fmt.Errorf("engine: opening tree: %w", err)
 	}
-	defer f.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("engine: opening tree: %w", err)
 	}
 	var hdr [headerSize]byte
-	if _, err := io.ReadFull(f, hdr[:]); err != nil {
-		return nil, corrupt(path, "header: %v (file is %d bytes, header needs %d)", err, st.Size(), headerSize)
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return nil, corrupt(path, "header: %v (file is %d bytes, the header alone is %d)", err, st.Size(), headerSize)
 	}
-	opts, rows, root, bodyCRC, err := parseHeader(hdr[:])
+	h, err := parseHeader(hdr[:])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	want := int64(headerSize) + LayoutBytes(opts.Layout, opts.Depth)
-	if st.Size() != want {
-		return nil, corrupt(path, "file is %d bytes, a depth-%d tree file is %d", st.Size(), opts.Depth, want)
+	size := LayoutBytes(h.opts.Layout, h.opts.Depth)
+	if want := int64(headerSize) + size; st.Size() != want {
+		return nil, corrupt(path, "file is %d bytes, a depth-%d %s tree file is %d", st.Size(), h.opts.Depth, h.opts.Layout.Name(), want)
 	}
-	opts.Budget = budget
-	t, err := New(opts)
+	if budget == nil {
+		return nil, fmt.Errorf("engine: opening %s: a budget is required", path)
+	}
+	region, err := arena.MapFile(budget, f, headerSize, int(size), writable)
 	if err != nil {
 		return nil, fmt.Errorf("engine: opening %s: %w", path, err)
 	}
-	t.version = binary.LittleEndian.Uint16(hdr[hdrVersion:])
-	if _, err := io.ReadFull(f, t.nodes); err != nil {
-		t.Close()
-		return nil, corrupt(path, "reading nodes: %v", err)
+	t := &Tree{
+		budget:    budget,
+		region:    region,
+		nodes:     region.Bytes(),
+		part:      h.opts.Partitioner,
+		rng:       h.opts.Range,
+		depth:     h.opts.Depth,
+		layout:    h.opts.Layout,
+		version:   FormatVersion,
+		bandShift: max(0, h.opts.Depth-6),
+		file: &treeFile{
+			path:        path,
+			writable:    writable,
+			openedDirty: h.flags&flagDirty != 0,
+			bodyCRC:     h.bodyCRC,
+			root:        h.root,
+		},
 	}
-	if got := crc32c(t.nodes); got != bodyCRC {
-		t.Close()
-		return nil, corrupt(path, "node checksum %08x, header says %08x", got, bodyCRC)
+	t.file.diskDirty.Store(t.file.openedDirty)
+	t.rows.Store(h.rows)
+	t.dirty.Store(t.file.openedDirty)
+	if writable {
+		t.file.f = f
+		keep = true
 	}
-	if !bytes.Equal(t.node(0, 0), root[:]) {
-		t.Close()
-		return nil, corrupt(path, "root in the nodes differs from the root in the header")
-	}
-	t.rows.Store(rows)
-	t.dirty.Store(false)
 	return t, nil
 }
 
-// parseHeader checks a header page and returns what it describes.
-func parseHeader(hdr []byte) (opts Options, rows int64, root Digest, bodyCRC uint32, err error) {
+// header is what a header page describes.
+type header struct {
+	opts    Options
+	rows    int64
+	root    Digest
+	bodyCRC uint32
+	flags   uint32
+}
+
+// parseHeader checks a header page and returns what it describes. It trusts
+// nothing: each field is checked against the engine's own limits.
+func parseHeader(hdr []byte) (header, error) {
+	var h header
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: header: %s", ErrCorrupt, fmt.Sprintf(format, a...))
 	}
 	if string(hdr[:len(fileMagic)]) != fileMagic {
-		return opts, 0, root, 0, bad("not a grove tree file (magic %q)", hdr[:len(fileMagic)])
+		return h, bad("not a grove tree file (magic %q)", hdr[:len(fileMagic)])
 	}
 	if got, want := binary.LittleEndian.Uint32(hdr[hdrCRC:]), crc32c(hdr[:hdrCRC]); got != want {
-		return opts, 0, root, 0, bad("checksum %08x, computed %08x", got, want)
+		return h, bad("checksum %08x, computed %08x", got, want)
 	}
 	if v := binary.LittleEndian.Uint16(hdr[hdrVersion:]); v != FormatVersion {
-		return opts, 0, root, 0, fmt.Errorf("%w: file format version %d, this grove reads %d", ErrIncompatible, v, FormatVersion)
+		return h, fmt.Errorf("%w: file format version %d, this grove reads %d", ErrIncompatible, v, FormatVersion)
 	}
 	l, ok := layout.ByID(hdr[hdrLayout])
 	if !ok {
-		return opts, 0, root, 0, bad("unknown layout id %d", hdr[hdrLayout])
+		return h, bad("unknown layout id %d", hdr[hdrLayout])
 	}
-	p, perr := token.ByID(hdr[hdrPartitioner])
-	if perr != nil {
-		return opts, 0, root, 0, bad("unknown partitioner id %d", hdr[hdrPartitioner])
+	p, err := token.ByID(hdr[hdrPartitioner])
+	if err != nil {
+		return h, bad("unknown partitioner id %d", hdr[hdrPartitioner])
 	}
 	depth := int(hdr[hdrDepth])
 	if depth > MaxDepth {
-		return opts, 0, root, 0, bad("depth %d, at most %d", depth, MaxDepth)
+		return h, bad("depth %d, at most %d", depth, MaxDepth)
+	}
+	if hdr[13]|hdr[14]|hdr[15] != 0 || !allZero(hdr[hdrUsed:hdrCRC]) {
+		return h, bad("reserved bytes are not zero")
 	}
 	rng := token.Range{
 		Lo: int64(binary.LittleEndian.Uint64(hdr[hdrLo:])),
 		Hi: int64(binary.LittleEndian.Uint64(hdr[hdrHi:])),
 	}
 	if err := rng.Valid(); err != nil {
-		return opts, 0, root, 0, bad("range: %v", err)
+		return h, bad("range: %v", err)
 	}
-	full := p.Range()
-	if rng.Lo < full.Lo || rng.Hi > full.Hi {
-		return opts, 0, root, 0, bad("range %s outside the %s ring %s", rng, p.Name(), full)
+	if full := p.Range(); rng.Lo < full.Lo || rng.Hi > full.Hi {
+		return h, bad("range %s outside the %s ring %s", rng, p.Name(), full)
 	}
-	rows = int64(binary.LittleEndian.Uint64(hdr[hdrRows:]))
-	copy(root[:], hdr[hdrRoot:])
-	opts = Options{Partitioner: p, Range: rng, Depth: depth, Layout: l}
-	return opts, rows, root, binary.LittleEndian.Uint32(hdr[hdrBodyCRC:]), nil
+	h.rows = int64(binary.LittleEndian.Uint64(hdr[hdrRows:]))
+	if h.rows < 0 || h.rows > MaxRows {
+		return h, bad("row count %d outside 0..2^48", uint64(h.rows))
+	}
+	h.flags = binary.LittleEndian.Uint32(hdr[hdrFlags:])
+	if h.flags&^flagDirty != 0 {
+		return h, bad("unknown flags %#x", h.flags)
+	}
+	copy(h.root[:], hdr[hdrRoot:])
+	h.bodyCRC = binary.LittleEndian.Uint32(hdr[hdrBodyCRC:])
+	h.opts = Options{Partitioner: p, Range: rng, Depth: depth, Layout: l}
+	return h, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func corrupt(path, format string, a ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrCorrupt, path, fmt.Sprintf(format, a...))
 }
+
+// FileDirty reports whether the tree's file carried the dirty flag when it
+// was opened — it was left mid-update — or, for a writable tree, whether it
+// has changed since the last Sync. It is false for trees not opened from a
+// file.
+func (t *Tree) FileDirty() bool {
+	return t.file != nil && t.file.diskDirty.Load()
+}
+
+// beginWrite is called by every write path, holding t.mu, before it changes
+// a node. A read-only tree refuses; a writable file tree sets its dirty flag
+// on disk first, once, so a crash between here and Sync is detectable.
+func (t *Tree) beginWrite() error {
+	tf := t.file
+	if tf == nil {
+		return nil
+	}
+	if !tf.writable {
+		return fmt.Errorf("%w: %s was opened read-only", ErrReadOnly, tf.path)
+	}
+	if tf.diskDirty.Load() {
+		return nil
+	}
+	tf.mu.Lock()
+	defer tf.mu.Unlock()
+	if tf.diskDirty.Load() {
+		return nil
+	}
+	var hdr [headerSize]byte
+	if _, err := tf.f.ReadAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("engine: marking %s dirty: %w", tf.path, err)
+	}
+	binary.LittleEndian.PutUint32(hdr[hdrFlags:], binary.LittleEndian.Uint32(hdr[hdrFlags:])|flagDirty)
+	binary.LittleEndian.PutUint32(hdr[hdrCRC:], crc32c(hdr[:hdrCRC]))
+	if _, err := tf.f.WriteAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("engine: marking %s dirty: %w", tf.path, err)
+	}
+	if err := tf.f.Sync(); err != nil {
+		return fmt.Errorf("engine: marking %s dirty: %w", tf.path, err)
+	}
+	tf.diskDirty.Store(true)
+	return nil
+}
+
+// Sync makes a writable file tree's file consistent and clean: it flushes
+// the mapped nodes, then writes the header (rows, root, node checksum) with
+// the dirty flag cleared, and fsyncs. The tree must be hashed. It does
+// nothing for a tree that has not changed since it was opened or synced.
+func (t *Tree) Sync() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	tf := t.file
+	if tf == nil || !tf.writable {
+		return fmt.Errorf("%w: Sync needs a tree opened with OpenWritable", ErrReadOnly)
+	}
+	if !tf.diskDirty.Load() {
+		return nil
+	}
+	if t.dirty.Load() {
+		return ErrNotHashed
+	}
+	if err := t.region.Sync(); err != nil {
+		return fmt.Errorf("engine: syncing %s: %w", tf.path, err)
+	}
+	crc := crc32c(t.nodes)
+	hdr := t.header(0, crc)
+	if _, err := tf.f.WriteAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("engine: syncing %s: %w", tf.path, err)
+	}
+	if err := tf.f.Sync(); err != nil {
+		return fmt.Errorf("engine: syncing %s: %w", tf.path, err)
+	}
+	tf.bodyCRC, tf.openedDirty = crc, false
+	copy(tf.root[:], t.node(0, 0))
+	tf.diskDirty.Store(false)
+	return nil
+}
+
+// Verify checks every byte of the tree: for a clean file tree, the nodes'
+// checksum against the header; then, for any tree, every inner node against
+// the hash of its children, bottom-up, and reports the first inconsistency
+// as an error wrapping ErrCorrupt that names the node. A tree changed since
+// its last Hash (or a file left dirty) cannot be checked against its inner
+// nodes: Verify reports that as ErrNotHashed.
+func (t *Tree) Verify(ctx context.Context) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return ErrClosed
+	}
+	name := "tree"
+	if t.file != nil {
+		name = t.file.path
+		if t.file.openedDirty || t.file.diskDirty.Load() {
+			return fmt.Errorf("%w: %s is dirty (left mid-update): rebuild it, or open it writable and Hash", ErrNotHashed, name)
+		}
+		if got := crc32c(t.nodes); got != t.file.bodyCRC {
+			return corrupt(name, "node checksum %08x, header says %08x", got, t.file.bodyCRC)
+		}
+		if !bytes.Equal(t.node(0, 0), t.file.root[:]) {
+			return corrupt(name, "root in the nodes differs from the root in the header")
+		}
+	}
+	if t.dirty.Load() {
+		return ErrNotHashed
+	}
+	var (
+		src = make([]byte, 2*gatherChunk*NodeSize)
+		dst = make([]byte, gatherChunk*NodeSize)
+	)
+	for l := t.depth - 1; l >= 0; l-- {
+		for start := 0; start < 1<<l; start += gatherChunk {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n := min(gatherChunk, 1<<l-start)
+			for i := range 2 * n {
+				copy(src[i*NodeSize:], t.node(l+1, 2*start+i))
+			}
+			if err := simd.HashPairs(dst[:n*NodeSize], src[:2*n*NodeSize]); err != nil {
+				return err
+			}
+			for i := range n {
+				if !bytes.Equal(t.node(l, start+i), dst[i*NodeSize:(i+1)*NodeSize]) {
+					return corrupt(name, "node (%d, %d) is not the hash of its children", l, start+i)
+				}
+			}
+		}
+	}
+	return nil
+}
+

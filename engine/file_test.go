@@ -94,6 +94,17 @@ func TestOpenCorrupt(t *testing.T) {
 		want   error
 	}{
 		{"flipped node byte", func(b []byte) []byte { b[headerSize+100] ^= 1; return b }, ErrCorrupt},
+		{"flipped last node byte", func(b []byte) []byte { b[len(b)-1] ^= 0x80; return b }, ErrCorrupt},
+		{"rows 2^62", func(b []byte) []byte { binary.LittleEndian.PutUint64(b[hdrRows:], 1<<62); rehdr(b); return b }, ErrCorrupt},
+		{"negative rows", func(b []byte) []byte { binary.LittleEndian.PutUint64(b[hdrRows:], 1<<63); rehdr(b); return b }, ErrCorrupt},
+		{"reversed range", func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[hdrLo:], 5)
+			binary.LittleEndian.PutUint64(b[hdrHi:], 1<<63|5) // negative
+			rehdr(b)
+			return b
+		}, ErrCorrupt},
+		{"unknown flag", func(b []byte) []byte { b[hdrFlags] = 4; rehdr(b); return b }, ErrCorrupt},
+		{"reserved byte", func(b []byte) []byte { b[hdrUsed+5] = 1; rehdr(b); return b }, ErrCorrupt},
 		{"flipped header byte", func(b []byte) []byte { b[hdrRows] ^= 1; return b }, ErrCorrupt},
 		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, ErrCorrupt},
 		{"longer", func(b []byte) []byte { return append(b, 0) }, ErrCorrupt},
@@ -115,7 +126,13 @@ func TestOpenCorrupt(t *testing.T) {
 			}
 			b := arena.NewBudget(1 << 30)
 			tr, err := Open(p, b)
-			if !errors.Is(err, tc.want) || tr != nil {
+			if err == nil {
+				// Open reads only the header; damage in the nodes, or a
+				// header root that does not match them, is Verify's to find.
+				err = tr.Verify(context.Background())
+				tr.Close()
+			}
+			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 			if b.Used() != 0 {
@@ -126,5 +143,139 @@ func TestOpenCorrupt(t *testing.T) {
 	// A file bigger than the budget is refused before it is read.
 	if _, err := Open(good, arena.NewBudget(1024)); !errors.Is(err, arena.ErrBudgetExceeded) {
 		t.Fatalf("tiny budget: %v", err)
+	}
+}
+
+// TestWritableDirtyFlag: a writable tree marks its file dirty before its
+// first change, Sync makes it clean and verifiable, and a tree closed
+// without Sync is reported dirty by the next Open.
+func TestWritableDirtyFlag(t *testing.T) {
+	ctx := context.Background()
+	rows := randomRows(rand.New(rand.NewPCG(51, 52)), 2000)
+	budget := newBudget()
+	full := token.Murmur3{}.Range()
+	path := filepath.Join(t.TempDir(), "live.tree")
+	if err := build(t, budget, rows[:1000], full, 8, 2).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	want := build(t, budget, rows, full, 8, 1)
+	wantRoot, _ := want.Root()
+
+	w, err := OpenWritable(path, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.FileDirty() {
+		t.Fatal("a freshly saved file opens dirty")
+	}
+	if _, err := w.AddFrom(ctx, &sliceSource{rows: rows[1000:]}); err != nil {
+		t.Fatal(err)
+	}
+	if !w.FileDirty() {
+		t.Fatal("a changed writable tree is not dirty")
+	}
+	// What a crash now would leave: the flag is already on disk.
+	r, err := Open(path, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.FileDirty() {
+		t.Fatal("the dirty flag did not reach the file before the nodes changed")
+	}
+	if _, err := r.Root(); !errors.Is(err, ErrNotHashed) {
+		t.Fatalf("root of a dirty file: %v, want ErrNotHashed", err)
+	}
+	if err := r.Verify(ctx); !errors.Is(err, ErrNotHashed) {
+		t.Fatalf("Verify of a dirty file: %v, want ErrNotHashed", err)
+	}
+	r.Close()
+	if err := w.Sync(); !errors.Is(err, ErrNotHashed) {
+		t.Fatalf("Sync before Hash: %v", err)
+	}
+	if err := w.Hash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if w.FileDirty() {
+		t.Fatal("dirty after Sync")
+	}
+	w.Close()
+
+	r, err = Open(path, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.FileDirty() || r.Rows() != int64(len(rows)) {
+		t.Fatalf("after Sync: dirty %v, rows %d", r.FileDirty(), r.Rows())
+	}
+	if err := r.Verify(ctx); err != nil {
+		t.Fatalf("Verify after Sync: %v", err)
+	}
+	if got, _ := r.Root(); got != wantRoot {
+		t.Fatal("file updated in place differs from a tree built from all the rows")
+	}
+	// Read-only trees refuse every write.
+	for name, err := range map[string]error{
+		"Add":  r.Add(&rows[0]),
+		"Hash": r.Hash(ctx),
+		"Sync": r.Sync(),
+	} {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("%s on a read-only tree: %v", name, err)
+		}
+	}
+	if _, err := r.AddFrom(ctx, &sliceSource{rows: rows[:10]}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("AddFrom on a read-only tree: %v", err)
+	}
+
+	// A writable tree closed without Sync stays dirty; Hash and Sync repair it.
+	w, _ = OpenWritable(path, budget)
+	w.Add(&Row{Key: []byte("late")})
+	w.Close()
+	w, err = OpenWritable(path, budget)
+	if err != nil || !w.FileDirty() {
+		t.Fatalf("reopened after an unsynced close: dirty %v, %v", w.FileDirty(), err)
+	}
+	if err := w.Hash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if b := budget.Used(); b != 3*pageRound(TreeBytes(8)) {
+		t.Fatalf("budget holds %d, want the two built trees and r", b)
+	}
+}
+
+// BenchmarkOpen: opening a depth-20 tree maps it and reads one page.
+func BenchmarkOpen(b *testing.B) {
+	budget := arena.NewBudget(1 << 30)
+	tr, err := New(Options{Depth: 20, Budget: budget})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr.Hash(context.Background())
+	path := filepath.Join(b.TempDir(), "big.tree")
+	if err := tr.Save(path); err != nil {
+		b.Fatal(err)
+	}
+	tr.Close()
+	b.ResetTimer()
+	for range b.N {
+		t, err := Open(path, budget)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := t.Root(); err != nil {
+			b.Fatal(err)
+		}
+		t.Close()
 	}
 }

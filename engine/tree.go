@@ -95,6 +95,9 @@ type Tree struct {
 
 	rows  atomic.Int64
 	dirty atomic.Bool // leaves changed since the last Hash
+
+	// file is set for a tree mapped from a tree file (Open, OpenWritable).
+	file *treeFile
 }
 
 // TreeBytes is the memory a tree of the given depth takes in the default
@@ -243,6 +246,9 @@ func (t *Tree) AddDigest(key []byte, d *Digest) error {
 	if t.closed {
 		return ErrClosed
 	}
+	if err := t.beginWrite(); err != nil {
+		return err
+	}
 	band := &t.bands[leaf>>t.bandShift]
 	band.Lock()
 	addLeaf(t.node(t.depth, leaf), d, false)
@@ -280,6 +286,9 @@ func (t *Tree) Hash(ctx context.Context) error {
 	defer t.mu.Unlock()
 	if t.closed {
 		return ErrClosed
+	}
+	if err := t.beginWrite(); err != nil {
+		return err
 	}
 	if err := hashLevels(ctx, t, runtime.GOMAXPROCS(0)); err != nil {
 		return err
@@ -322,6 +331,13 @@ func (t *Tree) Close() error {
 	t.nodes = nil
 	err := t.region.Close()
 	t.region = nil
+	if t.file != nil {
+		// An unsynced writable tree keeps its dirty flag on disk: that is
+		// how the next Open learns the file may be inconsistent.
+		if cerr := t.file.f.Close(); err == nil {
+			err = cerr
+		}
+	}
 	return err
 }
 

@@ -350,6 +350,8 @@ func TestUseAfterClose(t *testing.T) {
 		"Diff b":    func() error { _, err := Diff(ctx, other, tr); return err },
 		"Fold":      func() error { _, err := tr.Fold(ctx, 3); return err },
 		"Save":      func() error { return tr.Save(t.TempDir() + "/x.tree") },
+		"Verify":    func() error { return tr.Verify(ctx) },
+		"Sync":      func() error { return tr.Sync() },
 		"Load": func() error {
 			_, err := tr.Load(ctx, &sliceSource{rows: []Row{{Key: []byte("k")}}}, 2)
 			return err
