@@ -441,4 +441,3 @@ func (t *Tree) Verify(ctx context.Context) error {
 	}
 	return nil
 }
-
