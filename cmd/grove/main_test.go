@@ -221,6 +221,10 @@ func TestErrors(t *testing.T) {
 	if code, _, errOut := grove(t, "build", "--in", good, "--out", tree); code != 0 {
 		t.Fatal(errOut)
 	}
+	flipped := filepath.Join(dir, "flipped.tree")
+	data, _ := os.ReadFile(tree)
+	data[len(data)-3] ^= 1
+	os.WriteFile(flipped, data, 0o644)
 	garbage := filepath.Join(dir, "garbage.tree")
 	os.WriteFile(garbage, []byte("not a tree"), 0o644)
 	out := filepath.Join(dir, "out.tree")
@@ -238,6 +242,7 @@ func TestErrors(t *testing.T) {
 		{"keys malformed", []string{"keys", good, bad}, "line 3"},
 		{"diff one arg", []string{"diff", tree}, "want 2"},
 		{"diff garbage", []string{"diff", tree, garbage}, "corrupt"},
+		{"diff flipped node", []string{"diff", tree, flipped}, "corrupt"},
 		{"inspect missing", []string{"inspect", filepath.Join(dir, "nope.tree")}, "nope.tree"},
 		{"token bad hex", []string{"token", "--hex", "zz"}, "not hex"},
 		{"unknown flag", []string{"diff", "--frob", tree, tree}, "frob"},
