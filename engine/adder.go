@@ -112,6 +112,6 @@ func (a *adder) flush() error {
 	}
 	t.rows.Add(int64(len(pending)))
 	a.added += int64(len(pending))
-	t.markDirty()
+	t.markBulk()
 	return nil
 }

@@ -23,6 +23,9 @@ var (
 	ErrNodeIndex = errors.New("engine: no such node")
 	// ErrReadOnly means a write to a tree opened read-only from a file.
 	ErrReadOnly = errors.New("engine: tree is read-only")
+	// ErrBadUpdate means an update that cannot be applied as given, such as
+	// an old and a new row with different keys.
+	ErrBadUpdate = errors.New("engine: bad update")
 	// ErrCorrupt means a tree file that does not check out: it is never used.
 	ErrCorrupt = errors.New("engine: corrupt tree file")
 )

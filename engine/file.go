@@ -224,6 +224,7 @@ func openFile(path string, budget *arena.Budget, writable bool) (*Tree, error) {
 	t.file.diskDirty.Store(t.file.openedDirty)
 	t.rows.Store(h.rows)
 	t.dirty.Store(t.file.openedDirty)
+	t.bulk.Store(t.file.openedDirty)
 	if writable {
 		t.file.f = f
 		keep = true
@@ -320,6 +321,9 @@ func (t *Tree) FileDirty() bool {
 // a node. A read-only tree refuses; a writable file tree sets its dirty flag
 // on disk first, once, so a crash between here and Sync is detectable.
 func (t *Tree) beginWrite() error {
+	if t.frozen {
+		return fmt.Errorf("%w: a snapshot is frozen", ErrReadOnly)
+	}
 	tf := t.file
 	if tf == nil {
 		return nil

@@ -98,6 +98,14 @@ type Tree struct {
 
 	// file is set for a tree mapped from a tree file (Open, OpenWritable).
 	file *treeFile
+
+	// bulk says leaves changed in ways the dirty-leaf bitmap did not record
+	// (a build, or a file left dirty), so the next Hash recomputes every
+	// inner node rather than only the marked paths.
+	bulk   atomic.Bool
+	live   atomic.Pointer[liveState]
+	liveMu sync.Mutex
+	frozen bool // a Snapshot: never written again
 }
 
 // TreeBytes is the memory a tree of the given depth takes in the default
@@ -194,6 +202,7 @@ func New(opts Options) (*Tree, error) {
 	// A fresh mapping is all zeros: every leaf is the empty sum and, until
 	// Hash runs, the inner nodes are not yet right.
 	t.dirty.Store(true)
+	t.bulk.Store(true)
 	return t, nil
 }
 
@@ -254,7 +263,7 @@ func (t *Tree) AddDigest(key []byte, d *Digest) error {
 	addLeaf(t.node(t.depth, leaf), d, false)
 	band.Unlock()
 	t.rows.Add(1)
-	t.markDirty()
+	t.markBulk()
 	return nil
 }
 
@@ -263,6 +272,15 @@ func (t *Tree) AddDigest(key []byte, d *Digest) error {
 func (t *Tree) markDirty() {
 	if !t.dirty.Load() {
 		t.dirty.Store(true)
+	}
+}
+
+// markBulk records that leaves changed without being marked in the
+// dirty-leaf bitmap, as the build paths do.
+func (t *Tree) markBulk() {
+	t.markDirty()
+	if !t.bulk.Load() {
+		t.bulk.Store(true)
 	}
 }
 
@@ -278,9 +296,12 @@ func truncKey(k []byte) []byte {
 	return k
 }
 
-// Hash computes every inner node from the leaves. Workers, bounded by
-// GOMAXPROCS, each take whole subtrees; the few levels above them finish on
-// one goroutine. It blocks adders for its duration.
+// Hash brings the inner nodes up to date with the leaves. After a build it
+// recomputes every inner node: workers, bounded by GOMAXPROCS, each take
+// whole subtrees, and the few levels above them finish on one goroutine.
+// After updates (Update and its wrappers) it recomputes only the paths above
+// the changed leaves, level by level with the batched kernel. It blocks
+// writers for its duration, so readers never see a half-hashed tree.
 func (t *Tree) Hash(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -290,10 +311,25 @@ func (t *Tree) Hash(ctx context.Context) error {
 	if err := t.beginWrite(); err != nil {
 		return err
 	}
-	if err := hashLevels(ctx, t, runtime.GOMAXPROCS(0)); err != nil {
+	if !t.dirty.Load() {
+		return nil
+	}
+	workers := runtime.GOMAXPROCS(0)
+	l := t.live.Load()
+	if t.bulk.Load() || l == nil {
+		if err := hashLevels(ctx, t, workers); err != nil {
+			return err
+		}
+		if l != nil {
+			clear(l.bits)
+		}
+	} else if err := rehashDirty(ctx, t, l.bits, workers); err != nil {
+		// Some marks may be cleared already: only a full rehash is sure.
+		t.bulk.Store(true)
 		return err
 	}
 	t.dirty.Store(false)
+	t.bulk.Store(false)
 	return nil
 }
 
@@ -330,6 +366,9 @@ func (t *Tree) Close() error {
 	t.closed = true
 	t.nodes = nil
 	err := t.region.Close()
+	if lerr := t.closeLive(); err == nil {
+		err = lerr
+	}
 	t.region = nil
 	if t.file != nil {
 		// An unsynced writable tree keeps its dirty flag on disk: that is
