@@ -38,6 +38,7 @@ func commands() []command {
 		{"keys", "keys A_ROWS B_ROWS [--depth N|auto] [--json] [--budget SIZE]", "find the exact keys in which two row files differ", runKeys},
 		{"token", "token [--hex] KEY", "print a key's Murmur3 token (Cassandra's)", runToken},
 		{"inspect", "inspect TREE [--json]", "describe a tree file", runInspect},
+		{"apply", "apply TREE --in CHANGES [--budget SIZE]", "update a tree file in place from JSON Lines changes (all or nothing)", runApply},
 		{"verify", "verify TREE", "check every byte of a tree file; exit 0 good, 2 corrupt or dirty", runVerify},
 		{"demo", "demo [--rows N]", "find silent divergence among replicas, end to end", runDemo},
 		{"bench", "bench [--json] [--quick]", "time grove against its baselines (pointer tree, gohashtree, compact range, crypto/sha256)", runBench},

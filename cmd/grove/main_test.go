@@ -340,3 +340,76 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("verify of a rows file: exit %d %q", code, errOut)
 	}
 }
+
+// TestApply: a changes file turns a tree of rows A into exactly the tree of
+// the rows after the changes; a bad line leaves the file byte for byte as
+// it was.
+func TestApply(t *testing.T) {
+	dir := t.TempDir()
+	before := []testRow{
+		{Key: "a", Value: "1", TS: 10},
+		{Key: "b", Value: "2", TS: 10},
+		{Key: "c", Value: "3", TS: 10},
+		{KeyHex: "00ff", Value: "bin", TS: 10},
+	}
+	after := []testRow{
+		{Key: "a", Value: "1b", TS: 11},        // put over old
+		{Key: "b", TS: 12, Deleted: true},      // delete
+		{KeyHex: "00ff", Value: "bin", TS: 10}, // untouched
+		{Key: "d", Value: "4", TS: 13},         // new key
+	} // c purged
+	changes := `{"op": "put", "key": "a", "value": "1b", "ts": 11, "old": {"value": "1", "ts": 10}}
+{"op": "delete", "key": "b", "ts": 12, "old": {"value": "2", "ts": 10}}
+
+{"op": "purge", "key": "c", "old": {"value": "3", "ts": 10}}
+{"op": "put", "key": "d", "value": "4", "ts": 13}
+`
+	rowsA, rowsB := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	writeRows(t, rowsA, before)
+	writeRows(t, rowsB, after)
+	tree, want := filepath.Join(dir, "a.tree"), filepath.Join(dir, "b.tree")
+	for _, c := range [][]string{{"build", "--in", rowsA, "--out", tree, "--depth", "6"}, {"build", "--in", rowsB, "--out", want, "--depth", "6"}} {
+		if code, _, errOut := grove(t, c...); code != 0 {
+			t.Fatal(errOut)
+		}
+	}
+	ch := filepath.Join(dir, "changes.jsonl")
+	os.WriteFile(ch, []byte(changes), 0o644)
+
+	bad := []struct{ name, line, want string }{
+		{"malformed", `{"op": "put", "key": "z"`, "line 2"},
+		{"unknown op", `{"op": "upsert", "key": "z", "ts": 1}`, "upsert"},
+		{"delete without old", `{"op": "delete", "key": "z", "ts": 1}`, "needs \"old\""},
+		{"back in time", `{"op": "put", "key": "a", "value": "x", "ts": 5, "old": {"value": "1", "ts": 10}}`, "older than old.ts"},
+		{"purge with ts", `{"op": "purge", "key": "a", "ts": 5, "old": {"ts": 10}}`, "only a key and old"},
+		{"old ts overflow", `{"op": "purge", "key": "a", "old": {"ts": 99999999999999999999}}`, "old.ts"},
+	}
+	orig, _ := os.ReadFile(tree)
+	for _, tc := range bad {
+		p := filepath.Join(dir, "bad.jsonl")
+		os.WriteFile(p, []byte(strings.SplitN(changes, "\n", 2)[0]+"\n"+tc.line+"\n"), 0o644)
+		code, _, errOut := grove(t, "apply", tree, "--in", p)
+		if code != 2 || !strings.HasPrefix(errOut, "grove: apply:") || !strings.Contains(errOut, tc.want) {
+			t.Fatalf("%s: exit %d %q, want it to name %q", tc.name, code, errOut, tc.want)
+		}
+		if now, _ := os.ReadFile(tree); !bytes.Equal(now, orig) {
+			t.Fatalf("%s: the tree file changed although the command failed", tc.name)
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.Contains(e.Name(), ".apply-") {
+				t.Fatalf("%s: left %s behind", tc.name, e.Name())
+			}
+		}
+	}
+
+	if code, out, errOut := grove(t, "apply", tree, "--in", ch); code != 0 || !strings.Contains(out, "4 changes applied, 4 rows") {
+		t.Fatalf("apply: exit %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := grove(t, "diff", tree, want); code != 0 {
+		t.Fatalf("applied tree differs from a build of the final rows: exit %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := grove(t, "verify", tree); code != 0 {
+		t.Fatal(errOut)
+	}
+}

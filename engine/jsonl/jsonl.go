@@ -32,12 +32,14 @@ const DefaultMaxLine = 64 << 20
 
 // Reader reads rows from JSON Lines. It implements engine.RowSource.
 type Reader struct {
-	in      *bufio.Reader
-	line    int
-	maxLine int
-	long    []byte // holds a line longer than the bufio buffer
-	key     []byte
-	value   []byte
+	in       *bufio.Reader
+	line     int
+	maxLine  int
+	long     []byte // holds a line longer than the bufio buffer
+	key      []byte
+	value    []byte
+	oldValue []byte
+	old      engine.Row
 }
 
 // NewReader returns a Reader of r that accepts lines up to DefaultMaxLine.
@@ -113,18 +115,38 @@ func (r *Reader) errorf(format string, a ...any) error {
 	return fmt.Errorf("%w: line %d: %s", ErrBadRow, r.line, fmt.Sprintf(format, a...))
 }
 
-func (r *Reader) parse(line []byte, row *engine.Row) error {
+// decodeLine decodes one line, strictly, into v.
+func (r *Reader) decodeLine(line []byte, v any) error {
 	if !utf8.Valid(line) {
 		return r.errorf("not valid UTF-8 (use key_hex/value_hex for binary bytes)")
 	}
-	var jr jsonRow
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&jr); err != nil {
+	if err := dec.Decode(v); err != nil {
 		return r.errorf("%v", err)
 	}
 	if dec.More() {
 		return r.errorf("more than one JSON value on the line")
+	}
+	return nil
+}
+
+// parseTS reads a required int64 timestamp.
+func (r *Reader) parseTS(raw json.RawMessage, name string) (int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, r.errorf("no %s", name)
+	}
+	ts, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return 0, r.errorf("%s %s is not an int64", name, raw)
+	}
+	return ts, nil
+}
+
+func (r *Reader) parse(line []byte, row *engine.Row) error {
+	var jr jsonRow
+	if err := r.decodeLine(line, &jr); err != nil {
+		return err
 	}
 	var err error
 	if r.key, err = field(r.key[:0], jr.Key, jr.KeyHex, "key"); err != nil {
@@ -136,12 +158,9 @@ func (r *Reader) parse(line []byte, row *engine.Row) error {
 	if r.value, err = field(r.value[:0], jr.Value, jr.ValueHex, "value"); err != nil {
 		return r.errorf("%v", err)
 	}
-	if len(jr.TS) == 0 || string(jr.TS) == "null" {
-		return r.errorf("no ts")
-	}
-	ts, err := strconv.ParseInt(string(jr.TS), 10, 64)
+	ts, err := r.parseTS(jr.TS, "ts")
 	if err != nil {
-		return r.errorf("ts %s is not an int64", jr.TS)
+		return err
 	}
 	row.Key, row.Value, row.TS = r.key, r.value, ts
 	row.Deleted = jr.Deleted != nil && *jr.Deleted
