@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
@@ -243,5 +244,40 @@ func BenchmarkDiff20(b *testing.B) {
 			}
 		})
 		t2.Close()
+	}
+}
+
+// BenchmarkRehashDirty: after k updates to a depth-20 tree, Hash recomputes
+// only their paths (compare BenchmarkHash20, the full rehash).
+func BenchmarkRehashDirty(b *testing.B) {
+	ctx := context.Background()
+	tr, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	tr.Hash(ctx)
+	for _, k := range []int{1, 1000, 100_000} {
+		b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) {
+			rows := make([]Row, k)
+			for i := range rows {
+				rows[i] = Row{Key: fmt.Appendf(nil, "key-%d", i), Value: []byte("v")}
+			}
+			var upd time.Duration
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				start := time.Now()
+				for i := range rows {
+					tr.Insert(&rows[i])
+				}
+				upd += time.Since(start)
+				b.StartTimer()
+				if err := tr.Hash(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(upd.Nanoseconds())/float64(b.N*k), "ns/update")
+		})
 	}
 }

@@ -152,6 +152,7 @@ func rehashDirty(ctx context.Context, t *Tree, marks []uint64, workers int) erro
 		}
 		marks[w] = 0
 	}
+	g := newScratch() // shared by the levels hashed on this goroutine
 	for l := t.depth - 1; l >= 0 && len(cur) > 0; l-- {
 		// cur is sorted, so the parents come out sorted with duplicates
 		// adjacent.
@@ -165,7 +166,7 @@ func rehashDirty(ctx context.Context, t *Tree, marks []uint64, workers int) erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := hashNodes(t, l, cur, workers); err != nil {
+		if err := hashNodes(t, l, cur, workers, g); err != nil {
 			return err
 		}
 	}
@@ -174,10 +175,10 @@ func rehashDirty(ctx context.Context, t *Tree, marks []uint64, workers int) erro
 
 // hashNodes recomputes the given nodes of level l, in parallel when there
 // are enough of them to be worth it.
-func hashNodes(t *Tree, l int, idx []int, workers int) error {
+func hashNodes(t *Tree, l int, idx []int, workers int, g *gather) error {
 	const perWorker = 2048
 	if workers <= 1 || len(idx) < 2*perWorker {
-		return hashNodeList(t, l, idx, newScratch())
+		return hashNodeList(t, l, idx, g)
 	}
 	var (
 		wg   sync.WaitGroup
