@@ -150,8 +150,14 @@ func rehashDirty(ctx context.Context, t *Tree, marks []uint64, workers int) erro
 			cur = append(cur, w*64+trailingZeros(word))
 			word &= word - 1
 		}
-		marks[w] = 0
 	}
+	if len(cur) > 1<<t.depth/8 {
+		// Most paths are dirty: the full, subtree-parallel pass is faster
+		// than gathering them.
+		clear(marks)
+		return hashLevels(ctx, t, workers)
+	}
+	clear(marks)
 	g := newScratch() // shared by the levels hashed on this goroutine
 	for l := t.depth - 1; l >= 0 && len(cur) > 0; l-- {
 		// cur is sorted, so the parents come out sorted with duplicates

@@ -243,28 +243,9 @@ func (t *Tree) Add(r *Row) error {
 }
 
 // AddDigest adds a row whose digest the caller has already computed (with a
-// Hasher, on its own goroutine).
+// Hasher, on its own goroutine). It is UpdateDigest(key, nil, d).
 func (t *Tree) AddDigest(key []byte, d *Digest) error {
-	tok := t.part.Token(key)
-	leaf := t.rng.LeafOf(tok, t.depth)
-	if leaf < 0 {
-		return outOfRange(key, tok, t.rng)
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closed {
-		return ErrClosed
-	}
-	if err := t.beginWrite(); err != nil {
-		return err
-	}
-	band := &t.bands[leaf>>t.bandShift]
-	band.Lock()
-	addLeaf(t.node(t.depth, leaf), d, false)
-	band.Unlock()
-	t.rows.Add(1)
-	t.markBulk()
-	return nil
+	return t.UpdateDigest(key, nil, d)
 }
 
 // markDirty records that leaves changed, without writing the shared flag
