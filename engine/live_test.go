@@ -252,3 +252,71 @@ func TestLiveFileInPlace(t *testing.T) {
 		t.Fatalf("file after in-place updates: rows %d (want %d), root equal %v", r.Rows(), len(all), got == want[0][0])
 	}
 }
+
+// TestHashWhileUpdating: Hash and Snapshot may run while writers update;
+// whatever interleaving happens, the final tree equals a rebuild, and every
+// root read in between is of a fully hashed tree (it verifies).
+func TestHashWhileUpdating(t *testing.T) {
+	ctx := context.Background()
+	tr, err := New(Options{Depth: 12, Budget: newBudget()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	tr.Hash(ctx)
+	workers := make([]*liveWorker, 3)
+	for i := range workers {
+		workers[i] = &liveWorker{rnd: rand.New(rand.NewPCG(9, uint64(i))), id: i, rows: map[string]Row{}}
+	}
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			for range 2000 {
+				w.step(t, tr)
+			}
+		})
+	}
+	stop := make(chan struct{})
+	var hasher sync.WaitGroup
+	hasher.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := tr.Hash(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			s, err := tr.Snapshot(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := s.Verify(ctx); err != nil {
+				t.Errorf("snapshot taken mid-updates: %v", err)
+			}
+			s.Close()
+		}
+	})
+	wg.Wait()
+	close(stop)
+	hasher.Wait()
+	if err := tr.Hash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]Row{}
+	for _, w := range workers {
+		for k, r := range w.rows {
+			all[k] = r
+		}
+	}
+	want := rebuild(t, all, 12)
+	if got, _ := tr.Root(); got != want[0][0] {
+		t.Fatal("tree hashed while updating differs from a rebuild")
+	}
+	if err := tr.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
