@@ -193,8 +193,9 @@ func runDemo(args []string, stdout io.Writer) (int, error) {
 		hashes := int64(r.res.NodesCompared) * engine.NodeSize
 		rows := int64(r.keys.A.Rows+r.keys.B.Rows)*engine.NodeSize + r.keys.A.KeyBytes + r.keys.B.KeyBytes
 		total := hashes + rows
-		fmt.Fprintf(stdout, "  %d of %d leaves differ; exchanged %s (%d hashes on the path + keys and digests of %d rows in that leaf)\n",
-			r.res.DifferingLeaves, 1<<r.res.Depth, arena.FormatBytes(total), r.res.NodesCompared, r.keys.A.Rows+r.keys.B.Rows)
+		nrows := r.keys.A.Rows + r.keys.B.Rows
+		fmt.Fprintf(stdout, "  %d of %d leaves differ; exchanged %s (%d hashes on the path + keys and digests of the %d %s in the differing leaves)\n",
+			r.res.DifferingLeaves, 1<<r.res.Depth, arena.FormatBytes(total), r.res.NodesCompared, nrows, plural(nrows, "row", "rows"))
 		fmt.Fprintf(stdout, "  instead of %s to ship every row (%.0f× less), or %s to ship the whole tree\n",
 			arena.FormatBytes(shipAll[i]), float64(shipAll[i])/float64(total), arena.FormatBytes(trees[i].Bytes()))
 	}
@@ -223,4 +224,11 @@ func keyStrings(keys []engine.Key) []string {
 		out = append(out, string(k.Key))
 	}
 	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
