@@ -189,7 +189,9 @@ func TestWritableDirtyFlag(t *testing.T) {
 	if err := r.Verify(ctx); !errors.Is(err, ErrNotHashed) {
 		t.Fatalf("Verify of a dirty file: %v, want ErrNotHashed", err)
 	}
-	r.Close()
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close of a read-only file tree: %v", err)
+	}
 	if err := w.Sync(); !errors.Is(err, ErrNotHashed) {
 		t.Fatalf("Sync before Hash: %v", err)
 	}

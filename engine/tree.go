@@ -351,7 +351,7 @@ func (t *Tree) Close() error {
 		err = lerr
 	}
 	t.region = nil
-	if t.file != nil {
+	if t.file != nil && t.file.f != nil {
 		// An unsynced writable tree keeps its dirty flag on disk: that is
 		// how the next Open learns the file may be inconsistent.
 		if cerr := t.file.f.Close(); err == nil {

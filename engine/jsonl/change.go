@@ -69,7 +69,7 @@ func (r *Reader) NextChange(c *Change) error {
 
 func (r *Reader) parseChange(line []byte, c *Change) error {
 	var jc jsonChange
-	if err := r.decodeLine(line, &jc); err != nil {
+	if err := r.decodeLine(line, &jc, changeFields); err != nil {
 		return err
 	}
 	var err error

@@ -115,10 +115,13 @@ func (r *Reader) errorf(format string, a ...any) error {
 	return fmt.Errorf("%w: line %d: %s", ErrBadRow, r.line, fmt.Sprintf(format, a...))
 }
 
-// decodeLine decodes one line, strictly, into v.
-func (r *Reader) decodeLine(line []byte, v any) error {
+// decodeLine decodes one line, strictly (see strictCheck), into v.
+func (r *Reader) decodeLine(line []byte, v any, f *fields) error {
 	if !utf8.Valid(line) {
 		return r.errorf("not valid UTF-8 (use key_hex/value_hex for binary bytes)")
+	}
+	if err := strictCheck(line, f); err != nil {
+		return r.errorf("%v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -145,7 +148,7 @@ func (r *Reader) parseTS(raw json.RawMessage, name string) (int64, error) {
 
 func (r *Reader) parse(line []byte, row *engine.Row) error {
 	var jr jsonRow
-	if err := r.decodeLine(line, &jr); err != nil {
+	if err := r.decodeLine(line, &jr, rowFields); err != nil {
 		return err
 	}
 	var err error

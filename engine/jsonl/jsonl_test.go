@@ -61,6 +61,12 @@ func TestReaderErrors(t *testing.T) {
 		{"invalid utf-8", "{\"key\": \"\xff\", \"ts\": 1}", "UTF-8"},
 		{"two values", `{"key": "a", "ts": 1} {"key": "b", "ts": 2}`, "more than one"},
 		{"array", `[1,2]`, "line 2"},
+		{"field name case", `{"KEY": "a", "ts": 1}`, "unknown field"},
+		{"field twice", `{"key": "a", "key": "b", "ts": 1}`, "twice"},
+		{"trailing brace", `{"key": "a", "ts": 1}}`, "more than one"},
+		{"trailing bracket", `{"key": "a", "ts": 1}]`, "more than one"},
+		{"lone high surrogate", `{"key": "\ud800", "ts": 1}`, "surrogate"},
+		{"lone low surrogate", `{"key": "\udc00x", "ts": 1}`, "surrogate"},
 		{"long line", `{"key": "` + strings.Repeat("x", 200) + `", "ts": 1}`, "longer than the limit"},
 	}
 	for _, tc := range tests {
@@ -93,5 +99,19 @@ func TestReaderLongLine(t *testing.T) {
 	}
 	if err := r.NextRow(&row); err != nil || string(row.Key) != "b" || r.Line() != 2 {
 		t.Fatalf("row after the long one: err %v, key %q, line %d", err, row.Key, r.Line())
+	}
+}
+
+// TestReaderEscapes: a surrogate pair is one character, and an escaped
+// backslash before "u" is not an escape.
+func TestReaderEscapes(t *testing.T) {
+	in := `{"key": "\ud83d\ude00", "ts": 1}
+{"key": "a\\ud800", "ts": 2}`
+	r := NewReader(strings.NewReader(in))
+	var row engine.Row
+	for _, want := range []string{"😀", `a\ud800`} {
+		if err := r.NextRow(&row); err != nil || string(row.Key) != want {
+			t.Fatalf("got %q, %v; want %q", row.Key, err, want)
+		}
 	}
 }
