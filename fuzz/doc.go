@@ -10,9 +10,10 @@
 //     nothing charged, or gives a tree whose header fields, leaves and inner
 //     nodes agree with the file as this package parses it, and whose Verify
 //     verdict agrees with a from-scratch recomputation of every inner node.
-//   - FuzzRowReader, FuzzRowRoundTrip: engine/jsonl against a strict
-//     reference decoder of docs/FORMAT.md's rules, and encode→decode round
-//     trips of arbitrary rows.
+//   - FuzzRowReader, FuzzChangeReader, FuzzRowRoundTrip: engine/jsonl
+//     against a strict reference decoder of docs/FORMAT.md's rules, the
+//     changes reader's own checks, and encode→decode round trips of
+//     arbitrary rows.
 //   - FuzzDiffBruteForce: engine.Diff and engine.CompareKeys on small trees
 //     (any depths 0..8, both layouts, both partitioners, any range) against a
 //     per-key multiset comparison.
@@ -22,7 +23,12 @@
 //
 // Run one target with, for example:
 //
-//	go test -run '^$' -fuzz '^FuzzDiffBruteForce$' -fuzztime 10m ./fuzz/
+//	go test -run '^$' -fuzz '^FuzzDiffBruteForce$' -fuzztime 10m -fuzzminimizetime 5s -parallel 1 ./fuzz/
+//
+// (Go spends up to a minute minimising each new interesting input by
+// default, during which a one-worker run executes nothing new; 5s is
+// plenty for inputs this small.) A failure is written to
+// testdata/fuzz/<Target>/ and then runs with the seeds in go test ./fuzz/.
 //
 // Seed files are regenerated from the code with
 //
