@@ -420,10 +420,8 @@ func (t *Tree) Verify(ctx context.Context) error {
 	if t.dirty.Load() {
 		return ErrNotHashed
 	}
-	var (
-		src = make([]byte, 2*gatherChunk*NodeSize)
-		dst = make([]byte, gatherChunk*NodeSize)
-	)
+	g := newScratch()
+	src, dst := g.src, g.dst
 	for l := t.depth - 1; l >= 0; l-- {
 		for start := 0; start < 1<<l; start += gatherChunk {
 			if err := ctx.Err(); err != nil {

@@ -92,7 +92,7 @@ func newGather(t *Tree) *gather {
 	if t.layout.LevelContiguous() {
 		return nil
 	}
-	return &gather{src: make([]byte, 2*gatherChunk*NodeSize), dst: make([]byte, gatherChunk*NodeSize)}
+	return newScratch()
 }
 
 // gatherChunk is how many parents one gathered batch holds: 24 KiB of

@@ -147,7 +147,7 @@ func rehashDirty(ctx context.Context, t *Tree, marks []uint64, workers int) erro
 	var cur []int
 	for w, word := range marks {
 		for word != 0 {
-			cur = append(cur, w*64+trailingZeros(word))
+			cur = append(cur, w*64+bits.TrailingZeros64(word))
 			word &= word - 1
 		}
 	}
@@ -227,8 +227,6 @@ func hashNodeList(t *Tree, l int, idx []int, g *gather) error {
 	}
 	return nil
 }
-
-func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
 
 // Snapshot returns a frozen, read-only copy of the tree, hashed, in its own
 // memory charged to the tree's budget: diffs and syncs can use it while

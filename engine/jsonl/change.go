@@ -1,7 +1,6 @@
 package jsonl
 
 import (
-	"bytes"
 	"encoding/json"
 
 	"github.com/antientropy/grove/engine"
@@ -55,16 +54,11 @@ type jsonChange struct {
 // not older than the row it replaces (a store keeping the newest write by
 // timestamp would not have replaced it).
 func (r *Reader) NextChange(c *Change) error {
-	for {
-		line, err := r.readLine()
-		if err != nil {
-			return err
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		return r.parseChange(line, c)
+	line, err := r.nextLine()
+	if err != nil {
+		return err
 	}
+	return r.parseChange(line, c)
 }
 
 func (r *Reader) parseChange(line []byte, c *Change) error {

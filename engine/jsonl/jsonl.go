@@ -66,15 +66,20 @@ type jsonRow struct {
 // NextRow reads the next row into row, whose slices stay valid until the
 // next call. It returns io.EOF after the last row.
 func (r *Reader) NextRow(row *engine.Row) error {
+	line, err := r.nextLine()
+	if err != nil {
+		return err
+	}
+	return r.parse(line, row)
+}
+
+// nextLine returns the next non-blank line, or io.EOF.
+func (r *Reader) nextLine() ([]byte, error) {
 	for {
 		line, err := r.readLine()
-		if err != nil {
-			return err
+		if err != nil || len(bytes.TrimSpace(line)) > 0 {
+			return line, err
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		return r.parse(line, row)
 	}
 }
 
