@@ -10,3 +10,8 @@ require (
 )
 
 require github.com/transparency-dev/merkle v0.0.2
+
+require (
+	connectrpc.com/connect v1.21.1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)

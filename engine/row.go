@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/antientropy/grove/simd"
@@ -79,4 +80,20 @@ func (h *Hasher) Digest(r *Row) Digest {
 		h.buf = nil
 	}
 	return d
+}
+
+// Supersedes reports whether row a wins over row b, two versions of one key,
+// by Apache Cassandra's reconciliation rule: the newer write timestamp wins;
+// on equal timestamps a tombstone wins over a live value; then the greater
+// value bytes win. It is a strict order on versions, so two replicas that
+// resolve the same pair independently keep the same row. Identical versions
+// supersede neither way.
+func Supersedes(a, b *Row) bool {
+	if a.TS != b.TS {
+		return a.TS > b.TS
+	}
+	if a.Deleted != b.Deleted {
+		return a.Deleted
+	}
+	return bytes.Compare(a.Value, b.Value) > 0
 }
