@@ -9,9 +9,8 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/transparency-dev/merkle v0.0.2
-
 require (
-	connectrpc.com/connect v1.21.1 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
+	connectrpc.com/connect v1.21.1
+	github.com/transparency-dev/merkle v0.0.2
+	google.golang.org/protobuf v1.36.12
 )

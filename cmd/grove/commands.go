@@ -310,30 +310,14 @@ func runKeys(args []string, stdout io.Writer) (int, error) {
 		return 0, err
 	}
 	if *asJSON {
-		out := keysJSON{Identical: kd.Identical(), OnlyInA: []keyJSON{}, OnlyInB: []keyJSON{}, Different: []keyJSON{}}
-		for _, k := range kd.OnlyInA {
-			out.OnlyInA = append(out.OnlyInA, toKeyJSON(k.Key))
-		}
-		for _, k := range kd.OnlyInB {
-			out.OnlyInB = append(out.OnlyInB, toKeyJSON(k.Key))
-		}
-		for _, k := range kd.Different {
-			out.Different = append(out.Different, toKeyJSON(k.Key))
-		}
+		out := keysJSON{Identical: kd.Identical(), OnlyInA: keysJSONOf(kd.OnlyInA), OnlyInB: keysJSONOf(kd.OnlyInB), Different: keysJSONOf(kd.Different)}
 		if err := writeJSON(stdout, out); err != nil {
 			return 0, err
 		}
 	} else if kd.Identical() {
 		fmt.Fprintln(stdout, "identical")
 	} else {
-		for _, l := range []struct {
-			name string
-			keys []engine.Key
-		}{{"only in A", kd.OnlyInA}, {"only in B", kd.OnlyInB}, {"different", kd.Different}} {
-			for _, k := range l.keys {
-				fmt.Fprintf(stdout, "%-10s %s (token %d)\n", l.name+":", keyText(k.Key), k.Token)
-			}
-		}
+		printKeys(stdout, kd.OnlyInA, kd.OnlyInB, kd.Different)
 	}
 	if kd.Identical() {
 		return exitOK, nil

@@ -40,6 +40,8 @@ func commands() []command {
 		{"inspect", "inspect TREE [--json]", "describe a tree file", runInspect},
 		{"apply", "apply TREE --in CHANGES [--budget SIZE]", "update a tree file in place from JSON Lines changes (all or nothing)", runApply},
 		{"verify", "verify TREE", "check every byte of a tree file; exit 0 good, 2 corrupt or dirty", runVerify},
+		{"serve", "serve --rows ROWS --listen HOST:PORT [--depth N|auto] [--repair-out FILE] [--tls-cert F --tls-key F --tls-ca F]", "serve one replica to repair sessions (Connect/gRPC over HTTP/2)", runServe},
+		{"sync", "sync --rows ROWS --peer URL [--depth N|auto] [--json] [--repair-out FILE] [--timeout 30s] [TLS flags]", "find (and with --repair-out repair) the keys in which this replica and a peer differ; exit 0 in sync, 1 different", runSync},
 		{"demo", "demo [--rows N]", "find silent divergence among replicas, end to end", runDemo},
 		{"bench", "bench [--json] [--quick]", "time grove against its baselines (pointer tree, gohashtree, compact range, crypto/sha256)", runBench},
 	}

@@ -140,6 +140,27 @@ func TestBuildDiffInspect(t *testing.T) {
 	}
 }
 
+// keyNames turns keys as --json prints them into sorted strings, hex keys as
+// "hex:…".
+func keyNames(t *testing.T, l []map[string]string) []string {
+	t.Helper()
+	var s []string
+	for _, m := range l {
+		if len(m) != 1 {
+			t.Fatalf("entry %v has %d fields, want one of key/key_hex", m, len(m))
+		}
+		if k, ok := m["key"]; ok {
+			s = append(s, k)
+		} else {
+			s = append(s, "hex:"+m["key_hex"])
+		}
+	}
+	slices.Sort(s)
+	return s
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
 func TestKeys(t *testing.T) {
 	dir := t.TempDir()
 	a, b, onlyA, onlyB, diff := makeReplicas(5000)
@@ -160,22 +181,7 @@ func TestKeys(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		names := func(l []map[string]string) []string {
-			var s []string
-			for _, m := range l {
-				if len(m) != 1 {
-					t.Fatalf("entry %v has %d fields, want one of key/key_hex", m, len(m))
-				}
-				if k, ok := m["key"]; ok {
-					s = append(s, k)
-				} else {
-					s = append(s, "hex:"+m["key_hex"])
-				}
-			}
-			slices.Sort(s)
-			return s
-		}
-		sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+		names := func(l []map[string]string) []string { return keyNames(t, l) }
 		if got.Identical || !slices.Equal(names(got.OnlyInA), sorted(onlyA)) || !slices.Equal(names(got.OnlyInB), sorted(onlyB)) || !slices.Equal(names(got.Different), sorted(diff)) {
 			t.Fatalf("depth %s: got %s\nwant only A %v, only B %v, different %v", depth, out, onlyA, onlyB, diff)
 		}

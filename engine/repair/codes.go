@@ -14,6 +14,7 @@ var codes = []struct {
 	{"changed", ErrChanged},
 	{"busy", ErrBusy},
 	{"not_converged", ErrNotConverged},
+	{"limit", ErrLimit},
 }
 
 // Code returns the wire name of the sentinel err wraps, or "" for any other

@@ -21,6 +21,9 @@ var (
 	// ErrBusy: the responder has as many sessions open as it allows, or its
 	// memory budget cannot hold another snapshot.
 	ErrBusy = errors.New("repair: responder busy")
+	// ErrLimit: a message, a leaf's differing rows or the rows staged for a
+	// commit would exceed a limit the protocol or the responder sets.
+	ErrLimit = errors.New("repair: over a limit")
 	// ErrNotConverged: after a repair the two sides' sums still differ.
 	ErrNotConverged = errors.New("repair: replicas did not converge")
 )

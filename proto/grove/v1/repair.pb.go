@@ -440,7 +440,10 @@ type ReconcileRequest struct {
 	// fingerprints holds 4 bytes per row, leaf by leaf.
 	Fingerprints []byte `protobuf:"bytes,5,opt,name=fingerprints,proto3" json:"fingerprints,omitempty"`
 	// keys_only asks for rows without values (with digests instead).
-	KeysOnly      bool `protobuf:"varint,6,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	KeysOnly bool `protobuf:"varint,6,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	// end closes the session once every leaf of this request is handled: the
+	// initiator is only finding keys and will not repair.
+	End           bool `protobuf:"varint,7,opt,name=end,proto3" json:"end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,6 +516,13 @@ func (x *ReconcileRequest) GetFingerprints() []byte {
 func (x *ReconcileRequest) GetKeysOnly() bool {
 	if x != nil {
 		return x.KeysOnly
+	}
+	return false
+}
+
+func (x *ReconcileRequest) GetEnd() bool {
+	if x != nil {
+		return x.End
 	}
 	return false
 }
@@ -976,14 +986,15 @@ const file_grove_v1_repair_proto_rawDesc = "" +
 	"\x06differ\x18\x02 \x01(\fR\x06differ\x12\x16\n" +
 	"\x06levels\x18\x03 \x01(\rR\x06levels\"5\n" +
 	"\x0fDescendResponse\x12\"\n" +
-	"\x04band\x18\x01 \x01(\v2\x0e.grove.v1.BandR\x04band\"\xb3\x01\n" +
+	"\x04band\x18\x01 \x01(\v2\x0e.grove.v1.BandR\x04band\"\xc5\x01\n" +
 	"\x10ReconcileRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x12\x16\n" +
 	"\x06differ\x18\x02 \x01(\fR\x06differ\x12\x14\n" +
 	"\x05first\x18\x03 \x01(\rR\x05first\x12\x16\n" +
 	"\x06counts\x18\x04 \x03(\rR\x06counts\x12\"\n" +
 	"\ffingerprints\x18\x05 \x01(\fR\ffingerprints\x12\x1b\n" +
-	"\tkeys_only\x18\x06 \x01(\bR\bkeysOnly\"d\n" +
+	"\tkeys_only\x18\x06 \x01(\bR\bkeysOnly\x12\x10\n" +
+	"\x03end\x18\a \x01(\bR\x03end\"d\n" +
 	"\x11ReconcileResponse\x12\x12\n" +
 	"\x04done\x18\x01 \x01(\rR\x04done\x12\x18\n" +
 	"\amissing\x18\x02 \x01(\fR\amissing\x12!\n" +

@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/engine/rowstore"
+	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/rpc"
+)
+
+// replicaFlags are the flags serve and sync share: the replica's rows and
+// tree, and the transport's security and limits.
+type replicaFlags struct {
+	rows       *string
+	depth      depthFlag
+	budget     func() (*arena.Budget, error)
+	repairOut  *string
+	tlsCert    *string
+	tlsKey     *string
+	tlsCA      *string
+	maxMessage *string
+}
+
+func addReplicaFlags(fs *flag.FlagSet) *replicaFlags {
+	f := &replicaFlags{
+		rows:       fs.String("rows", "", "this replica's rows, JSON Lines (required)"),
+		depth:      depthFlag{engine.AutoDepth},
+		budget:     budgetFlag(fs),
+		repairOut:  fs.String("repair-out", "", "after each repair, write this replica's rows here (atomically)"),
+		tlsCert:    fs.String("tls-cert", "", "PEM certificate: serve or dial with TLS"),
+		tlsKey:     fs.String("tls-key", "", "PEM private key of --tls-cert"),
+		tlsCA:      fs.String("tls-ca", "", "PEM CA: the peer's certificate must be signed by it (mutual TLS)"),
+		maxMessage: fs.String("max-message", "64MiB", "largest protocol message sent or accepted"),
+	}
+	fs.Var(&f.depth, "depth", "tree depth 0..32, or auto")
+	return f
+}
+
+func (f *replicaFlags) messageLimit() (int, error) {
+	n, err := arena.ParseBytes(*f.maxMessage)
+	if err != nil || n < 64<<10 || n > 1<<30 {
+		return 0, fmt.Errorf("--max-message %q: want a size from 64KiB to 1GiB", *f.maxMessage)
+	}
+	return int(n), nil
+}
+
+// loadReplica reads the rows file into a store (several rows for one key
+// reconcile as a storage engine's compaction would: the newest wins) and
+// builds its tree.
+func (f *replicaFlags) loadReplica(ctx context.Context) (*repair.StoreReplica, func(), error) {
+	if *f.rows == "" {
+		return nil, nil, errors.New("--rows is required")
+	}
+	budget, err := f.budget()
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := openRows(*f.rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer src.Close()
+	store, err := rowstore.Load(ctx, token.Murmur3{}, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	depth := f.depth.depth
+	if depth == engine.AutoDepth {
+		// Leave room in the budget for the snapshots sessions take.
+		if depth, err = engine.ChooseDepth(int64(store.Len()), budget.Available()/4, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	tree, err := repair.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: budget})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", *f.rows, err)
+	}
+	return repair.NewStoreReplica(store, tree), func() { tree.Close() }, nil
+}
+
+// tlsConfig returns nil without --tls-cert/--tls-ca, else the server's or
+// the client's TLS configuration.
+func (f *replicaFlags) tlsConfig(server bool) (*tls.Config, error) {
+	if *f.tlsCert == "" && *f.tlsKey == "" && *f.tlsCA == "" {
+		return nil, nil
+	}
+	if server {
+		return rpc.ServerTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
+	}
+	return rpc.ClientTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
+}
+
+// saveRows writes the replica's rows to path: to a temporary file beside
+// it, fsynced, renamed, the directory fsynced, so path holds the old rows or
+// the new, never half of them.
+func saveRows(ctx context.Context, path string, store *rowstore.Store) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".rows-*")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := store.WriteJSONL(ctx, w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	// CreateTemp makes the file private; a rows file is as readable as the
+	// one it was loaded from would be.
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	ok = true
+	return syncDirOf(path)
+}
+
+func runServe(args []string, stdout io.Writer) (int, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	rf := addReplicaFlags(fs)
+	listen := fs.String("listen", "127.0.0.1:7420", "address to listen on (port 0 picks one; the address is printed)")
+	idle := fs.Duration("idle-timeout", 2*time.Minute, "end a session no call has touched for this long")
+	if _, err := parse(fs, args, 0); err != nil {
+		return 0, err
+	}
+	limit, err := rf.messageLimit()
+	if err != nil {
+		return 0, err
+	}
+	tlsConf, err := rf.tlsConfig(true)
+	if err != nil {
+		return 0, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	replica, closeTree, err := rf.loadReplica(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer closeTree()
+	opts := repair.ResponderOptions{IdleTimeout: *idle, MaxMessageBytes: limit}
+	if *rf.repairOut != "" {
+		out := *rf.repairOut
+		opts.OnCommit = func(ctx context.Context, applied int) error {
+			if err := saveRows(ctx, out, replica.Store()); err != nil {
+				return fmt.Errorf("--repair-out %s: %w", out, err)
+			}
+			return nil
+		}
+	}
+	responder := repair.NewResponder(replica, opts)
+	defer responder.Shutdown()
+	mux := http.NewServeMux()
+	mux.Handle(rpc.NewHandler(responder, rpc.HandlerOptions{MaxMessageBytes: limit}))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return 0, err
+	}
+	srv := rpc.NewServer(mux, tlsConf)
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "serving %d rows (depth %d) on %s://%s\n", replica.Store().Len(), replica.Tree().Depth(), scheme, ln.Addr())
+	if f, ok := stdout.(interface{ Sync() error }); ok {
+		f.Sync()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsConf != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return 0, err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	return exitOK, nil
+}
+
+// syncJSON is sync's --json output: the keys as `grove keys` prints them,
+// from this side's point of view (A is here, B the peer), and what the
+// session cost.
+type syncJSON struct {
+	Identical       bool      `json:"identical"`
+	OnlyInA         []keyJSON `json:"only_in_a"`
+	OnlyInB         []keyJSON `json:"only_in_b"`
+	Different       []keyJSON `json:"different"`
+	BytesSent       int64     `json:"bytes_sent"`
+	BytesReceived   int64     `json:"bytes_received"`
+	RoundTrips      int       `json:"round_trips"`
+	RowBytesSent    int64     `json:"row_bytes_sent"`
+	RowBytesRecv    int64     `json:"row_bytes_received"`
+	Depth           int       `json:"depth"`
+	DifferingLeaves int       `json:"differing_leaves"`
+	Repaired        *struct {
+		Pushed      int  `json:"pushed"`
+		PeerApplied int  `json:"peer_applied"`
+		Applied     int  `json:"applied"`
+		Converged   bool `json:"converged"`
+	} `json:"repaired,omitempty"`
+}
+
+func runSync(args []string, stdout io.Writer) (int, error) {
+	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+	rf := addReplicaFlags(fs)
+	peerURL := fs.String("peer", "", "the peer's URL, http://HOST:PORT or https://HOST:PORT (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole session, and so for every call in it")
+	if _, err := parse(fs, args, 0); err != nil {
+		return 0, err
+	}
+	if *peerURL == "" {
+		return 0, errors.New("--peer is required")
+	}
+	if *timeout <= 0 {
+		return 0, fmt.Errorf("--timeout %v: want a positive duration", *timeout)
+	}
+	limit, err := rf.messageLimit()
+	if err != nil {
+		return 0, err
+	}
+	tlsConf, err := rf.tlsConfig(false)
+	if err != nil {
+		return 0, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	replica, closeTree, err := rf.loadReplica(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer closeTree()
+	client, err := rpc.NewClient(*peerURL, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: *timeout})
+	if err != nil {
+		return 0, err
+	}
+	defer client.CloseIdle()
+	sctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	res, err := repair.Sync(sctx, replica, client, repair.Options{Repair: *rf.repairOut != "", MaxMessageBytes: limit})
+	if err != nil {
+		return 0, err
+	}
+	if *rf.repairOut != "" {
+		if err := saveRows(ctx, *rf.repairOut, replica.Store()); err != nil {
+			return 0, fmt.Errorf("--repair-out %s: %w", *rf.repairOut, err)
+		}
+	}
+	if *asJSON {
+		out := syncJSON{
+			Identical: res.InSync, OnlyInA: keysJSONOf(res.OnlyHere), OnlyInB: keysJSONOf(res.OnlyThere), Different: keysJSONOf(res.Different),
+			BytesSent: res.BytesSent, BytesReceived: res.BytesReceived, RoundTrips: res.RoundTrips,
+			RowBytesSent: res.RowBytesSent, RowBytesRecv: res.RowBytesReceived,
+			Depth: res.Depth, DifferingLeaves: res.DifferingLeaves,
+		}
+		if *rf.repairOut != "" {
+			out.Repaired = &struct {
+				Pushed      int  `json:"pushed"`
+				PeerApplied int  `json:"peer_applied"`
+				Applied     int  `json:"applied"`
+				Converged   bool `json:"converged"`
+			}{res.Pushed, res.PeerApplied, res.Applied, res.Converged}
+		}
+		if err := writeJSON(stdout, out); err != nil {
+			return 0, err
+		}
+	} else {
+		if res.InSync {
+			fmt.Fprintln(stdout, "identical")
+		}
+		printKeys(stdout, res.OnlyHere, res.OnlyThere, res.Different)
+		fmt.Fprintf(stdout, "%d bytes sent, %d received (%d and %d of them rows), %d round trips\n",
+			res.BytesSent, res.BytesReceived, res.RowBytesSent, res.RowBytesReceived, res.RoundTrips)
+		if *rf.repairOut != "" && !res.InSync {
+			fmt.Fprintf(stdout, "repaired: %d rows sent to the peer (%d written there), %d written here; rows in %s\n",
+				res.Pushed, res.PeerApplied, res.Applied, *rf.repairOut)
+		}
+	}
+	if res.InSync {
+		return exitOK, nil
+	}
+	return exitDifferent, nil
+}
+
+func keysJSONOf(ks []engine.Key) []keyJSON {
+	out := make([]keyJSON, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, toKeyJSON(k.Key))
+	}
+	return out
+}
+
+// printKeys prints differing keys for people, as `grove keys` does.
+func printKeys(w io.Writer, onlyA, onlyB, different []engine.Key) {
+	for _, l := range []struct {
+		name string
+		keys []engine.Key
+	}{{"only in A", onlyA}, {"only in B", onlyB}, {"different", different}} {
+		for _, k := range l.keys {
+			fmt.Fprintf(w, "%-10s %s (token %d)\n", l.name+":", keyText(k.Key), k.Token)
+		}
+	}
+}

@@ -1,0 +1,560 @@
+package repair
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/antientropy/grove/engine"
+	grovev1 "github.com/antientropy/grove/proto/grove/v1"
+)
+
+// Options tune an initiator's session. The zero value finds the differing
+// keys without repairing them.
+type Options struct {
+	// Repair makes both sides converge: the peer receives the rows it lacks
+	// or holds older versions of, this side applies the peer's winners.
+	Repair bool
+	// KeysOnly asks the peer for its differing rows without their values
+	// (digests instead), to find keys cheaply. Ignored when Repair is set.
+	KeysOnly bool
+	// MaxMessageBytes bounds the messages this side builds and the bands it
+	// asks for. Default DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// FirstLevels is the span of the band the peer sends with its Hello
+	// answer. Default 6.
+	FirstLevels int
+	// BandSlack is how many fingerprints a band may spend beyond what a
+	// level-by-level walk would, to save round trips. Default 256 (1 KiB).
+	BandSlack int
+	// MaxPasses bounds the sessions run when a fingerprint collision hid a
+	// difference (about 2^-32 per comparison) and the check at the end of a
+	// session caught it. Default 3.
+	MaxPasses int
+	// Rand supplies the fingerprint salt. Default crypto/rand.
+	Rand io.Reader
+}
+
+func (o *Options) fill() {
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if o.FirstLevels <= 0 {
+		o.FirstLevels = 6
+	}
+	o.FirstLevels = min(o.FirstLevels, MaxBandLevels)
+	if o.BandSlack < 0 {
+		o.BandSlack = 0
+	} else if o.BandSlack == 0 {
+		o.BandSlack = 256
+	}
+	if o.MaxPasses <= 0 {
+		o.MaxPasses = 3
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Repair {
+		o.KeysOnly = false
+	}
+}
+
+// Stats count what a session cost.
+type Stats struct {
+	// BytesSent and BytesReceived are protocol message bytes (the encoded
+	// size of each request and answer), whatever carries them.
+	BytesSent, BytesReceived int64
+	// RowBytesSent and RowBytesReceived are the part of those that are the
+	// differing rows themselves.
+	RowBytesSent, RowBytesReceived int64
+	// RoundTrips counts calls to the peer.
+	RoundTrips int
+}
+
+// Band describes one band of the descent, for reports and tuning.
+type Band struct {
+	Level    int // level of the band's nodes
+	Levels   int // levels it spanned
+	Frontier int // differing nodes it was sent under
+	Differ   int // of its nodes, how many differed
+}
+
+// Result is what a session found and did.
+type Result struct {
+	// InSync reports that the replicas agreed before any repair.
+	InSync bool
+	// Depth is the level the descent met at: the shallower tree's depth, at
+	// most MaxSessionDepth.
+	Depth int
+	// DifferingLeaves is how many leaves differed at Depth.
+	DifferingLeaves int
+	// OnlyHere, OnlyThere and Different are the exact keys, in ring order:
+	// keys only this side has, keys only the peer has, and keys both have in
+	// different versions.
+	OnlyHere, OnlyThere, Different []engine.Key
+	// Pushed is how many rows were sent for the peer to apply, PeerApplied
+	// how many it wrote, Applied how many this side wrote.
+	Pushed, PeerApplied, Applied int
+	// Converged reports, after a repair, that both sides' sums agree.
+	Converged bool
+	// Passes is how many sessions it took (more than one only after a
+	// fingerprint collision was caught).
+	Passes int
+	// Bands traces the descent of the last pass.
+	Bands []Band
+	Stats
+}
+
+// Sync runs a session against peer as initiator and returns the keys in
+// which the replicas differ; with opts.Repair it also makes them converge.
+// Every call runs under ctx: give it a deadline. On an error nothing has been
+// applied on this side, and the peer has applied nothing unless the error is
+// ErrNotConverged (both sides applied their batches, yet their sums differ —
+// writes raced the repair; run again).
+func Sync(ctx context.Context, local Replica, peer Peer, opts Options) (*Result, error) {
+	opts.fill()
+	res := &Result{}
+	for res.Passes < opts.MaxPasses {
+		res.Passes++
+		ok, err := (&initiator{local: local, peer: peer, opts: &opts, res: res}).pass(ctx)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			return res, nil
+		}
+	}
+	return res, fmt.Errorf("%w: %d sessions in a row ended with differences unaccounted for", ErrNotConverged, res.Passes)
+}
+
+type initiator struct {
+	local   Replica
+	peer    Peer
+	opts    *Options
+	res     *Result
+	session []byte
+	view    *engine.Tree
+	key     fpKey
+	depth   int
+}
+
+// call runs one round trip and counts it.
+func call[Req, Resp proto.Message](ctx context.Context, in *initiator, f func(context.Context, Req) (Resp, error), req Req) (Resp, error) {
+	in.res.BytesSent += int64(proto.Size(req))
+	resp, err := f(ctx, req)
+	if err != nil {
+		return resp, err
+	}
+	in.res.RoundTrips++
+	in.res.BytesReceived += int64(proto.Size(resp))
+	return resp, nil
+}
+
+// rowsSize is what rows take inside a message, tags and lengths included.
+func rowsSize(rows []*grovev1.Row) int64 {
+	var n int64
+	for _, r := range rows {
+		s := proto.Size(r)
+		n += int64(1 + protowire.SizeVarint(uint64(s)) + s)
+	}
+	return n
+}
+
+// pass runs one session. It returns false when the final check found
+// differences that the fingerprints hid, so another session should run.
+func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
+	shape := in.local.Shape()
+	live, err := in.local.Sum(ctx)
+	if err != nil {
+		return false, err
+	}
+	salt := make([]byte, SaltBytes)
+	if _, err := io.ReadFull(in.opts.Rand, salt); err != nil {
+		return false, fmt.Errorf("repair: salt: %w", err)
+	}
+	in.key, _ = parseSalt(salt)
+	hello, err := call(ctx, in, in.peer.Hello, &grovev1.HelloRequest{
+		Params: paramsOf(shape),
+		Sum:    live[:],
+		Salt:   salt,
+		Levels: uint32(in.opts.FirstLevels),
+	})
+	if err != nil {
+		return false, err
+	}
+	// From here on a session may be open on the peer: any failure closes it
+	// rather than leave it to the peer's idle timeout.
+	in.session = hello.GetSession()
+	defer func() {
+		if err != nil || !ok {
+			in.abandon(ctx)
+		}
+	}()
+	if err := checkParams(shape, hello.GetParams()); err != nil {
+		return false, err
+	}
+	theirSum, err := parseDigest(hello.GetSum(), "hello answer's sum")
+	if err != nil {
+		return false, err
+	}
+	if len(hello.GetSession()) == 0 {
+		if theirSum != live {
+			return false, fmt.Errorf("%w: the peer's sum differs but it opened no session", ErrBadMessage)
+		}
+		in.res.InSync, in.res.Converged = true, true
+		return true, nil
+	}
+	in.depth = min(shape.Depth, int(hello.GetParams().GetDepth()), MaxSessionDepth)
+	in.res.Depth = in.depth
+	view, release, err := in.local.View(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	in.view = view
+	var ours [1]engine.Digest
+	if err := view.Sums(ctx, 0, 0, ours[:]); err != nil {
+		return false, err
+	}
+
+	leaves, differ, err := in.descend(ctx, hello.GetBand(), theirSum)
+	if err != nil || leaves == nil {
+		return false, err
+	}
+	in.res.DifferingLeaves = len(leaves)
+	mine, theirs, err := in.reconcile(ctx, leaves, differ)
+	if err != nil {
+		return false, err
+	}
+
+	// The check: our sum, less our rows the peer lacks, plus its rows we
+	// lack, must be its sum. A fingerprint collision that hid a node or a
+	// row leaves a difference unaccounted for, and the pass is run again.
+	check := ours[0]
+	for i := range mine {
+		addDigest(&check, &mine[i].dig, true)
+	}
+	for i := range theirs {
+		addDigest(&check, &theirs[i].dig, false)
+	}
+	if check != theirSum {
+		return false, nil
+	}
+	toPush, toApply := in.classify(mine, theirs)
+	if !in.opts.Repair {
+		return true, nil
+	}
+	return true, in.repair(ctx, toPush, toApply)
+}
+
+// abandon closes the session on the peer after a failure, best effort and
+// briefly: the peer's idle timeout ends it anyway.
+func (in *initiator) abandon(ctx context.Context) {
+	if len(in.session) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	in.peer.Close(cctx, &grovev1.CloseRequest{Session: in.session})
+}
+
+// descend walks the bands down to the leaves and returns the differing
+// leaves with the differ bitmap of the last band (to tell the peer), or nil
+// leaves when a fingerprint collision hid the difference.
+func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum engine.Digest) ([]uint32, []byte, error) {
+	frontier := []uint32{0}
+	theirFP := []uint32{in.key.of(&theirSum)}
+	level := 0
+	if in.depth == 0 {
+		if band != nil {
+			return nil, nil, fmt.Errorf("%w: a band in a session of depth 0", ErrBadMessage)
+		}
+		return frontier, []byte{1}, nil
+	}
+	sums := make([]engine.Digest, 1<<MaxBandLevels)
+	for {
+		if band == nil {
+			return nil, nil, fmt.Errorf("%w: no band in the answer", ErrBadMessage)
+		}
+		levels := int(band.GetLevel()) - level
+		if levels < 1 || levels > MaxBandLevels || int(band.GetLevel()) > in.depth {
+			return nil, nil, fmt.Errorf("%w: band at level %d after level %d (depth %d)", ErrBadMessage, band.GetLevel(), level, in.depth)
+		}
+		per := 1 << levels
+		values := band.GetValues()
+		if want := len(frontier) * (per - 1) * FingerprintBytes; len(values) != want {
+			return nil, nil, fmt.Errorf("%w: band at level %d holds %d bytes, want %d", ErrBadMessage, band.GetLevel(), len(values), want)
+		}
+		level += levels
+		differ := newBitmap(len(frontier) * per)
+		next := make([]uint32, 0, len(frontier))
+		nextFP := make([]uint32, 0, len(frontier))
+		for i, p := range frontier {
+			if err := in.view.Sums(ctx, level, int(p)<<levels, sums[:per]); err != nil {
+				return nil, nil, err
+			}
+			last := theirFP[i]
+			for j := range per {
+				var theirs uint32
+				if j < per-1 {
+					theirs = fpAt(values, i*(per-1)+j)
+					last -= theirs
+				} else {
+					theirs = last
+				}
+				if in.key.of(&sums[j]) != theirs {
+					setBit(differ, i*per+j)
+					next = append(next, p<<levels+uint32(j))
+					nextFP = append(nextFP, theirs)
+				}
+			}
+		}
+		in.res.Bands = append(in.res.Bands, Band{Level: level, Levels: levels, Frontier: len(frontier), Differ: len(next)})
+		if len(next) == 0 {
+			// The parents' fingerprints differed, so a child's must: only
+			// a collision at the top (the sums differ, their fingerprints
+			// not) gets here. Another pass, with another salt, finds it.
+			return nil, nil, nil
+		}
+		if level == in.depth {
+			return next, differ, nil
+		}
+		maxValues := (in.opts.MaxMessageBytes - 1024) / FingerprintBytes
+		l := nextLevels(len(next), len(frontier)*per, in.depth-level, maxValues, in.opts.BandSlack)
+		resp, err := call(ctx, in, in.peer.Descend, &grovev1.DescendRequest{Session: in.session, Differ: differ, Levels: uint32(l)})
+		if err != nil {
+			return nil, nil, err
+		}
+		band, frontier, theirFP = resp.GetBand(), next, nextFP
+	}
+}
+
+// version is one side's row that the other side lacks, with its digest.
+type version struct {
+	row  engine.Row
+	tok  int64
+	dig  engine.Digest
+	full bool // the value is known (not a keys-only answer)
+}
+
+// reconcile sends our row fingerprints for the differing leaves, a chunk at
+// a time, and returns our rows the peer lacks and its rows we lack.
+func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []byte) (mine, theirs []version, err error) {
+	p := in.view.Partitioner()
+	chunkBytes := min(in.opts.MaxMessageBytes/4, 4<<20)
+	var scans []leafRows
+	for next := 0; next < len(leaves); {
+		req := &grovev1.ReconcileRequest{Session: in.session, Differ: differ, First: uint32(next), KeysOnly: in.opts.KeysOnly, End: !in.opts.Repair}
+		differ = nil
+		scans = scans[:0]
+		for i := next; i < len(leaves) && (i == next || len(req.Fingerprints) < chunkBytes); i++ {
+			scans = append(scans, leafRows{})
+			lr := &scans[len(scans)-1]
+			if err := scanLeaf(ctx, in.local, in.view, &in.key, in.depth, leaves[i], lr); err != nil {
+				return nil, nil, err
+			}
+			req.Counts = append(req.Counts, uint32(len(lr.fp)))
+			for _, f := range lr.fp {
+				req.Fingerprints = putFP(req.Fingerprints, f)
+			}
+		}
+		resp, err := call(ctx, in, in.peer.Reconcile, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		in.res.RowBytesReceived += rowsSize(resp.GetRows())
+		done := int(resp.GetDone())
+		if done < 1 || done > len(scans) {
+			return nil, nil, fmt.Errorf("%w: reconcile answer handled %d of %d leaves", ErrBadMessage, done, len(scans))
+		}
+		n := 0
+		for _, c := range req.Counts[:done] {
+			n += int(c)
+		}
+		if _, err := checkBitmap(resp.GetMissing(), n, "reconcile answer's missing"); err != nil {
+			return nil, nil, err
+		}
+		at := 0
+		for _, lr := range scans[:done] {
+			for k := range lr.rows {
+				if hasBit(resp.GetMissing(), at+k) {
+					mine = append(mine, version{row: lr.rows[k], tok: p.Token(lr.rows[k].Key), dig: lr.dig[k], full: true})
+				}
+			}
+			at += len(lr.rows)
+		}
+		handled := leaves[next : next+done]
+		for i, m := range resp.GetRows() {
+			v, err := in.theirRow(m, i, handled)
+			if err != nil {
+				return nil, nil, err
+			}
+			theirs = append(theirs, v)
+		}
+		next += done
+	}
+	return mine, theirs, nil
+}
+
+// theirRow checks one of the peer's rows: it must fall in a leaf the answer
+// handled, and carry a value or (keys-only) a digest, as asked.
+func (in *initiator) theirRow(m *grovev1.Row, i int, handled []uint32) (version, error) {
+	var v version
+	if len(m.GetKey()) > MaxKeyBytes {
+		return v, fmt.Errorf("%w: peer row %d: key of %d bytes, over %d", ErrBadMessage, i, len(m.GetKey()), MaxKeyBytes)
+	}
+	v.row = engine.Row{Key: m.GetKey(), Value: m.GetValue(), TS: m.GetTs(), Deleted: m.GetDeleted()}
+	v.tok = in.view.Partitioner().Token(v.row.Key)
+	if !in.view.Range().Contains(v.tok) {
+		return v, fmt.Errorf("%w: peer row %d has token %d outside the range", ErrBadMessage, i, v.tok)
+	}
+	if leaf := uint32(in.view.Range().LeafOf(v.tok, in.depth)); !slices.Contains(handled, leaf) {
+		return v, fmt.Errorf("%w: peer row %d falls in leaf %d, not one it was asked about", ErrBadMessage, i, leaf)
+	}
+	if in.opts.KeysOnly {
+		d, err := parseDigest(m.GetDigest(), fmt.Sprintf("peer row %d's digest", i))
+		if err != nil {
+			return v, err
+		}
+		if len(m.GetValue()) != 0 {
+			return v, fmt.Errorf("%w: peer row %d has a value in a keys-only answer", ErrBadMessage, i)
+		}
+		v.dig = d
+		return v, nil
+	}
+	if len(m.GetDigest()) != 0 {
+		return v, fmt.Errorf("%w: peer row %d has a digest instead of its value", ErrBadMessage, i)
+	}
+	v.dig, v.full = engine.RowDigest(&v.row), true
+	return v, nil
+}
+
+// classify sorts the differing versions into keys and decides, key by key,
+// which side's version wins: the winners here go to the peer, the peer's
+// winners are applied here.
+func (in *initiator) classify(mine, theirs []version) (toPush, toApply []engine.Row) {
+	byKey := func(a, b version) int {
+		return cmp.Or(cmp.Compare(a.tok, b.tok), bytes.Compare(a.row.Key, b.row.Key))
+	}
+	slices.SortFunc(mine, byKey)
+	slices.SortFunc(theirs, byKey)
+	i, j := 0, 0
+	for i < len(mine) || j < len(theirs) {
+		var c int
+		switch {
+		case i == len(mine):
+			c = 1
+		case j == len(theirs):
+			c = -1
+		default:
+			c = byKey(mine[i], theirs[j])
+		}
+		// Gather every version of this key on each side: a replica holds
+		// one, but a Replica is not made to promise it.
+		var a, b []version
+		var k engine.Key
+		if c <= 0 {
+			k = engine.Key{Key: mine[i].row.Key, Token: mine[i].tok}
+			for i0 := i; i < len(mine) && byKey(mine[i], mine[i0]) == 0; i++ {
+				a = append(a, mine[i])
+			}
+		}
+		if c >= 0 {
+			k = engine.Key{Key: theirs[j].row.Key, Token: theirs[j].tok}
+			for j0 := j; j < len(theirs) && byKey(theirs[j], theirs[j0]) == 0; j++ {
+				b = append(b, theirs[j])
+			}
+		}
+		switch {
+		case len(b) == 0:
+			in.res.OnlyHere = append(in.res.OnlyHere, k)
+		case len(a) == 0:
+			in.res.OnlyThere = append(in.res.OnlyThere, k)
+		default:
+			in.res.Different = append(in.res.Different, k)
+		}
+		if !in.opts.Repair {
+			continue
+		}
+		win, here := winner(a, b)
+		if here {
+			toPush = append(toPush, win.row)
+		} else {
+			toApply = append(toApply, win.row)
+		}
+	}
+	return toPush, toApply
+}
+
+// winner returns the version that supersedes all others, and whether it is
+// ours.
+func winner(a, b []version) (version, bool) {
+	var best version
+	here, found := false, false
+	for _, side := range []struct {
+		vs   []version
+		here bool
+	}{{a, true}, {b, false}} {
+		for _, v := range side.vs {
+			if !found || engine.Supersedes(&v.row, &best.row) {
+				best, here, found = v, side.here, true
+			}
+		}
+	}
+	return best, here
+}
+
+// repair sends our winners to the peer in chunks, commits them there in one
+// batch, applies the peer's winners here in one batch, and checks that both
+// sums agree.
+func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) error {
+	chunkBytes := min(in.opts.MaxMessageBytes/4, 4<<20)
+	var batch []*grovev1.Row
+	size := 0
+	for i := range toPush {
+		r := &toPush[i]
+		m := &grovev1.Row{Key: r.Key, Value: r.Value, Ts: r.TS, Deleted: r.Deleted}
+		if size+rowSize(r) > chunkBytes && len(batch) > 0 {
+			in.res.RowBytesSent += rowsSize(batch)
+			if _, err := call(ctx, in, in.peer.Push, &grovev1.PushRequest{Session: in.session, Rows: batch}); err != nil {
+				return err
+			}
+			batch, size = nil, 0
+		}
+		batch = append(batch, m)
+		size += rowSize(r)
+	}
+	in.res.RowBytesSent += rowsSize(batch)
+	commit, err := call(ctx, in, in.peer.Commit, &grovev1.CommitRequest{Session: in.session, Rows: batch})
+	if err != nil {
+		return err
+	}
+	in.session = nil // the commit ended it
+	in.res.Pushed, in.res.PeerApplied = len(toPush), int(commit.GetApplied())
+	theirSum, err := parseDigest(commit.GetSum(), "commit answer's sum")
+	if err != nil {
+		return err
+	}
+	applied, err := in.local.Apply(ctx, toApply)
+	if err != nil {
+		return fmt.Errorf("repair: the peer applied its rows, but applying ours failed (run again): %w", err)
+	}
+	in.res.Applied = applied
+	ours, err := in.local.Sum(ctx)
+	if err != nil {
+		return err
+	}
+	if ours != theirSum {
+		return fmt.Errorf("%w: after the repair the sums still differ (writes raced it?)", ErrNotConverged)
+	}
+	in.res.Converged = true
+	return nil
+}

@@ -1,0 +1,367 @@
+package repair
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/rowstore"
+	"github.com/antientropy/grove/engine/token"
+)
+
+type sliceSource struct {
+	rows []engine.Row
+	i    int
+}
+
+func (s *sliceSource) NextRow(r *engine.Row) error {
+	if s.i == len(s.rows) {
+		return io.EOF
+	}
+	*r = s.rows[s.i]
+	s.i++
+	return nil
+}
+
+func newReplica(t testing.TB, rows []engine.Row, depth int) *StoreReplica {
+	t.Helper()
+	ctx := context.Background()
+	st, err := rowstore.Load(ctx, token.Murmur3{}, &sliceSource{rows: rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := BuildTree(ctx, st, engine.Options{Depth: depth, Budget: arena.NewBudget(4 << 30)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tree.Close() })
+	return NewStoreReplica(st, tree)
+}
+
+// rowsOf returns every row of a replica, in order.
+func rowsOf(t testing.TB, r *StoreReplica) []engine.Row {
+	t.Helper()
+	var out []engine.Row
+	err := r.Store().All(context.Background(), func(row *engine.Row) error {
+		out = append(out, *cloneRow(row))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// expected computes, by brute force over two row sets with one row per key,
+// the keys a session must report and the rows both sides must hold after a
+// repair.
+func expected(a, b []engine.Row) (onlyA, onlyB, diff []string, merged map[string]engine.Row) {
+	ma, mb := map[string]engine.Row{}, map[string]engine.Row{}
+	for _, r := range a {
+		ma[string(r.Key)] = r
+	}
+	for _, r := range b {
+		mb[string(r.Key)] = r
+	}
+	merged = map[string]engine.Row{}
+	for k, ra := range ma {
+		rb, ok := mb[k]
+		switch {
+		case !ok:
+			onlyA = append(onlyA, k)
+			merged[k] = ra
+		case engine.RowDigest(&ra) != engine.RowDigest(&rb):
+			diff = append(diff, k)
+			if engine.Supersedes(&ra, &rb) {
+				merged[k] = ra
+			} else {
+				merged[k] = rb
+			}
+		default:
+			merged[k] = ra
+		}
+	}
+	for k, rb := range mb {
+		if _, ok := ma[k]; !ok {
+			onlyB = append(onlyB, k)
+			merged[k] = rb
+		}
+	}
+	slices.Sort(onlyA)
+	slices.Sort(onlyB)
+	slices.Sort(diff)
+	return onlyA, onlyB, diff, merged
+}
+
+func keyStrings(ks []engine.Key) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = string(k.Key)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// diverge returns a copy of base as replica A and B, with n random
+// divergences of every kind the issue names: missed writes, missed deletes,
+// corrupted values, and ties broken by the tombstone and value rules.
+func diverge(rnd *rand.Rand, base []engine.Row, n int) (a, b []engine.Row) {
+	a, b = slices.Clone(base), slices.Clone(base)
+	for range n {
+		side := &a
+		if rnd.IntN(2) == 0 {
+			side = &b
+		}
+		s := *side
+		switch i := rnd.IntN(len(s)); rnd.IntN(6) {
+		case 0: // a missed write: one side never got the row
+			*side = slices.Delete(s, i, i+1)
+		case 1: // a newer write one side missed
+			s[i].Value = fmt.Appendf(nil, "new-%d", rnd.Uint32())
+			s[i].TS += 1 + rnd.Int64N(1000)
+		case 2: // a missed delete
+			s[i].Deleted, s[i].Value = true, nil
+			s[i].TS++
+		case 3: // a corrupted value, same timestamp: greater bytes win
+			s[i].Value = append(slices.Clone(s[i].Value), 'x')
+		case 4: // a tombstone at the same timestamp as the live value
+			s[i].Deleted = true
+		case 5: // a row only this side wrote
+			*side = append(s, engine.Row{Key: fmt.Appendf(nil, "extra-%d", rnd.Uint64()), Value: []byte("v"), TS: rnd.Int64N(1 << 50)})
+		}
+	}
+	return a, b
+}
+
+func baseRows(rnd *rand.Rand, n int) []engine.Row {
+	rows := make([]engine.Row, n)
+	for i := range rows {
+		rows[i] = engine.Row{
+			Key:   fmt.Appendf(nil, "key-%d", i),
+			Value: fmt.Appendf(nil, "value-%d-%d", i, rnd.Uint32()),
+			TS:    1_700_000_000_000_000 + rnd.Int64N(1_000_000),
+		}
+	}
+	return rows
+}
+
+// TestSyncMatchesBruteForce runs sessions over many shapes of divergence and
+// checks the keys against a brute-force comparison of the rows, then repairs
+// and checks both sides hold exactly the rows the repair rule picks, with
+// trees equal to a rebuild from those rows.
+func TestSyncMatchesBruteForce(t *testing.T) {
+	cases := []struct {
+		name           string
+		rows, diverge  int
+		depthA, depthB int
+		keysOnly       bool
+	}{
+		{"identical", 2000, 0, 10, 10, false},
+		{"one row", 2000, 1, 10, 10, false},
+		{"a few", 3000, 7, 12, 12, false},
+		{"dense", 2000, 400, 8, 8, false},
+		{"deeper initiator", 3000, 20, 14, 9, false},
+		{"deeper responder", 3000, 20, 7, 13, false},
+		{"depth zero", 500, 10, 0, 5, false},
+		{"deeper than a session", 1500, 5, 22, 21, false},
+		{"keys only", 3000, 30, 11, 11, true},
+		{"empty responder", 300, 0, 8, 8, false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rnd := rand.New(rand.NewPCG(uint64(i), 99))
+			base := baseRows(rnd, tc.rows)
+			a, b := diverge(rnd, base, tc.diverge)
+			if tc.name == "empty responder" {
+				b = nil
+			}
+			onlyA, onlyB, diff, merged := expected(a, b)
+			for _, repair := range []bool{false, true} {
+				if repair && tc.keysOnly {
+					continue
+				}
+				ra, rb := newReplica(t, a, tc.depthA), newReplica(t, b, tc.depthB)
+				resp := NewResponder(rb, ResponderOptions{})
+				res, err := Sync(ctx, ra, resp, Options{Repair: repair, KeysOnly: tc.keysOnly})
+				if err != nil {
+					t.Fatalf("repair=%v: %v", repair, err)
+				}
+				if got := keyStrings(res.OnlyHere); !slices.Equal(got, onlyA) {
+					t.Fatalf("only here: got %q, want %q", got, onlyA)
+				}
+				if got := keyStrings(res.OnlyThere); !slices.Equal(got, onlyB) {
+					t.Fatalf("only there: got %q, want %q", got, onlyB)
+				}
+				if got := keyStrings(res.Different); !slices.Equal(got, diff) {
+					t.Fatalf("different: got %q, want %q", got, diff)
+				}
+				if res.InSync != (len(onlyA)+len(onlyB)+len(diff) == 0) {
+					t.Fatalf("InSync = %v with %d differing keys", res.InSync, len(onlyA)+len(onlyB)+len(diff))
+				}
+				if res.InSync && res.RoundTrips != 1 {
+					t.Fatalf("identical replicas took %d round trips, want 1", res.RoundTrips)
+				}
+				if n := resp.Sessions(); n != 0 {
+					t.Fatalf("%d sessions left open on the responder", n)
+				}
+				if !repair {
+					continue
+				}
+				if !res.Converged {
+					t.Fatal("not converged")
+				}
+				checkHolds(t, ra, merged, tc.depthA)
+				checkHolds(t, rb, merged, tc.depthB)
+				again, err := Sync(ctx, ra, resp, Options{})
+				if err != nil || !again.InSync {
+					t.Fatalf("after the repair: in sync %v, %v", again.InSync, err)
+				}
+			}
+		})
+	}
+}
+
+// checkHolds checks a replica holds exactly want and its tree equals a tree
+// rebuilt from want.
+func checkHolds(t *testing.T, r *StoreReplica, want map[string]engine.Row, depth int) {
+	t.Helper()
+	got := rowsOf(t, r)
+	if len(got) != len(want) {
+		t.Fatalf("replica holds %d rows, want %d", len(got), len(want))
+	}
+	rebuilt := make([]engine.Row, 0, len(want))
+	for _, row := range got {
+		w, ok := want[string(row.Key)]
+		if !ok || engine.RowDigest(&w) != engine.RowDigest(&row) {
+			t.Fatalf("replica holds %q = %+v, want %+v", row.Key, row, w)
+		}
+		rebuilt = append(rebuilt, w)
+	}
+	fresh := newReplica(t, rebuilt, depth)
+	a, err := r.Tree().Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := fresh.Tree().Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Fatalf("live tree root %x, rebuilt %x", a[:4], b[:4])
+	}
+}
+
+// TestOneKeyCost checks the issue's bound for one differing key at depth 20:
+// at most 8 KB both ways and ⌈depth ÷ levels per round trip⌉ + 3 round trips.
+func TestOneKeyCost(t *testing.T) {
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	base := baseRows(rnd, 100_000)
+	b := slices.Clone(base)
+	b[rnd.IntN(len(b))].Value = []byte("corrupted")
+	ra, rb := newReplica(t, base, 20), newReplica(t, b, 20)
+	res, err := Sync(ctx, ra, NewResponder(rb, ResponderOptions{}), Options{Repair: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Different) != 1 || !res.Converged {
+		t.Fatalf("different %d, converged %v", len(res.Different), res.Converged)
+	}
+	total := res.BytesSent + res.BytesReceived
+	maxLevels := 0
+	for _, b := range res.Bands {
+		maxLevels = max(maxLevels, b.Levels)
+	}
+	bound := (20+maxLevels-1)/maxLevels + 3
+	t.Logf("1 key of 100k at depth 20: %d bytes (%d sent, %d received), %d round trips, bands %+v", total, res.BytesSent, res.BytesReceived, res.RoundTrips, res.Bands)
+	if total > 8000 {
+		t.Errorf("%d bytes, over 8 KB", total)
+	}
+	if res.RoundTrips > bound {
+		t.Errorf("%d round trips, over ⌈20/%d⌉+3 = %d", res.RoundTrips, maxLevels, bound)
+	}
+}
+
+// TestIncompatible checks peers that differ in range or partitioner are
+// refused at the handshake, whichever side notices.
+func TestIncompatible(t *testing.T) {
+	ctx := context.Background()
+	rows := baseRows(rand.New(rand.NewPCG(3, 4)), 100)
+	ra := newReplica(t, rows, 8)
+	tree, err := engine.New(engine.Options{Depth: 8, Range: token.Range{Lo: -1 << 62, Hi: 1 << 62}, Budget: arena.NewBudget(1 << 30)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	if err := tree.Hash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := NewStoreReplica(rowstore.New(token.Murmur3{}), tree)
+	_, err = Sync(ctx, ra, NewResponder(other, ResponderOptions{}), Options{})
+	if !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("different ranges: %v, want ErrIncompatible", err)
+	}
+}
+
+// racingReplica writes a row into a differing leaf after the view is taken,
+// as a node's write path would during a session.
+type racingReplica struct {
+	*StoreReplica
+	write *engine.Row
+}
+
+func (r *racingReplica) View(ctx context.Context) (*engine.Tree, func(), error) {
+	v, release, err := r.StoreReplica.View(ctx)
+	if err == nil && r.write != nil {
+		if _, err := r.StoreReplica.Apply(ctx, []engine.Row{*r.write}); err != nil {
+			release()
+			return nil, nil, err
+		}
+		r.write = nil
+	}
+	return v, release, err
+}
+
+// TestChangedUnderSession checks a write that lands in a reconciled leaf
+// after the snapshot ends the session with ErrChanged, applies nothing on
+// either side, and that a retry succeeds.
+func TestChangedUnderSession(t *testing.T) {
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(5, 6))
+	base := baseRows(rnd, 5000)
+	a := slices.Clone(base)
+	a[42].Value, a[42].TS = []byte("newer"), a[42].TS+10
+	ra, rb := newReplica(t, a, 12), newReplica(t, base, 12)
+	// The racing write touches the same key on the responder: its leaf is
+	// the one being reconciled.
+	w := base[42]
+	w.Value, w.TS = []byte("racing"), w.TS+5
+	racing := &racingReplica{StoreReplica: rb, write: &w}
+	beforeA, beforeB := rowsOf(t, ra), rowsOf(t, rb)
+	beforeB[slices.IndexFunc(beforeB, func(r engine.Row) bool { return bytes.Equal(r.Key, w.Key) })] = w
+	resp := NewResponder(racing, ResponderOptions{})
+	_, err := Sync(ctx, ra, resp, Options{Repair: true})
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("got %v, want ErrChanged", err)
+	}
+	if !slices.EqualFunc(rowsOf(t, ra), beforeA, rowEqual) || !slices.EqualFunc(rowsOf(t, rb), beforeB, rowEqual) {
+		t.Fatal("rows changed by a failed session")
+	}
+	if resp.Sessions() != 0 {
+		t.Fatal("failed session left open")
+	}
+	res, err := Sync(ctx, ra, resp, Options{Repair: true})
+	if err != nil || !res.Converged || len(res.Different) != 1 {
+		t.Fatalf("retry: %v, %+v", err, res)
+	}
+}
+
+func rowEqual(a, b engine.Row) bool { return engine.RowDigest(&a) == engine.RowDigest(&b) }

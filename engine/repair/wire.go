@@ -1,0 +1,106 @@
+package repair
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+
+	"github.com/antientropy/grove/engine"
+)
+
+// Protocol constants. Changing any of them changes the protocol: bump
+// ProtocolVersion.
+const (
+	// ProtocolVersion is sent in Params.protocol; peers must agree.
+	ProtocolVersion = 1
+	// FingerprintBytes is the width of a node or row fingerprint on the wire.
+	FingerprintBytes = 4
+	// SaltBytes is the size of the fingerprint key the initiator picks.
+	SaltBytes = 32
+	// MaxBandLevels bounds the levels one band may span.
+	MaxBandLevels = 8
+	// MaxSessionDepth is the deepest level a session descends to. Trees
+	// deeper than this meet at it, by subtree sums, as any two trees of
+	// different depths meet at the shallower: it bounds every frontier, and
+	// so every message of the descent, to 2^20 nodes.
+	MaxSessionDepth = 20
+	// MaxKeyBytes bounds a row key in a message (Cassandra's own limit is
+	// 64 KiB).
+	MaxKeyBytes = 64 << 10
+	// DefaultMaxMessageBytes is the default bound on one message.
+	DefaultMaxMessageBytes = 64 << 20
+)
+
+// fpKey keys the session's fingerprints: a node's fingerprint is
+// Σ k_i·lane_i mod 2^32 over the four 64-bit lanes of its sum. That is linear,
+// so the fingerprint of a node is the sum of its children's — a band can
+// leave out one child per parent and the receiver derives it — and for two
+// different sums it collides with probability about 2^-32 over the random key.
+// A fresh key per session makes a collision that hid a difference once
+// unlikely to hide it again.
+type fpKey [4]uint64
+
+func parseSalt(b []byte) (fpKey, error) {
+	var k fpKey
+	if len(b) != SaltBytes {
+		return k, fmt.Errorf("%w: salt is %d bytes, want %d", ErrBadMessage, len(b), SaltBytes)
+	}
+	for i := range k {
+		k[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return k, nil
+}
+
+func (k *fpKey) of(d *engine.Digest) uint32 {
+	return uint32(k[0]*binary.LittleEndian.Uint64(d[0:]) +
+		k[1]*binary.LittleEndian.Uint64(d[8:]) +
+		k[2]*binary.LittleEndian.Uint64(d[16:]) +
+		k[3]*binary.LittleEndian.Uint64(d[24:]))
+}
+
+// addDigest adds (or, when neg, subtracts) d into acc lane-wise: the leaf
+// arithmetic of DESIGN.md.
+func addDigest(acc *engine.Digest, d *engine.Digest, neg bool) {
+	for i := 0; i < 32; i += 8 {
+		v := binary.LittleEndian.Uint64(d[i:])
+		if neg {
+			v = -v
+		}
+		binary.LittleEndian.PutUint64(acc[i:], binary.LittleEndian.Uint64(acc[i:])+v)
+	}
+}
+
+func parseDigest(b []byte, what string) (engine.Digest, error) {
+	var d engine.Digest
+	if len(b) != len(d) {
+		return d, fmt.Errorf("%w: %s is %d bytes, want %d", ErrBadMessage, what, len(b), len(d))
+	}
+	copy(d[:], b)
+	return d, nil
+}
+
+// bitmap is a set over positions 0..n-1, least significant bit first, as
+// the differ and missing fields carry it.
+func newBitmap(n int) []byte { return make([]byte, (n+7)/8) }
+
+func setBit(b []byte, i int)      { b[i>>3] |= 1 << (i & 7) }
+func hasBit(b []byte, i int) bool { return b[i>>3]&(1<<(i&7)) != 0 }
+
+// checkBitmap checks that b is exactly a bitmap over n positions with no bit
+// set past n, and returns how many bits are set.
+func checkBitmap(b []byte, n int, what string) (int, error) {
+	if len(b) != (n+7)/8 {
+		return 0, fmt.Errorf("%w: %s is %d bytes, want %d for %d positions", ErrBadMessage, what, len(b), (n+7)/8, n)
+	}
+	if n%8 != 0 && b[len(b)-1]>>(n%8) != 0 {
+		return 0, fmt.Errorf("%w: %s has bits set past position %d", ErrBadMessage, what, n)
+	}
+	set := 0
+	for _, x := range b {
+		set += bits.OnesCount8(x)
+	}
+	return set, nil
+}
+
+func putFP(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
+func fpAt(b []byte, i int) uint32   { return binary.LittleEndian.Uint32(b[4*i:]) }
