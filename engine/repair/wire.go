@@ -103,4 +103,4 @@ func checkBitmap(b []byte, n int, what string) (int, error) {
 }
 
 func putFP(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
-func fpAt(b []byte, i int) uint32   { return binary.LittleEndian.Uint32(b[4*i:]) }
+func fpAt(b []byte, i int) uint32     { return binary.LittleEndian.Uint32(b[4*i:]) }
