@@ -53,6 +53,8 @@ type RepairFigures struct {
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	Converged bool          `json:"converged"`
 	Bands     []repair.Band `json:"bands"`
+	// Result is the session's own report: the keys, what was applied.
+	Result *repair.Result `json:"-"`
 
 	// CassandraTreeBytes is one whole Merkle tree at the same depth, as
 	// Cassandra sends each replica's to the coordinator (~36 bytes a leaf:
@@ -287,6 +289,7 @@ func SyncLoopback(ctx context.Context, a, b *repair.StoreReplica, opts repair.Op
 	f.RowHashBytes += f.RowBytes
 	f.RoundTrips, f.Converged, f.Bands = res.RoundTrips, res.Converged, res.Bands
 	f.WireBytes = wire.Load()
+	f.Result = res
 	if f.DifferingKeys > 0 {
 		f.ProtocolBytesPerKey = float64(f.BytesSent+f.BytesReceived-f.RowBytes) / float64(f.DifferingKeys)
 	}

@@ -12,7 +12,11 @@ import (
 	"time"
 
 	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/bench"
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/engine/rowstore"
+	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/simd"
 )
 
@@ -101,67 +105,53 @@ func runDemo(args []string, stdout io.Writer) (int, error) {
 	ctx := context.Background()
 	plan := newDemoPlan(*n)
 	names := []string{"primary", "replica 1", "replica 2", "replica 3"}
-	depth, err := engine.ChooseDepth(int64(*n), b.Available()/int64(len(names)), nil)
+	// Each node keeps its tree and, during a session, a snapshot of it.
+	depth, err := engine.ChooseDepth(int64(*n), b.Available()/int64(2*len(names)), nil)
 	if err != nil {
 		return 0, err
 	}
 
-	fmt.Fprintf(stdout, "grove demo: a primary and three replicas, %d rows each, one silent divergence per replica\n", *n)
+	fmt.Fprintf(stdout, "grove demo: a primary and three replicas, %d rows each, one silent divergence per replica,\n", *n)
+	fmt.Fprintf(stdout, "repaired over loopback by the repair protocol (Connect/gRPC, HTTP/2)\n")
 	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs; hashing: %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), simd.Features())
-	fmt.Fprintf(stdout, "%-36s %10s %16s %14s\n", "step", "time", "trees off-heap", "Go heap")
+	fmt.Fprintf(stdout, "%-40s %10s %16s %14s\n", "step", "time", "trees off-heap", "Go heap")
 	step := func(name string, d time.Duration) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		fmt.Fprintf(stdout, "%-36s %10s %16s %14s\n", name, roundDuration(d), arena.FormatBytes(b.Used()), arena.FormatBytes(int64(ms.HeapAlloc)))
+		fmt.Fprintf(stdout, "%-40s %10s %16s %14s\n", name, roundDuration(d), arena.FormatBytes(b.Used()), arena.FormatBytes(int64(ms.HeapAlloc)))
 	}
 
-	trees := make([]*engine.Tree, len(names))
-	shipAll := make([]int64, len(names))
+	nodes := make([]*repair.StoreReplica, len(names))
 	defer func() {
-		for _, t := range trees {
-			if t != nil {
-				t.Close()
+		for _, r := range nodes {
+			if r != nil {
+				r.Tree().Close()
 			}
 		}
 	}()
 	for i, name := range names {
 		start := time.Now()
-		t, err := engine.New(engine.Options{Depth: depth, Budget: b})
+		store, err := rowstore.Load(ctx, token.Murmur3{}, &demoRows{plan: plan, replica: i})
 		if err != nil {
 			return 0, err
 		}
-		trees[i] = t
-		src := &demoRows{plan: plan, replica: i}
-		if _, err := t.Load(ctx, src, 0); err != nil {
+		t, err := repair.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: b})
+		if err != nil {
 			return 0, err
 		}
-		if err := t.Hash(ctx); err != nil {
-			return 0, err
-		}
-		shipAll[i] = src.bytes
-		step(fmt.Sprintf("build %s tree (depth %d)", name, depth), time.Since(start))
+		nodes[i] = repair.NewStoreReplica(store, t)
+		step(fmt.Sprintf("load %s, build its tree (depth %d)", name, depth), time.Since(start))
 	}
 
-	type found struct {
-		res  *engine.DiffResult
-		keys *engine.KeyDiff
-	}
-	results := make([]found, len(names))
+	figures := make([]*bench.RepairFigures, len(names))
 	for i := 1; i < len(names); i++ {
 		start := time.Now()
-		res, err := engine.Diff(ctx, trees[0], trees[i])
+		f, err := bench.SyncLoopback(ctx, nodes[0], nodes[i], repair.Options{Repair: true})
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("%s: %w", names[i], err)
 		}
-		step(fmt.Sprintf("diff primary vs %s", names[i]), time.Since(start))
-		start = time.Now()
-		kd, err := engine.CompareKeys(ctx, trees[0].Partitioner(), res.Ranges,
-			&demoRows{plan: plan}, &demoRows{plan: plan, replica: i})
-		if err != nil {
-			return 0, err
-		}
-		step(fmt.Sprintf("find the keys in %s", names[i]), time.Since(start))
-		results[i] = found{res, kd}
+		figures[i] = f
+		step("sync and repair primary ↔ "+names[i], time.Since(start))
 	}
 
 	fmt.Fprintln(stdout)
@@ -177,32 +167,43 @@ func runDemo(args []string, stdout io.Writer) (int, error) {
 	}
 	ok := true
 	for i := 1; i < len(names); i++ {
-		r := results[i]
-		got := [3][]string{keyStrings(r.keys.OnlyInA), keyStrings(r.keys.OnlyInB), keyStrings(r.keys.Different)}
-		match := true
+		f, r := figures[i], figures[i].Result
+		got := [3][]string{keyStrings(r.OnlyHere), keyStrings(r.OnlyThere), keyStrings(r.Different)}
+		match := r.Converged
 		for j := range got {
 			match = match && slices.Equal(got[j], want[i][j])
 		}
 		ok = ok && match
-		verdict := "found exactly the planted row"
+		verdict := "found exactly the planted row and repaired it"
 		if !match {
-			verdict = "DID NOT find the planted row"
+			verdict = "DID NOT find and repair exactly the planted row"
 		}
 		fmt.Fprintf(stdout, "%s %s %s: %s\n", names[i], planted[i], demoKey(map[int]int{replicaDel: plan.deleted, replicaMiss: plan.missed, replicaBad: plan.corrupted}[i]), verdict)
-		fmt.Fprintf(stdout, "  only on primary %v, only on %s %v, different %v\n", got[0], names[i], got[1], got[2])
-		hashes := int64(r.res.NodesCompared) * engine.NodeSize
-		rows := int64(r.keys.A.Rows+r.keys.B.Rows)*engine.NodeSize + r.keys.A.KeyBytes + r.keys.B.KeyBytes
-		total := hashes + rows
-		nrows := r.keys.A.Rows + r.keys.B.Rows
-		fmt.Fprintf(stdout, "  %d of %d leaves differ; exchanged %s (%d hashes on the path + keys and digests of the %d %s in the differing leaves)\n",
-			r.res.DifferingLeaves, 1<<r.res.Depth, arena.FormatBytes(total), r.res.NodesCompared, nrows, plural(nrows, "row", "rows"))
-		fmt.Fprintf(stdout, "  instead of %s to ship every row (%.0f× less), or %s to ship the whole tree\n",
-			arena.FormatBytes(shipAll[i]), float64(shipAll[i])/float64(total), arena.FormatBytes(trees[i].Bytes()))
+		fmt.Fprintf(stdout, "  only on primary %v, only on %s %v, different %v; rows sent to %s %d, to primary %d\n",
+			got[0], names[i], got[1], got[2], names[i], r.Pushed, r.Applied)
+		fmt.Fprintf(stdout, "  grove:     %s in %d round trips (%s on the wire with HTTP/2 framing), %d B of it the differing rows themselves\n",
+			arena.FormatBytes(f.BytesSent+f.BytesReceived), f.RoundTrips, arena.FormatBytes(f.WireBytes), f.RowBytes)
+		fmt.Fprintf(stdout, "  Cassandra: %s to send a whole tree of depth %d, then %s streamed: every row of the differing leaf, both ways\n",
+			arena.FormatBytes(f.CassandraTreeBytes), f.Depth, arena.FormatBytes(f.CassandraStreamBytes))
 	}
+
+	// Every node now holds the primary's rows: each check is one round trip.
+	start := time.Now()
+	for i := 1; i < len(names); i++ {
+		f, err := bench.SyncLoopback(ctx, nodes[0], nodes[i], repair.Options{})
+		if err != nil {
+			return 0, err
+		}
+		if !f.Result.InSync || f.RoundTrips != 1 {
+			ok = false
+			fmt.Fprintf(stdout, "%s is NOT in sync after the repair\n", names[i])
+		}
+	}
+	step("check all in sync (one round trip each)", time.Since(start))
 	if !ok {
-		return 0, fmt.Errorf("the demo did not find exactly the planted divergence")
+		return 0, fmt.Errorf("the demo did not find and repair exactly the planted divergence")
 	}
-	fmt.Fprintln(stdout, "\nrepair needs exactly these 3 rows, not the leaf ranges around them.")
+	fmt.Fprintln(stdout, "\nall four nodes hold the same rows: three rows moved, not the leaf ranges around them, nor whole trees.")
 	return exitOK, nil
 }
 

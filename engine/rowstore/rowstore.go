@@ -141,33 +141,40 @@ func Load(ctx context.Context, p token.Partitioner, src engine.RowSource) (*Stor
 		}
 		ents = append(ents, entry{tok: s.p.Token(row.Key), off: uint64(len(slab))})
 		slab = appendRecord(slab, &row)
+		s.data += int64(len(row.Key) + len(row.Value))
 	}
 	slices.SortFunc(ents, func(a, b entry) int { return compareEntries(slab, a, b) })
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("rowstore: load stopped after sorting: %w", err)
 	}
 
-	// Keep the winner of each run of one key.
+	// Keep the winner of each run of one key. Only rows that share a token
+	// can share a key, so the slab is read only for those: reading it for
+	// every row would cost a cache miss each.
 	var garbage int64
 	var a, b engine.Row
 	kept := 0
 	for i := 0; i < len(ents); {
 		win := ents[i]
-		decode(slab, win.off, &a)
 		j := i + 1
-		for ; j < len(ents) && ents[j].tok == win.tok && bytes.Equal(keyAt(slab, ents[j].off), a.Key); j++ {
-			n := decode(slab, ents[j].off, &b)
-			if engine.Supersedes(&b, &a) {
-				garbage += int64(recordLen(&a))
-				win = ents[j]
-				decode(slab, win.off, &a)
-			} else {
-				garbage += int64(n)
+		if j < len(ents) && ents[j].tok == win.tok {
+			decode(slab, win.off, &a)
+			for ; j < len(ents) && ents[j].tok == win.tok && bytes.Equal(keyAt(slab, ents[j].off), a.Key); j++ {
+				decode(slab, ents[j].off, &b)
+				loser := &b
+				if engine.Supersedes(&b, &a) {
+					loser = &a
+				}
+				garbage += int64(recordLen(loser))
+				s.data -= int64(len(loser.Key) + len(loser.Value))
+				if loser == &a {
+					win = ents[j]
+					decode(slab, win.off, &a)
+				}
 			}
 		}
 		ents[kept] = win
 		kept++
-		s.data += int64(len(a.Key) + len(a.Value))
 		i = j
 	}
 	ents = slices.Clip(ents[:kept])
