@@ -3,6 +3,8 @@ package repair
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -365,3 +367,27 @@ func TestChangedUnderSession(t *testing.T) {
 }
 
 func rowEqual(a, b engine.Row) bool { return engine.RowDigest(&a) == engine.RowDigest(&b) }
+
+// TestCollisionCaught forces fingerprint collisions in the first session —
+// a salt under which a fingerprint keeps one bit of each sum, so half of all
+// differences hide — and checks the end-of-session check notices, a second
+// session with a fresh salt runs, and the keys come out exact.
+func TestCollisionCaught(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(31, 32))
+	base := baseRows(rnd, 3000)
+	a, b := diverge(rnd, base, 60)
+	onlyA, onlyB, diff, _ := expected(a, b)
+	weak := make([]byte, SaltBytes)
+	binary.LittleEndian.PutUint64(weak, 1<<31) // fp = lane0 bit 0, shifted
+	salts := io.MultiReader(bytes.NewReader(weak), crand.Reader)
+	res, err := Sync(context.Background(), newReplica(t, a, 10), NewResponder(newReplica(t, b, 10), ResponderOptions{}), Options{Rand: salts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passes != 2 {
+		t.Fatalf("%d passes, want 2: the weak first salt should have hidden differences", res.Passes)
+	}
+	if !slices.Equal(keyStrings(res.OnlyHere), onlyA) || !slices.Equal(keyStrings(res.OnlyThere), onlyB) || !slices.Equal(keyStrings(res.Different), diff) {
+		t.Fatal("keys differ from brute force after the retry")
+	}
+}
