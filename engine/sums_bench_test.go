@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"context"
+	"testing"
+
+	"github.com/antientropy/grove/arena"
+)
+
+// BenchmarkSnapshot20 times a snapshot of a hashed depth-20 tree: what each
+// side of a repair session pays to freeze its tree.
+func BenchmarkSnapshot20(b *testing.B) {
+	ctx := context.Background()
+	t, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Close()
+	fill(b, t)
+	b.SetBytes(t.Bytes())
+	for b.Loop() {
+		s, err := t.Snapshot(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+// BenchmarkSums20 times the subtree sum of the root of a depth-20 tree: a
+// read of all 2^20 leaves, the cost of a whole-tree sum in a session.
+func BenchmarkSums20(b *testing.B) {
+	ctx := context.Background()
+	t, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Close()
+	fill(b, t)
+	b.SetBytes(32 << 20)
+	var d [1]Digest
+	for b.Loop() {
+		if err := t.Sums(ctx, 0, 0, d[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// fill puts a row in every leaf and hashes, so that every page of the tree
+// is real memory, as in a tree built from rows.
+func fill(b *testing.B, t *Tree) {
+	b.Helper()
+	var d Digest
+	for i := range t.Leaves() {
+		d[0], d[1], d[2] = byte(i), byte(i>>8), byte(i>>16)
+		if err := t.UpdateDigest(nil, nil, &d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := t.Hash(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}
