@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ type Key struct {
 // rows on the two sides are not the same multiset (a key stored twice on one
 // side and once on the other differs, just as its leaf sums do).
 func CompareKeys(ctx context.Context, p token.Partitioner, ranges []token.Range, a, b RowSource) (*KeyDiff, error) {
-	if !slices.IsSortedFunc(ranges, func(x, y token.Range) int { return cmpToken(x.Lo, y.Lo) }) {
+	if !slices.IsSortedFunc(ranges, func(x, y token.Range) int { return cmp.Compare(x.Lo, y.Lo) }) {
 		return nil, fmt.Errorf("engine: CompareKeys: ranges must be in ring order")
 	}
 	out := &KeyDiff{}
@@ -85,16 +86,6 @@ func CompareKeys(ctx context.Context, p token.Partitioner, ranges []token.Range,
 		})
 	}
 	return out, nil
-}
-
-func cmpToken(a, b token.Token) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // collectRows keeps, per key, the sorted digests of the rows of src whose

@@ -106,6 +106,35 @@ func (f *replicaFlags) tlsConfig(server bool) (*tls.Config, error) {
 	return rpc.ClientTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
 }
 
+// replicaEnv is what serve and sync set up alike: a context cancelled by
+// SIGINT or SIGTERM, the message limit, the TLS configuration, and the
+// replica loaded from --rows.
+type replicaEnv struct {
+	ctx     context.Context
+	limit   int
+	tls     *tls.Config
+	replica *repair.StoreReplica
+	close   func()
+}
+
+func (f *replicaFlags) setUp(server bool) (*replicaEnv, error) {
+	limit, err := f.messageLimit()
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := f.tlsConfig(server)
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	replica, closeTree, err := f.loadReplica(ctx)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &replicaEnv{ctx: ctx, limit: limit, tls: tlsConf, replica: replica, close: func() { closeTree(); stop() }}, nil
+}
+
 // saveRows writes the replica's rows to path: to a temporary file beside
 // it, fsynced, renamed, the directory fsynced, so path holds the old rows or
 // the new, never half of them.
@@ -154,21 +183,12 @@ func runServe(args []string, stdout io.Writer) (int, error) {
 	if _, err := parse(fs, args, 0); err != nil {
 		return 0, err
 	}
-	limit, err := rf.messageLimit()
+	env, err := rf.setUp(true)
 	if err != nil {
 		return 0, err
 	}
-	tlsConf, err := rf.tlsConfig(true)
-	if err != nil {
-		return 0, err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	replica, closeTree, err := rf.loadReplica(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer closeTree()
+	defer env.close()
+	ctx, limit, tlsConf, replica := env.ctx, env.limit, env.tls, env.replica
 	opts := repair.ResponderOptions{IdleTimeout: *idle, MaxMessageBytes: limit}
 	if *rf.repairOut != "" {
 		out := *rf.repairOut
@@ -253,22 +273,13 @@ func runSync(args []string, stdout io.Writer) (int, error) {
 	if *timeout <= 0 {
 		return 0, fmt.Errorf("--timeout %v: want a positive duration", *timeout)
 	}
-	limit, err := rf.messageLimit()
+	env, err := rf.setUp(false)
 	if err != nil {
 		return 0, err
 	}
-	tlsConf, err := rf.tlsConfig(false)
-	if err != nil {
-		return 0, err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	replica, closeTree, err := rf.loadReplica(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer closeTree()
-	client, err := rpc.NewClient(*peerURL, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: *timeout})
+	defer env.close()
+	ctx, limit, replica := env.ctx, env.limit, env.replica
+	client, err := rpc.NewClient(*peerURL, rpc.ClientOptions{TLS: env.tls, MaxMessageBytes: limit, CallTimeout: *timeout})
 	if err != nil {
 		return 0, err
 	}

@@ -528,29 +528,38 @@ func rowFromWire(m *grovev1.Row, i int) (engine.Row, error) {
 	}, nil
 }
 
+// lookupAndStage finds a session, locks it and stages rows in it; the
+// caller unlocks s.mu.
+func (r *Responder) lookupAndStage(id []byte, rows []*grovev1.Row) (*session, error) {
+	s, err := r.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.stage(s, rows); err != nil {
+		err = r.fail(s, err)
+		s.mu.Unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
 // Push implements Peer.
 func (r *Responder) Push(ctx context.Context, req *grovev1.PushRequest) (*grovev1.PushResponse, error) {
-	s, err := r.lookup(req.GetSession())
+	s, err := r.lookupAndStage(req.GetSession(), req.GetRows())
 	if err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	if err := r.stage(s, req.GetRows()); err != nil {
-		return nil, r.fail(s, err)
-	}
 	return &grovev1.PushResponse{Staged: uint32(len(s.staged))}, nil
 }
 
 // Commit implements Peer.
 func (r *Responder) Commit(ctx context.Context, req *grovev1.CommitRequest) (*grovev1.CommitResponse, error) {
-	s, err := r.lookup(req.GetSession())
+	s, err := r.lookupAndStage(req.GetSession(), req.GetRows())
 	if err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	if err := r.stage(s, req.GetRows()); err != nil {
-		return nil, r.fail(s, err)
-	}
 	staged := s.staged
 	r.drop(s)
 	applied, err := r.replica.Apply(ctx, staged)

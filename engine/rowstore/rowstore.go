@@ -20,6 +20,7 @@ package rowstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -363,7 +364,7 @@ func (s *Store) planApply(rows []engine.Row) []change {
 	}
 	slices.SortFunc(items, func(a, b item) int {
 		if a.tok != b.tok {
-			return cmpToken(a.tok, b.tok)
+			return cmp.Compare(a.tok, b.tok)
 		}
 		return bytes.Compare(rows[a.in].Key, rows[b.in].Key)
 	})
@@ -562,19 +563,9 @@ func keyAt(slab []byte, off uint64) []byte {
 	return b[p : p+int(klen)]
 }
 
-func cmpToken(a, b token.Token) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func compareEntries(slab []byte, a, b entry) int {
 	if a.tok != b.tok {
-		return cmpToken(a.tok, b.tok)
+		return cmp.Compare(a.tok, b.tok)
 	}
 	return bytes.Compare(keyAt(slab, a.off), keyAt(slab, b.off))
 }
