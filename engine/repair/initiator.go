@@ -41,6 +41,9 @@ type Options struct {
 	MaxPasses int
 	// Rand supplies the fingerprint salt. Default crypto/rand.
 	Rand io.Reader
+	// CommitBytes is how many bytes of rows are pushed before they are
+	// committed as one atomic batch. Default CommitBytes.
+	CommitBytes int
 }
 
 func (o *Options) fill() {
@@ -61,6 +64,9 @@ func (o *Options) fill() {
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
+	}
+	if o.CommitBytes <= 0 {
+		o.CommitBytes = CommitBytes
 	}
 	if o.Repair {
 		o.KeysOnly = false
@@ -512,33 +518,49 @@ func winner(a, b []version) (version, bool) {
 	return best, here
 }
 
-// repair sends our winners to the peer in chunks, commits them there in one
-// batch, applies the peer's winners here in one batch, and checks that both
-// sums agree.
+// repair sends our winners to the peer in chunks, commits them there in
+// atomic batches of up to Options.CommitBytes, applies the peer's winners here in one
+// batch, and checks that both sums agree.
 func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) error {
 	chunkBytes := min(in.opts.MaxMessageBytes/4, 4<<20)
 	var batch []*grovev1.Row
-	size := 0
-	for i := range toPush {
-		r := &toPush[i]
-		m := &grovev1.Row{Key: r.Key, Value: r.Value, Ts: r.TS, Deleted: r.Deleted}
-		if size+rowSize(r) > chunkBytes && len(batch) > 0 {
+	size, staged := 0, 0
+	var commit *grovev1.CommitResponse
+	for i := 0; ; i++ {
+		last := i == len(toPush)
+		var r *engine.Row
+		if !last {
+			r = &toPush[i]
+		}
+		// Send the batch before it would outgrow a message, and commit what
+		// is staged before it would outgrow a commit.
+		full := !last && len(batch) > 0 && size+rowSize(r) > chunkBytes
+		commitNow := !last && staged+size+rowSize(r) > in.opts.CommitBytes && staged+size > 0
+		if last || full || commitNow {
 			in.res.RowBytesSent += rowsSize(batch)
-			if _, err := call(ctx, in, in.peer.Push, &grovev1.PushRequest{Session: in.session, Rows: batch}); err != nil {
-				return err
+			if last || commitNow {
+				resp, err := call(ctx, in, in.peer.Commit, &grovev1.CommitRequest{Session: in.session, Rows: batch, More: !last})
+				if err != nil {
+					return err
+				}
+				in.res.PeerApplied += int(resp.GetApplied())
+				commit, staged = resp, 0
+			} else {
+				if _, err := call(ctx, in, in.peer.Push, &grovev1.PushRequest{Session: in.session, Rows: batch}); err != nil {
+					return err
+				}
+				staged += size
 			}
 			batch, size = nil, 0
 		}
-		batch = append(batch, m)
+		if last {
+			break
+		}
+		batch = append(batch, &grovev1.Row{Key: r.Key, Value: r.Value, Ts: r.TS, Deleted: r.Deleted})
 		size += rowSize(r)
 	}
-	in.res.RowBytesSent += rowsSize(batch)
-	commit, err := call(ctx, in, in.peer.Commit, &grovev1.CommitRequest{Session: in.session, Rows: batch})
-	if err != nil {
-		return err
-	}
-	in.session = nil // the commit ended it
-	in.res.Pushed, in.res.PeerApplied = len(toPush), int(commit.GetApplied())
+	in.session = nil // the last commit ended it
+	in.res.Pushed = len(toPush)
 	theirSum, err := parseDigest(commit.GetSum(), "commit answer's sum")
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/rowstore"
 	"github.com/antientropy/grove/engine/token"
+	grovev1 "github.com/antientropy/grove/proto/grove/v1"
 )
 
 type sliceSource struct {
@@ -390,4 +391,43 @@ func TestCollisionCaught(t *testing.T) {
 	if !slices.Equal(keyStrings(res.OnlyHere), onlyA) || !slices.Equal(keyStrings(res.OnlyThere), onlyB) || !slices.Equal(keyStrings(res.Different), diff) {
 		t.Fatal("keys differ from brute force after the retry")
 	}
+}
+
+// countingPeer counts the calls of each kind a session makes.
+type countingPeer struct {
+	*Responder
+	commits, pushes int
+}
+
+func (p *countingPeer) Commit(ctx context.Context, r *grovev1.CommitRequest) (*grovev1.CommitResponse, error) {
+	p.commits++
+	return p.Responder.Commit(ctx, r)
+}
+
+func (p *countingPeer) Push(ctx context.Context, r *grovev1.PushRequest) (*grovev1.PushResponse, error) {
+	p.pushes++
+	return p.Responder.Push(ctx, r)
+}
+
+// TestLargeRepairInBatches repairs an empty peer from a full replica with
+// small messages and small commits: the rows go in many pushes, are applied
+// in several atomic batches, and both sides converge.
+func TestLargeRepairInBatches(t *testing.T) {
+	rows := baseRows(rand.New(rand.NewPCG(41, 42)), 5000)
+	a, b := newReplica(t, rows, 12), newReplica(t, nil, 12)
+	peer := &countingPeer{Responder: NewResponder(b, ResponderOptions{MaxMessageBytes: 128 << 10})}
+	res, err := Sync(context.Background(), a, peer, Options{Repair: true, MaxMessageBytes: 128 << 10, CommitBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Converged || len(res.OnlyHere) != len(rows) || res.PeerApplied != len(rows) {
+		t.Fatalf("converged %v, %d keys only here, %d applied by the peer; want %d", res.Converged, len(res.OnlyHere), res.PeerApplied, len(rows))
+	}
+	if peer.commits < 3 || peer.pushes < peer.commits {
+		t.Fatalf("%d commits and %d pushes: want the rows in several batches", peer.commits, peer.pushes)
+	}
+	if !slices.EqualFunc(rowsOf(t, a), rowsOf(t, b), rowEqual) {
+		t.Fatal("rows differ after the repair")
+	}
+	t.Logf("%d rows in %d pushes and %d commits, %d round trips, %d bytes", len(rows), peer.pushes, peer.commits, res.RoundTrips, res.BytesSent+res.BytesReceived)
 }

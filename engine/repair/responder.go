@@ -23,8 +23,8 @@ type ResponderOptions struct {
 	// MaxMessageBytes bounds each answer; a band or a leaf's rows that would
 	// not fit fail with ErrLimit. Default DefaultMaxMessageBytes.
 	MaxMessageBytes int
-	// MaxStagedBytes bounds the rows a session stages for Commit. Default
-	// 256 MiB.
+	// MaxStagedBytes bounds the rows a session stages for one Commit.
+	// Default 256 MiB; initiators commit every CommitBytes, well below it.
 	MaxStagedBytes int64
 	// OnCommit, if set, is called after each commit that applied rows, with
 	// how many; the grove command writes its rows out there.
@@ -71,7 +71,8 @@ type session struct {
 	pending []uint32 // nodes of the last band, or the frontier at level 0
 	leaves  []uint32 // the differing leaves, once reconciling starts
 	staged  []engine.Row
-	bytes   int64
+	bytes   int64 // of the staged rows
+	applied int   // by the session's commits so far
 	timer   *time.Timer
 	ended   bool
 }
@@ -553,7 +554,9 @@ func (r *Responder) Push(ctx context.Context, req *grovev1.PushRequest) (*grovev
 	return &grovev1.PushResponse{Staged: uint32(len(s.staged))}, nil
 }
 
-// Commit implements Peer.
+// Commit implements Peer. Each commit applies its batch atomically; with
+// more set the session stays open for the next batch, and OnCommit runs once,
+// after the last.
 func (r *Responder) Commit(ctx context.Context, req *grovev1.CommitRequest) (*grovev1.CommitResponse, error) {
 	s, err := r.lookupAndStage(req.GetSession(), req.GetRows())
 	if err != nil {
@@ -561,13 +564,17 @@ func (r *Responder) Commit(ctx context.Context, req *grovev1.CommitRequest) (*gr
 	}
 	defer s.mu.Unlock()
 	staged := s.staged
-	r.drop(s)
+	s.staged, s.bytes = nil, 0
+	if !req.GetMore() {
+		r.drop(s)
+	}
 	applied, err := r.replica.Apply(ctx, staged)
 	if err != nil {
-		return nil, err
+		return nil, r.fail(s, err)
 	}
-	if applied > 0 && r.opts.OnCommit != nil {
-		if err := r.opts.OnCommit(ctx, applied); err != nil {
+	s.applied += applied
+	if !req.GetMore() && s.applied > 0 && r.opts.OnCommit != nil {
+		if err := r.opts.OnCommit(ctx, s.applied); err != nil {
 			return nil, err
 		}
 	}

@@ -29,6 +29,10 @@ const (
 	MaxKeyBytes = 64 << 10
 	// DefaultMaxMessageBytes is the default bound on one message.
 	DefaultMaxMessageBytes = 64 << 20
+	// CommitBytes is how many bytes of rows an initiator pushes before it
+	// commits them as one batch: a repair larger than this is applied on the
+	// responder in several atomic batches, each whole.
+	CommitBytes = 64 << 20
 )
 
 // fpKey keys the session's fingerprints: a node's fingerprint is

@@ -773,7 +773,10 @@ type CommitRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	// rows are staged with those pushed before, then all are applied.
-	Rows          []*Row `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	Rows []*Row `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	// more keeps the session open for another batch: a repair too large to
+	// stage at once is applied in several atomic batches.
+	More          bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -820,6 +823,13 @@ func (x *CommitRequest) GetRows() []*Row {
 		return x.Rows
 	}
 	return nil
+}
+
+func (x *CommitRequest) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 type CommitResponse struct {
@@ -1009,10 +1019,11 @@ const file_grove_v1_repair_proto_rawDesc = "" +
 	"\asession\x18\x01 \x01(\fR\asession\x12!\n" +
 	"\x04rows\x18\x02 \x03(\v2\r.grove.v1.RowR\x04rows\"&\n" +
 	"\fPushResponse\x12\x16\n" +
-	"\x06staged\x18\x01 \x01(\rR\x06staged\"L\n" +
+	"\x06staged\x18\x01 \x01(\rR\x06staged\"`\n" +
 	"\rCommitRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x12!\n" +
-	"\x04rows\x18\x02 \x03(\v2\r.grove.v1.RowR\x04rows\"<\n" +
+	"\x04rows\x18\x02 \x03(\v2\r.grove.v1.RowR\x04rows\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"<\n" +
 	"\x0eCommitResponse\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\rR\aapplied\x12\x10\n" +
 	"\x03sum\x18\x02 \x01(\fR\x03sum\"(\n" +

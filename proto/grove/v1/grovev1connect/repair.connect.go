@@ -69,8 +69,8 @@ type RepairServiceClient interface {
 	Reconcile(context.Context, *connect.Request[v1.ReconcileRequest]) (*connect.Response[v1.ReconcileResponse], error)
 	// Push stages rows the responder lacks; nothing is applied before Commit.
 	Push(context.Context, *connect.Request[v1.PushRequest]) (*connect.Response[v1.PushResponse], error)
-	// Commit applies the staged rows (and its own) in one batch and ends the
-	// session.
+	// Commit applies the staged rows (and its own) in one batch and, unless
+	// more is set, ends the session.
 	Commit(context.Context, *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error)
 	// Close ends a session without applying anything.
 	Close(context.Context, *connect.Request[v1.CloseRequest]) (*connect.Response[v1.CloseResponse], error)
@@ -180,8 +180,8 @@ type RepairServiceHandler interface {
 	Reconcile(context.Context, *connect.Request[v1.ReconcileRequest]) (*connect.Response[v1.ReconcileResponse], error)
 	// Push stages rows the responder lacks; nothing is applied before Commit.
 	Push(context.Context, *connect.Request[v1.PushRequest]) (*connect.Response[v1.PushResponse], error)
-	// Commit applies the staged rows (and its own) in one batch and ends the
-	// session.
+	// Commit applies the staged rows (and its own) in one batch and, unless
+	// more is set, ends the session.
 	Commit(context.Context, *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error)
 	// Close ends a session without applying anything.
 	Close(context.Context, *connect.Request[v1.CloseRequest]) (*connect.Response[v1.CloseResponse], error)
