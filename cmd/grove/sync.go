@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -190,14 +191,20 @@ func runServe(args []string, stdout io.Writer) (int, error) {
 	defer env.close()
 	ctx, limit, tlsConf, replica := env.ctx, env.limit, env.tls, env.replica
 	opts := repair.ResponderOptions{IdleTimeout: *idle, MaxMessageBytes: limit}
-	if *rf.repairOut != "" {
-		out := *rf.repairOut
-		opts.OnCommit = func(ctx context.Context, applied int) error {
+	// A line per repair, so an operator watching serve sees what changed.
+	var logMu sync.Mutex
+	opts.OnCommit = func(ctx context.Context, applied int) error {
+		logMu.Lock()
+		defer logMu.Unlock()
+		msg := fmt.Sprintf("%s repair: %d rows written, %d rows held", time.Now().UTC().Format(time.RFC3339), applied, replica.Store().Len())
+		if out := *rf.repairOut; out != "" {
 			if err := saveRows(ctx, out, replica.Store()); err != nil {
 				return fmt.Errorf("--repair-out %s: %w", out, err)
 			}
-			return nil
+			msg += "; rows saved to " + out
 		}
+		fmt.Fprintln(stdout, msg)
+		return nil
 	}
 	responder := repair.NewResponder(replica, opts)
 	defer responder.Shutdown()
