@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"unsafe"
@@ -36,10 +37,16 @@ func (r *DiffResult) Identical() bool { return r.DifferingLeaves == 0 }
 // deeper tree is folded first (see Fold), which needs a temporary tree of the
 // shallower depth charged to the deeper tree's budget. Trees with different
 // partitioners, ranges or format versions give ErrIncompatible.
-func Diff(ctx context.Context, a, b *Tree) (*DiffResult, error) {
+func Diff(ctx context.Context, a, b *Tree) (res *DiffResult, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	m := cmp.Or(a.metrics, b.metrics)
+	defer func() {
+		if err != nil {
+			m.Error("diff")
+		}
+	}()
 	if a.depth != b.depth {
 		deep, shallow := a, b
 		if b.depth > a.depth {
@@ -63,6 +70,8 @@ func Diff(ctx context.Context, a, b *Tree) (*DiffResult, error) {
 	if err := compatible(a, b); err != nil {
 		return nil, err
 	}
+	// Counted here, where the walk happens, not in the folding call above.
+	m.Diffed()
 	if a.dirty.Load() || b.dirty.Load() {
 		return nil, ErrNotHashed
 	}
@@ -150,7 +159,7 @@ func (t *Tree) Fold(ctx context.Context, depth int) (*Tree, error) {
 		t.mu.RUnlock()
 		return nil, ErrClosed
 	}
-	f, err := New(Options{Partitioner: t.part, Range: t.rng, Depth: depth, Layout: t.layout, Budget: t.budget})
+	f, err := New(Options{Partitioner: t.part, Range: t.rng, Depth: depth, Layout: t.layout, Budget: t.budget, Metrics: t.metrics})
 	if err != nil {
 		t.mu.RUnlock()
 		return nil, fmt.Errorf("engine: folding depth %d to %d: %w", t.depth, depth, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/layout"
+	"github.com/antientropy/grove/metrics"
 	"github.com/antientropy/grove/simd"
 )
 
@@ -152,8 +153,17 @@ func syncDir(dir string) error {
 //
 // The tree is read-only (writes give ErrReadOnly). The file must not be
 // truncated while it is open.
-func Open(path string, budget *arena.Budget) (*Tree, error) {
-	return openFile(path, budget, false)
+func Open(path string, budget *arena.Budget, opts ...OpenOption) (*Tree, error) {
+	return openFile(path, budget, false, opts)
+}
+
+// OpenOption adjusts how a tree file is opened.
+type OpenOption func(*Tree)
+
+// WithMetrics counts the opened tree in m, as Options.Metrics does for a
+// new one.
+func WithMetrics(m *metrics.Set) OpenOption {
+	return func(t *Tree) { t.metrics = m }
 }
 
 // OpenWritable maps a tree file read-write, so that updates and Hash change
@@ -161,11 +171,11 @@ func Open(path string, budget *arena.Budget) (*Tree, error) {
 // file's dirty flag on disk (and fsyncs it) before any node is touched; Sync
 // writes the header and clears it. Closing without Sync leaves the flag set,
 // which the next Open reports.
-func OpenWritable(path string, budget *arena.Budget) (*Tree, error) {
-	return openFile(path, budget, true)
+func OpenWritable(path string, budget *arena.Budget, opts ...OpenOption) (*Tree, error) {
+	return openFile(path, budget, true, opts)
 }
 
-func openFile(path string, budget *arena.Budget, writable bool) (*Tree, error) {
+func openFile(path string, budget *arena.Budget, writable bool, opts []OpenOption) (*Tree, error) {
 	flag := os.O_RDONLY
 	if writable {
 		flag = os.O_RDWR
@@ -229,6 +239,10 @@ func openFile(path string, budget *arena.Budget, writable bool) (*Tree, error) {
 		t.file.f = f
 		keep = true
 	}
+	for _, o := range opts {
+		o(t)
+	}
+	t.metrics.TreeOpened()
 	return t, nil
 }
 

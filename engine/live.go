@@ -239,7 +239,7 @@ func (t *Tree) Snapshot(ctx context.Context) (*Tree, error) {
 		t.mu.Unlock()
 		return nil, ErrClosed
 	}
-	s, err := New(Options{Partitioner: t.part, Range: t.rng, Depth: t.depth, Layout: t.layout, Budget: t.budget})
+	s, err := New(Options{Partitioner: t.part, Range: t.rng, Depth: t.depth, Layout: t.layout, Budget: t.budget, Metrics: t.metrics})
 	if err != nil {
 		t.mu.Unlock()
 		return nil, fmt.Errorf("engine: snapshot: %w", err)

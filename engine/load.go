@@ -61,7 +61,12 @@ func (b *loadBatch) row(i int, r *Row) {
 //
 // Load stops at the first error — from src, a row outside the tree's range,
 // or ctx — and returns it; rows added before it stay added.
-func (t *Tree) Load(ctx context.Context, src RowSource, workers int) (int64, error) {
+func (t *Tree) Load(ctx context.Context, src RowSource, workers int) (n int64, err error) {
+	defer func() {
+		if err != nil {
+			t.metrics.Error("build")
+		}
+	}()
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/layout"
+	"github.com/antientropy/grove/metrics"
 )
 
 // FormatVersion names the definitions a tree's digests follow: the row
@@ -65,6 +66,10 @@ type Options struct {
 	// at depth 20 here); a node that cannot afford the kernel's occasional
 	// compaction stall on first touch sets this.
 	NoHugePages bool
+	// Metrics, if set, counts the tree while it is open, its builds and
+	// rehashes, the diffs it takes part in, and their errors. Snapshots and
+	// folds of the tree count in the same Set.
+	Metrics *metrics.Set
 }
 
 // Tree is a Merkle tree over a token range, stored outside the Go heap.
@@ -102,10 +107,12 @@ type Tree struct {
 	// bulk says leaves changed in ways the dirty-leaf bitmap did not record
 	// (a build, or a file left dirty), so the next Hash recomputes every
 	// inner node rather than only the marked paths.
-	bulk   atomic.Bool
-	live   atomic.Pointer[liveState]
-	liveMu sync.Mutex
-	frozen bool // a Snapshot: never written again
+	bulk atomic.Bool
+	live atomic.Pointer[liveState]
+
+	metrics *metrics.Set // nil: not counted
+	liveMu  sync.Mutex
+	frozen  bool // a Snapshot: never written again
 }
 
 // TreeBytes is the memory a tree of the given depth takes in the default
@@ -198,7 +205,9 @@ func New(opts Options) (*Tree, error) {
 		layout:    opts.Layout,
 		version:   FormatVersion,
 		bandShift: max(0, depth-6), // 2^6 = leafBands
+		metrics:   opts.Metrics,
 	}
+	t.metrics.TreeOpened()
 	// A fresh mapping is all zeros: every leaf is the empty sum and, until
 	// Hash runs, the inner nodes are not yet right.
 	t.dirty.Store(true)
@@ -299,15 +308,20 @@ func (t *Tree) Hash(ctx context.Context) error {
 	l := t.live.Load()
 	if t.bulk.Load() || l == nil {
 		if err := hashLevels(ctx, t, workers); err != nil {
+			t.metrics.Error("hash")
 			return err
 		}
 		if l != nil {
 			clear(l.bits)
 		}
+		t.metrics.Built()
 	} else if err := rehashDirty(ctx, t, l.bits, workers); err != nil {
 		// Some marks may be cleared already: only a full rehash is sure.
 		t.bulk.Store(true)
+		t.metrics.Error("hash")
 		return err
+	} else {
+		t.metrics.Rehashed()
 	}
 	t.dirty.Store(false)
 	t.bulk.Store(false)
@@ -345,6 +359,7 @@ func (t *Tree) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.metrics.TreeClosed()
 	t.nodes = nil
 	err := t.region.Close()
 	if lerr := t.closeLive(); err == nil {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/metrics"
 	grovev1 "github.com/antientropy/grove/proto/grove/v1"
 )
 
@@ -44,6 +45,9 @@ type Options struct {
 	// CommitBytes is how many bytes of rows are pushed before they are
 	// committed as one atomic batch. Default CommitBytes.
 	CommitBytes int
+	// Metrics, if set, counts the session, its message bytes, round trips
+	// and failure.
+	Metrics *metrics.Set
 }
 
 func (o *Options) fill() {
@@ -125,9 +129,11 @@ type Result struct {
 // applied on this side, and the peer has applied nothing unless the error is
 // ErrNotConverged (both sides applied their batches, yet their sums differ —
 // writes raced the repair; run again).
-func Sync(ctx context.Context, local Replica, peer Peer, opts Options) (*Result, error) {
+func Sync(ctx context.Context, local Replica, peer Peer, opts Options) (_ *Result, err error) {
 	opts.fill()
 	res := &Result{}
+	opts.Metrics.SessionStarted(metrics.Initiator)
+	defer func() { opts.Metrics.SessionEnded(metrics.Initiator, err) }()
 	for res.Passes < opts.MaxPasses {
 		res.Passes++
 		ok, err := (&initiator{local: local, peer: peer, opts: &opts, res: res}).pass(ctx)
@@ -154,13 +160,18 @@ type initiator struct {
 
 // call runs one round trip and counts it.
 func call[Req, Resp proto.Message](ctx context.Context, in *initiator, f func(context.Context, Req) (Resp, error), req Req) (Resp, error) {
-	in.res.BytesSent += int64(proto.Size(req))
+	sent := int64(proto.Size(req))
+	in.res.BytesSent += sent
 	resp, err := f(ctx, req)
 	if err != nil {
+		in.opts.Metrics.Error("session")
+		in.opts.Metrics.Exchanged(metrics.Initiator, sent, 0)
 		return resp, err
 	}
+	received := int64(proto.Size(resp))
 	in.res.RoundTrips++
-	in.res.BytesReceived += int64(proto.Size(resp))
+	in.res.BytesReceived += received
+	in.opts.Metrics.Exchanged(metrics.Initiator, sent, received)
 	return resp, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/rowstore"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/metrics"
 	grovev1 "github.com/antientropy/grove/proto/grove/v1"
 )
 
@@ -430,4 +431,35 @@ func TestLargeRepairInBatches(t *testing.T) {
 		t.Fatal("rows differ after the repair")
 	}
 	t.Logf("%d rows in %d pushes and %d commits, %d round trips, %d bytes", len(rows), peer.pushes, peer.commits, res.RoundTrips, res.BytesSent+res.BytesReceived)
+}
+
+// TestMetricsBothSides checks each side counts the session and the same
+// bytes the session reports, from its own point of view, and a failure.
+func TestMetricsBothSides(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(51, 52))
+	a, b := diverge(rnd, baseRows(rnd, 2000), 10)
+	mi, mr := metrics.New(), metrics.New()
+	resp := NewResponder(newReplica(t, b, 10), ResponderOptions{Metrics: mr})
+	ra := newReplica(t, a, 10)
+	res, err := Sync(context.Background(), ra, resp, Options{Repair: true, Metrics: mi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := metrics.Sessions{Started: 1, BytesSent: res.BytesSent, BytesReceived: res.BytesReceived, RoundTrips: int64(res.RoundTrips)}
+	if got := mi.Values().Initiator; got != want {
+		t.Fatalf("initiator %+v, want %+v", got, want)
+	}
+	mirror := metrics.Sessions{Started: 1, BytesSent: res.BytesReceived, BytesReceived: res.BytesSent, RoundTrips: int64(res.RoundTrips)}
+	if got := mr.Values().Responder; got != mirror {
+		t.Fatalf("responder %+v, want %+v", got, mirror)
+	}
+	// A session the responder refuses counts as failed on both sides.
+	bad := paramsOf(ra.Shape())
+	bad.Protocol++
+	if _, err := resp.Hello(context.Background(), &grovev1.HelloRequest{Params: bad}); !errors.Is(err, ErrIncompatible) {
+		t.Fatal(err)
+	}
+	if got := mr.Values().Responder; got.Started != 2 || got.Failed != 1 || got.Open != 0 {
+		t.Fatalf("after a refused hello: %+v", got)
+	}
 }

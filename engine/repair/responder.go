@@ -3,13 +3,16 @@ package repair
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/metrics"
 	grovev1 "github.com/antientropy/grove/proto/grove/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // ResponderOptions tune a Responder. The zero value is ready.
@@ -29,6 +32,10 @@ type ResponderOptions struct {
 	// OnCommit, if set, is called after each commit that applied rows, with
 	// how many; the grove command writes its rows out there.
 	OnCommit func(ctx context.Context, applied int) error
+	// Metrics, if set, counts sessions (a Hello that finds the replicas in
+	// sync is a session of one round trip), their message bytes and round
+	// trips, and failures.
+	Metrics *metrics.Set
 }
 
 func (o *ResponderOptions) fill() {
@@ -72,7 +79,9 @@ type session struct {
 	leaves  []uint32 // the differing leaves, once reconciling starts
 	staged  []engine.Row
 	bytes   int64 // of the staged rows
-	applied int   // by the session's commits so far
+	failed  bool  // ended by an error
+	metrics *metrics.Set
+	applied int // by the session's commits so far
 	timer   *time.Timer
 	ended   bool
 }
@@ -117,7 +126,15 @@ func (s *session) end() {
 	s.timer.Stop()
 	s.release()
 	s.staged = nil
+	var err error
+	if s.failed {
+		err = errSessionFailed
+	}
+	s.metrics.SessionEnded(metrics.Responder, err)
 }
+
+// errSessionFailed marks a failed session in the metrics.
+var errSessionFailed = errors.New("session failed")
 
 // drop ends the session and forgets it. The caller holds s.mu.
 func (r *Responder) drop(s *session) {
@@ -149,12 +166,13 @@ func (r *Responder) lookup(id []byte) (*session, error) {
 // fail ends the session on an error that leaves its state unusable, so the
 // initiator's retry starts afresh rather than from a half-advanced state.
 func (r *Responder) fail(s *session, err error) error {
+	s.failed = true
 	r.drop(s)
 	return err
 }
 
-// Hello implements Peer.
-func (r *Responder) Hello(ctx context.Context, req *grovev1.HelloRequest) (*grovev1.HelloResponse, error) {
+// hello answers Hello.
+func (r *Responder) hello(ctx context.Context, req *grovev1.HelloRequest) (*grovev1.HelloResponse, error) {
 	shape := r.replica.Shape()
 	if err := checkParams(shape, req.GetParams()); err != nil {
 		return nil, err
@@ -210,7 +228,7 @@ func (r *Responder) Hello(ctx context.Context, req *grovev1.HelloRequest) (*grov
 		release()
 		return resp, nil
 	}
-	s := &session{view: view, release: release, key: key, depth: depth}
+	s := &session{view: view, release: release, key: key, depth: depth, metrics: r.opts.Metrics}
 	if levels == 0 {
 		s.pending = []uint32{0}
 	} else {
@@ -292,8 +310,8 @@ func (s *session) frontier(differ []byte, what string) ([]uint32, error) {
 	return f, nil
 }
 
-// Descend implements Peer.
-func (r *Responder) Descend(ctx context.Context, req *grovev1.DescendRequest) (*grovev1.DescendResponse, error) {
+// descend answers Descend.
+func (r *Responder) descend(ctx context.Context, req *grovev1.DescendRequest) (*grovev1.DescendResponse, error) {
 	s, err := r.lookup(req.GetSession())
 	if err != nil {
 		return nil, err
@@ -396,8 +414,8 @@ func order(v []uint32) []int {
 // under the limit.
 func rowSize(r *engine.Row) int { return len(r.Key) + len(r.Value) + 24 }
 
-// Reconcile implements Peer.
-func (r *Responder) Reconcile(ctx context.Context, req *grovev1.ReconcileRequest) (*grovev1.ReconcileResponse, error) {
+// reconcile answers Reconcile.
+func (r *Responder) reconcile(ctx context.Context, req *grovev1.ReconcileRequest) (*grovev1.ReconcileResponse, error) {
 	s, err := r.lookup(req.GetSession())
 	if err != nil {
 		return nil, err
@@ -544,8 +562,8 @@ func (r *Responder) lookupAndStage(id []byte, rows []*grovev1.Row) (*session, er
 	return s, nil
 }
 
-// Push implements Peer.
-func (r *Responder) Push(ctx context.Context, req *grovev1.PushRequest) (*grovev1.PushResponse, error) {
+// push answers Push.
+func (r *Responder) push(ctx context.Context, req *grovev1.PushRequest) (*grovev1.PushResponse, error) {
 	s, err := r.lookupAndStage(req.GetSession(), req.GetRows())
 	if err != nil {
 		return nil, err
@@ -554,10 +572,10 @@ func (r *Responder) Push(ctx context.Context, req *grovev1.PushRequest) (*grovev
 	return &grovev1.PushResponse{Staged: uint32(len(s.staged))}, nil
 }
 
-// Commit implements Peer. Each commit applies its batch atomically; with
+// commit answers Commit. Each commit applies its batch atomically; with
 // more set the session stays open for the next batch, and OnCommit runs once,
 // after the last.
-func (r *Responder) Commit(ctx context.Context, req *grovev1.CommitRequest) (*grovev1.CommitResponse, error) {
+func (r *Responder) commit(ctx context.Context, req *grovev1.CommitRequest) (*grovev1.CommitResponse, error) {
 	s, err := r.lookupAndStage(req.GetSession(), req.GetRows())
 	if err != nil {
 		return nil, err
@@ -585,8 +603,8 @@ func (r *Responder) Commit(ctx context.Context, req *grovev1.CommitRequest) (*gr
 	return &grovev1.CommitResponse{Applied: uint32(applied), Sum: sum[:]}, nil
 }
 
-// Close implements Peer.
-func (r *Responder) Close(ctx context.Context, req *grovev1.CloseRequest) (*grovev1.CloseResponse, error) {
+// close answers Close.
+func (r *Responder) close(ctx context.Context, req *grovev1.CloseRequest) (*grovev1.CloseResponse, error) {
 	s, err := r.lookup(req.GetSession())
 	if err != nil {
 		return nil, err
@@ -594,4 +612,71 @@ func (r *Responder) Close(ctx context.Context, req *grovev1.CloseRequest) (*grov
 	defer s.mu.Unlock()
 	r.drop(s)
 	return &grovev1.CloseResponse{}, nil
+}
+
+// account counts one answered call in the metrics.
+func (r *Responder) account(req, resp proto.Message, err error) {
+	m := r.opts.Metrics
+	if m == nil {
+		return
+	}
+	var out int64
+	if err == nil {
+		out = int64(proto.Size(resp))
+	} else {
+		m.Error("session")
+	}
+	m.Exchanged(metrics.Responder, out, int64(proto.Size(req)))
+}
+
+// Hello implements Peer.
+func (r *Responder) Hello(ctx context.Context, req *grovev1.HelloRequest) (*grovev1.HelloResponse, error) {
+	resp, err := r.hello(ctx, req)
+	r.account(req, resp, err)
+	if m := r.opts.Metrics; m != nil {
+		m.SessionStarted(metrics.Responder)
+		// A session that ends at Hello — in sync, or refused — ends here;
+		// an open one ends when it is dropped.
+		if err != nil || len(resp.GetSession()) == 0 {
+			m.SessionEnded(metrics.Responder, err)
+		}
+	}
+	return resp, err
+}
+
+// Descend implements Peer.
+func (r *Responder) Descend(ctx context.Context, req *grovev1.DescendRequest) (*grovev1.DescendResponse, error) {
+	resp, err := r.descend(ctx, req)
+	r.account(req, resp, err)
+	return resp, err
+}
+
+// Reconcile implements Peer.
+func (r *Responder) Reconcile(ctx context.Context, req *grovev1.ReconcileRequest) (*grovev1.ReconcileResponse, error) {
+	resp, err := r.reconcile(ctx, req)
+	r.account(req, resp, err)
+	return resp, err
+}
+
+// Push implements Peer.
+func (r *Responder) Push(ctx context.Context, req *grovev1.PushRequest) (*grovev1.PushResponse, error) {
+	resp, err := r.push(ctx, req)
+	r.account(req, resp, err)
+	return resp, err
+}
+
+// Commit implements Peer. Each commit applies its batch atomically; with
+// more set the session stays open for the next batch, and OnCommit runs once,
+// after the last.
+func (r *Responder) Commit(ctx context.Context, req *grovev1.CommitRequest) (*grovev1.CommitResponse, error) {
+	resp, err := r.commit(ctx, req)
+	r.account(req, resp, err)
+	return resp, err
+}
+
+// Close implements Peer.
+func (r *Responder) Close(ctx context.Context, req *grovev1.CloseRequest) (*grovev1.CloseResponse, error) {
+	resp, err := r.close(ctx, req)
+	r.account(req, resp, err)
+	return resp, err
 }
