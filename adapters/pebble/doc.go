@@ -1,0 +1,58 @@
+// Package grovepebble keeps a grove Merkle tree live over a Pebble database
+// (github.com/cockroachdb/pebble/v2, the LSM under CockroachDB) and repairs
+// it against peers with grove's repair protocol.
+//
+// The package is named grovepebble, not pebble, so that a file can import it
+// beside Pebble itself without renaming either.
+//
+// A Node owns one Pebble directory and one token range of a partitioner's
+// ring. Open builds the Node's tree by scanning every row in the database —
+// the "validation scan" of Cassandra's repair, whose throughput ScanStats
+// reports — and from then on the Node keeps the tree in step with the data:
+// Put, Delete and Apply read the stored version of each key before writing
+// (the tree's leaf must lose the old row's digest and gain the new one's,
+// docs/LIVE.md in the grove repository), write through one Pebble batch, and
+// update the tree after the batch has committed. Node implements
+// repair.Replica, so it serves repair sessions (repair.NewResponder, then
+// rpc.NewHandler) and initiates them (repair.Sync).
+//
+// # Storage layout (version 1)
+//
+// Every row is one Pebble key, ordered so that a token range is one ordered
+// range scan:
+//
+//	key:   byte 0       0x01 (the row prefix)
+//	       bytes 1..8   the row's token as uint64(token) XOR 1<<63, big-endian:
+//	                    flipping the sign bit makes signed token order byte order
+//	       bytes 9..    the row key, as given (any length, may be empty)
+//	value: byte 0       flags: bit 0 set for a tombstone; bits 1..7 are zero
+//	       bytes 1..8   the write timestamp, uint64(ts) big-endian
+//	       bytes 9..    the value bytes (kept for a tombstone too, so its digest
+//	                    is the one the peer computed)
+//
+// Rows of one token sort by key bytes, so a key's place is fixed and a point
+// lookup is one Get of the composite key. Two metadata keys live under prefix
+// 0x00:
+//
+//	0x00 "format"   2 bytes: layout version (1), partitioner ID (token.Partitioner.ID)
+//	0x00 "rows"     8 bytes big-endian: the row count at the last Open or Close,
+//	                a hint that picks the tree depth before the scan counts rows
+//
+// Open refuses a database whose format record names another layout version
+// or partitioner (ErrIncompatible): its tokens would all be wrong. Keys under
+// any other prefix are not the Node's and are left alone. A row that does not
+// decode, whose stored token is not its key's token, or whose token lies
+// outside the Node's range fails Open with ErrCorrupt or ErrOutOfRange,
+// naming the key: the Node never serves a tree that disagrees with its data.
+//
+// # Consistency
+//
+// One writer lock orders every write (Put, Delete, Apply) against View: a
+// view is taken with no batch half applied, so its leaves are the data at
+// that instant. Scans read Pebble without the lock (an iterator is a
+// consistent point-in-time view); a write landing between a session's view
+// and its scan of a leaf is caught by the repair protocol (repair.ErrChanged).
+// Writes are serialised: a Pebble write costs a WAL append, which is
+// serialised inside Pebble anyway, and the read-before-write must not race
+// another write to the same key.
+package grovepebble
