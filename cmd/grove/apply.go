@@ -17,7 +17,8 @@ import (
 // the tree beside it and renames the copy over the original only when every
 // change applied and the result verifies, so a bad line — or a crash —
 // leaves the original exactly as it was.
-func runApply(args []string, stdout io.Writer) (int, error) {
+func runApply(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	in := fs.String("in", "", "changes, JSON Lines (docs/LIVE.md)")
 	budget := budgetFlag(fs)

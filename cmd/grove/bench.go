@@ -11,7 +11,8 @@ import (
 // runBench times grove against its baselines on this machine and prints the
 // comparison as a table, or as JSON with --json. A full run takes a minute or
 // two; --quick runs the same measurements at small sizes in seconds.
-func runBench(args []string, stdout io.Writer) (int, error) {
+func runBench(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quick := fs.Bool("quick", false, "small sizes (2^14 leaves, 100k rows): seconds instead of minutes")

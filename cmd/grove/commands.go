@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"unicode/utf8"
 
@@ -121,7 +122,7 @@ func countLines(path string) (int64, error) {
 }
 
 // buildTree builds and hashes a tree from a rows file.
-func buildTree(ctx context.Context, path string, depth int, l layout.Layout, budget *arena.Budget) (*engine.Tree, error) {
+func buildTree(ctx context.Context, e *env, path string, depth int, l layout.Layout, budget *arena.Budget) (*engine.Tree, error) {
 	opts := engine.Options{Depth: depth, Layout: l, Budget: budget}
 	if depth == engine.AutoDepth {
 		n, err := countLines(path)
@@ -130,11 +131,12 @@ func buildTree(ctx context.Context, path string, depth int, l layout.Layout, bud
 		}
 		opts.ExpectedRows = n
 	}
-	rows, err := openRows(path)
+	rows, bar, err := openRowsShown(path, e, "reading "+filepath.Base(path))
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	defer bar.Done()
 	t, err := engine.New(opts)
 	if err != nil {
 		return nil, err
@@ -150,7 +152,8 @@ func buildTree(ctx context.Context, path string, depth int, l layout.Layout, bud
 	return t, nil
 }
 
-func runBuild(args []string, stdout io.Writer) (int, error) {
+func runBuild(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	in := fs.String("in", "", "rows, JSON Lines")
 	out := fs.String("out", "", "tree file to write")
@@ -172,7 +175,7 @@ func runBuild(args []string, stdout io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	t, err := buildTree(context.Background(), *in, depth.depth, l, b)
+	t, err := buildTree(context.Background(), e, *in, depth.depth, l, b)
 	if err != nil {
 		return 0, err
 	}
@@ -197,7 +200,8 @@ type diffJSON struct {
 	Ranges          []jsonRange `json:"ranges"`
 }
 
-func runDiff(args []string, stdout io.Writer) (int, error) {
+func runDiff(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	budget := budgetFlag(fs)
@@ -290,7 +294,8 @@ type keysJSON struct {
 	Different []keyJSON `json:"different"`
 }
 
-func runKeys(args []string, stdout io.Writer) (int, error) {
+func runKeys(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	depth := depthFlag{engine.AutoDepth}
@@ -305,7 +310,7 @@ func runKeys(args []string, stdout io.Writer) (int, error) {
 		return 0, err
 	}
 	ctx := context.Background()
-	kd, err := keysOf(ctx, pos[0], pos[1], depth.depth, b)
+	kd, err := keysOf(ctx, e, pos[0], pos[1], depth.depth, b)
 	if err != nil {
 		return 0, err
 	}
@@ -327,7 +332,7 @@ func runKeys(args []string, stdout io.Writer) (int, error) {
 
 // keysOf builds trees from two row files at the same depth, diffs them, and
 // compares rows only inside the differing ranges.
-func keysOf(ctx context.Context, pathA, pathB string, depth int, b *arena.Budget) (*engine.KeyDiff, error) {
+func keysOf(ctx context.Context, e *env, pathA, pathB string, depth int, b *arena.Budget) (*engine.KeyDiff, error) {
 	if depth == engine.AutoDepth {
 		// Both trees at one depth, sized for the larger side.
 		na, err := countLines(pathA)
@@ -345,12 +350,12 @@ func keysOf(ctx context.Context, pathA, pathB string, depth int, b *arena.Budget
 		}
 		depth = d
 	}
-	ta, err := buildTree(ctx, pathA, depth, nil, b)
+	ta, err := buildTree(ctx, e, pathA, depth, nil, b)
 	if err != nil {
 		return nil, err
 	}
 	defer ta.Close()
-	tb, err := buildTree(ctx, pathB, depth, nil, b)
+	tb, err := buildTree(ctx, e, pathB, depth, nil, b)
 	if err != nil {
 		return nil, err
 	}
@@ -375,7 +380,8 @@ func keysOf(ctx context.Context, pathA, pathB string, depth int, b *arena.Budget
 	return engine.CompareKeys(ctx, ta.Partitioner(), res.Ranges, ra, rb)
 }
 
-func runToken(args []string, stdout io.Writer) (int, error) {
+func runToken(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	isHex := fs.Bool("hex", false, "KEY is hex-encoded bytes")
 	pos, err := parse(fs, args, 1)
@@ -404,7 +410,8 @@ type inspectJSON struct {
 	Clean       bool      `json:"clean"`
 }
 
-func runInspect(args []string, stdout io.Writer) (int, error) {
+func runInspect(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	budget := budgetFlag(fs)
@@ -456,7 +463,8 @@ func runInspect(args []string, stdout io.Writer) (int, error) {
 	return exitOK, err
 }
 
-func runVerify(args []string, stdout io.Writer) (int, error) {
+func runVerify(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	budget := budgetFlag(fs)
 	pos, err := parse(fs, args, 1)

@@ -88,7 +88,8 @@ func splitmix(x uint64) uint64 {
 
 func demoKey(i int) string { return "user:" + strconv.Itoa(10_000_000+i) }
 
-func runDemo(args []string, stdout io.Writer) (int, error) {
+func runDemo(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	n := fs.Int("rows", 1_000_000, "rows per node")
 	budget := budgetFlag(fs)

@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
 )
 
 // exit statuses.
@@ -28,7 +31,7 @@ func main() {
 // exit status, or an error (status 2).
 type command struct {
 	name, usage, summary string
-	run                  func(args []string, stdout io.Writer) (int, error)
+	run                  func(args []string, e *env) (int, error)
 }
 
 func commands() []command {
@@ -47,8 +50,68 @@ func commands() []command {
 	}
 }
 
+// env is what every command gets besides its arguments: where to write,
+// and the global options.
+type env struct {
+	stdout, stderr io.Writer
+	// quiet silences progress bars; they are drawn only when stderr is a
+	// terminal anyway.
+	quiet bool
+}
+
+// globals are the options any command takes, anywhere on its command line.
+type globals struct {
+	cpuProfile, memProfile string
+	quiet                  bool
+}
+
+// takeGlobals removes the global options from args (up to a "--").
+func takeGlobals(args []string) ([]string, globals, error) {
+	var g globals
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") {
+			name = ""
+		}
+		switch name {
+		case "quiet":
+			if hasVal {
+				return nil, g, fmt.Errorf("--quiet takes no value")
+			}
+			g.quiet = true
+		case "cpuprofile", "memprofile":
+			if !hasVal {
+				if i+1 == len(args) {
+					return nil, g, fmt.Errorf("--%s needs a file name", name)
+				}
+				i++
+				val = args[i]
+			}
+			if name == "cpuprofile" {
+				g.cpuProfile = val
+			} else {
+				g.memProfile = val
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, g, nil
+}
+
 // run is main without the process: tests call it directly.
 func run(args []string, stdout, stderr io.Writer) int {
+	args, g, err := takeGlobals(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "grove: %v\n", err)
+		return exitError
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -60,7 +123,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if c.name != args[0] {
 			continue
 		}
-		code, err := c.run(args[1:], stdout)
+		stop, err := startProfiles(g)
+		if err != nil {
+			fmt.Fprintf(stderr, "grove: %s: %v\n", c.name, err)
+			return exitError
+		}
+		code, err := c.run(args[1:], &env{stdout: stdout, stderr: stderr, quiet: g.quiet})
+		if perr := stop(); perr != nil && err == nil {
+			err = perr
+		}
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "usage: grove %s\n", c.usage)
 			return exitOK
@@ -75,12 +146,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitError
 }
 
+// startProfiles starts a CPU profile if asked and returns a function that
+// stops it and writes the heap profile if asked. The heap profile shows only
+// the Go heap: trees live in mmap'd memory outside it (README, "Profiling").
+func startProfiles(g globals) (stop func() error, err error) {
+	var cpu *os.File
+	if g.cpuProfile != "" {
+		if cpu, err = os.Create(g.cpuProfile); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	return func() error {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			if err := cpu.Close(); err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+		}
+		if g.memProfile == "" {
+			return nil
+		}
+		f, err := os.Create(g.memProfile)
+		if err != nil {
+			return fmt.Errorf("--memprofile: %w", err)
+		}
+		runtime.GC() // the profile then shows live objects as of now
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--memprofile: %w", err)
+		}
+		return f.Close()
+	}, nil
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "grove — Merkle trees over token ranges, to find exactly where replicas differ")
 	fmt.Fprintln(w, "\nusage:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  grove %-62s %s\n", c.usage, c.summary)
 	}
+	fmt.Fprintln(w, "\nany command also takes --quiet (no progress bars), --cpuprofile FILE and --memprofile FILE")
 	fmt.Fprintln(w, "\nexit status: 0 ok/identical, 1 different, 2 error")
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"expvar"
 	"flag"
 	"fmt"
 	"io"
@@ -17,11 +18,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/rowstore"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/metrics"
+	"github.com/antientropy/grove/metrics/prom"
 	"github.com/antientropy/grove/rpc"
 )
 
@@ -36,6 +43,8 @@ type replicaFlags struct {
 	tlsKey     *string
 	tlsCA      *string
 	maxMessage *string
+	// metrics counts the replica's trees and sessions; serve exports it.
+	metrics *metrics.Set
 }
 
 func addReplicaFlags(fs *flag.FlagSet) *replicaFlags {
@@ -48,6 +57,7 @@ func addReplicaFlags(fs *flag.FlagSet) *replicaFlags {
 		tlsKey:     fs.String("tls-key", "", "PEM private key of --tls-cert"),
 		tlsCA:      fs.String("tls-ca", "", "PEM CA: the peer's certificate must be signed by it (mutual TLS)"),
 		maxMessage: fs.String("max-message", "64MiB", "largest protocol message sent or accepted"),
+		metrics:    metrics.New(),
 	}
 	fs.Var(&f.depth, "depth", "tree depth 0..32, or auto")
 	return f
@@ -64,7 +74,7 @@ func (f *replicaFlags) messageLimit() (int, error) {
 // loadReplica reads the rows file into a store (several rows for one key
 // reconcile as a storage engine's compaction would: the newest wins) and
 // builds its tree.
-func (f *replicaFlags) loadReplica(ctx context.Context) (*repair.StoreReplica, func(), error) {
+func (f *replicaFlags) loadReplica(ctx context.Context, e *env) (*repair.StoreReplica, func(), error) {
 	if *f.rows == "" {
 		return nil, nil, errors.New("--rows is required")
 	}
@@ -72,11 +82,13 @@ func (f *replicaFlags) loadReplica(ctx context.Context) (*repair.StoreReplica, f
 	if err != nil {
 		return nil, nil, err
 	}
-	src, err := openRows(*f.rows)
+	f.metrics.AddBudget("trees", budget)
+	src, bar, err := openRowsShown(*f.rows, e, "loading "+filepath.Base(*f.rows))
 	if err != nil {
 		return nil, nil, err
 	}
 	defer src.Close()
+	defer bar.Done()
 	store, err := rowstore.Load(ctx, token.Murmur3{}, src)
 	if err != nil {
 		return nil, nil, err
@@ -88,7 +100,7 @@ func (f *replicaFlags) loadReplica(ctx context.Context) (*repair.StoreReplica, f
 			return nil, nil, err
 		}
 	}
-	tree, err := repair.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: budget})
+	tree, err := repair.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: budget, Metrics: f.metrics})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", *f.rows, err)
 	}
@@ -118,7 +130,7 @@ type replicaEnv struct {
 	close   func()
 }
 
-func (f *replicaFlags) setUp(server bool) (*replicaEnv, error) {
+func (f *replicaFlags) setUp(e *env, server bool) (*replicaEnv, error) {
 	limit, err := f.messageLimit()
 	if err != nil {
 		return nil, err
@@ -128,7 +140,7 @@ func (f *replicaFlags) setUp(server bool) (*replicaEnv, error) {
 		return nil, err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	replica, closeTree, err := f.loadReplica(ctx)
+	replica, closeTree, err := f.loadReplica(ctx, e)
 	if err != nil {
 		stop()
 		return nil, err
@@ -176,7 +188,8 @@ func saveRows(ctx context.Context, path string, store *rowstore.Store) error {
 	return syncDirOf(path)
 }
 
-func runServe(args []string, stdout io.Writer) (int, error) {
+func runServe(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	rf := addReplicaFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:7420", "address to listen on (port 0 picks one; the address is printed)")
@@ -184,7 +197,7 @@ func runServe(args []string, stdout io.Writer) (int, error) {
 	if _, err := parse(fs, args, 0); err != nil {
 		return 0, err
 	}
-	env, err := rf.setUp(true)
+	env, err := rf.setUp(e, true)
 	if err != nil {
 		return 0, err
 	}
@@ -206,10 +219,21 @@ func runServe(args []string, stdout io.Writer) (int, error) {
 		fmt.Fprintln(stdout, msg)
 		return nil
 	}
+	opts.Metrics = rf.metrics
 	responder := repair.NewResponder(replica, opts)
 	defer responder.Shutdown()
 	mux := http.NewServeMux()
 	mux.Handle(rpc.NewHandler(responder, rpc.HandlerOptions{MaxMessageBytes: limit}))
+	// The node's metrics beside the service: expvar's JSON, and Prometheus.
+	// expvar's names are process-wide: a second serve in one process (as in
+	// tests) keeps the first's publication.
+	if err := rf.metrics.Publish("grove"); err != nil && !errors.Is(err, metrics.ErrPublished) {
+		return 0, err
+	}
+	mux.Handle("/debug/vars", expvar.Handler())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prom.NewCollector(rf.metrics), collectors.NewGoCollector())
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return 0, err
@@ -265,7 +289,8 @@ type syncJSON struct {
 	} `json:"repaired,omitempty"`
 }
 
-func runSync(args []string, stdout io.Writer) (int, error) {
+func runSync(args []string, e *env) (int, error) {
+	stdout := e.stdout
 	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
 	rf := addReplicaFlags(fs)
 	peerURL := fs.String("peer", "", "the peer's URL, http://HOST:PORT or https://HOST:PORT (required)")
@@ -280,7 +305,7 @@ func runSync(args []string, stdout io.Writer) (int, error) {
 	if *timeout <= 0 {
 		return 0, fmt.Errorf("--timeout %v: want a positive duration", *timeout)
 	}
-	env, err := rf.setUp(false)
+	env, err := rf.setUp(e, false)
 	if err != nil {
 		return 0, err
 	}
@@ -293,7 +318,12 @@ func runSync(args []string, stdout io.Writer) (int, error) {
 	defer client.CloseIdle()
 	sctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := repair.Sync(sctx, replica, client, repair.Options{Repair: *rf.repairOut != "", MaxMessageBytes: limit})
+	bar := e.progress(-1, "syncing", false)
+	res, err := repair.Sync(sctx, replica, client, repair.Options{
+		Repair: *rf.repairOut != "", MaxMessageBytes: limit,
+		Progress: func(p repair.Progress) { bar.Set(p.Stage, p.Done, p.Total) },
+	})
+	bar.Done()
 	if err != nil {
 		return 0, err
 	}

@@ -9,8 +9,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,6 +165,24 @@ func TestServeSync(t *testing.T) {
 		t.Fatalf("after the repair: exit %d, %s %s", code, out, errOut)
 	}
 
+	// The server's metrics: Prometheus text and expvar JSON.
+	for path, want := range map[string][]string{
+		"/metrics":    {`grove_sessions_total{role="responder"} 3`, `grove_budget_bytes_in_use{budget="trees"}`, `grove_trees_open 1`, "go_goroutines"},
+		"/debug/vars": {`"grove": {`, `"trees_open":1`, `"responder":{"started":3`},
+	} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				t.Fatalf("%s lacks %q:\n%.2000s", path, w, body)
+			}
+		}
+	}
+
 	// A peer killed outright: the session ends with status 2, in time.
 	server.Process.Kill()
 	server.Wait()
@@ -299,4 +319,56 @@ func (c *testCA) issue(t *testing.T, dir, name string, server bool) (certFile, k
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
+}
+
+// TestGlobals checks the global options are taken from anywhere on the
+// command line and the rest left in order.
+func TestGlobals(t *testing.T) {
+	cases := []struct {
+		in   []string
+		rest []string
+		g    globals
+		bad  bool
+	}{
+		{[]string{"build", "--in", "x"}, []string{"build", "--in", "x"}, globals{}, false},
+		{[]string{"--quiet", "build", "--cpuprofile", "c.prof", "--in", "x"}, []string{"build", "--in", "x"}, globals{cpuProfile: "c.prof", quiet: true}, false},
+		{[]string{"sync", "--memprofile=m.prof", "-quiet"}, []string{"sync"}, globals{memProfile: "m.prof", quiet: true}, false},
+		{[]string{"token", "--", "--quiet"}, []string{"token", "--", "--quiet"}, globals{}, false},
+		{[]string{"build", "--cpuprofile"}, nil, globals{}, true},
+		{[]string{"build", "--quiet=yes"}, nil, globals{}, true},
+	}
+	for _, tc := range cases {
+		rest, g, err := takeGlobals(tc.in)
+		if (err != nil) != tc.bad {
+			t.Fatalf("%q: error %v", tc.in, err)
+		}
+		if !tc.bad && (!slices.Equal(rest, tc.rest) || g != tc.g) {
+			t.Fatalf("%q: got %q %+v, want %q %+v", tc.in, rest, g, tc.rest, tc.g)
+		}
+	}
+}
+
+// TestProfiles checks --cpuprofile and --memprofile write pprof files (gzip
+// framed protocol buffers), and a profile that cannot be written is an
+// error with status 2.
+func TestProfiles(t *testing.T) {
+	dir := t.TempDir()
+	a, _, _, _, _ := makeReplicas(2000)
+	rows := filepath.Join(dir, "a.jsonl")
+	writeRows(t, rows, a)
+	cpu, mem := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
+	code, _, errOut := grove(t, "build", "--in", rows, "--out", filepath.Join(dir, "a.tree"), "--cpuprofile", cpu, "--memprofile", mem, "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, p := range []string{cpu, mem} {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Fatalf("%s: %v, %d bytes", p, err, len(b))
+		}
+	}
+	code, _, errOut = grove(t, "token", "k", "--memprofile", filepath.Join(dir, "no", "such", "dir", "m.prof"))
+	if code != 2 || !strings.Contains(errOut, "--memprofile") {
+		t.Fatalf("unwritable profile: exit %d, %q", code, errOut)
+	}
 }

@@ -48,6 +48,24 @@ type Options struct {
 	// Metrics, if set, counts the session, its message bytes, round trips
 	// and failure.
 	Metrics *metrics.Set
+	// Progress, if set, is called as the session advances: after each band
+	// of the descent, each run of reconciled leaves, each batch of rows
+	// sent. It runs on the session's goroutine: keep it quick.
+	Progress func(Progress)
+}
+
+// Progress says how far a session has got.
+type Progress struct {
+	// Stage is "descending" (Done of Total levels), "reconciling" (leaves)
+	// or "repairing" (rows sent to the peer).
+	Stage       string
+	Done, Total int64
+}
+
+func (o *Options) report(stage string, done, total int) {
+	if o.Progress != nil {
+		o.Progress(Progress{Stage: stage, Done: int64(done), Total: int64(total)})
+	}
 }
 
 func (o *Options) fill() {
@@ -335,6 +353,7 @@ func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum e
 			}
 		}
 		in.res.Bands = append(in.res.Bands, Band{Level: level, Levels: levels, Frontier: len(frontier), Differ: len(next)})
+		in.opts.report("descending", level, in.depth)
 		if len(next) == 0 {
 			// The parents' fingerprints differed, so a child's must: only
 			// a collision at the top (the sums differ, their fingerprints
@@ -417,6 +436,7 @@ func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []by
 			theirs = append(theirs, v)
 		}
 		next += done
+		in.opts.report("reconciling", next, len(leaves))
 	}
 	return mine, theirs, nil
 }
@@ -563,6 +583,7 @@ func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) e
 				staged += size
 			}
 			batch, size = nil, 0
+			in.opts.report("repairing", i, len(toPush))
 		}
 		if last {
 			break

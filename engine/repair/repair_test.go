@@ -463,3 +463,36 @@ func TestMetricsBothSides(t *testing.T) {
 		t.Fatalf("after a refused hello: %+v", got)
 	}
 }
+
+// TestProgress checks a session reports each stage, in order, ending each
+// at its total.
+func TestProgress(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(61, 62))
+	a, b := diverge(rnd, baseRows(rnd, 3000), 40)
+	var got []Progress
+	_, err := Sync(context.Background(), newReplica(t, a, 12), NewResponder(newReplica(t, b, 12), ResponderOptions{}),
+		Options{Repair: true, Progress: func(p Progress) { got = append(got, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages := []string{"descending", "reconciling", "repairing"}
+	last := map[string]Progress{}
+	order := []string{}
+	for i, p := range got {
+		if p.Done > p.Total || (i > 0 && p.Stage == got[i-1].Stage && p.Done < got[i-1].Done) {
+			t.Fatalf("progress went backwards or past its total: %+v", got)
+		}
+		if len(order) == 0 || order[len(order)-1] != p.Stage {
+			order = append(order, p.Stage)
+		}
+		last[p.Stage] = p
+	}
+	if !slices.Equal(order, stages) {
+		t.Fatalf("stages %v, want %v", order, stages)
+	}
+	for _, s := range stages {
+		if p := last[s]; p.Done != p.Total {
+			t.Fatalf("%s ended at %d of %d", s, p.Done, p.Total)
+		}
+	}
+}

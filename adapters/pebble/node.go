@@ -1,0 +1,364 @@
+package grovepebble
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/engine/token"
+)
+
+// DefaultBudget is the memory budget of a Node opened without one: enough
+// for a depth-20 tree (64 MiB) and the snapshots of a few repair sessions.
+const DefaultBudget = 1 << 30
+
+// Options describe the Node to open. The zero value opens the whole Murmur3
+// ring with an automatic depth and a private budget.
+type Options struct {
+	// Partitioner maps keys to tokens. Default token.Murmur3{}. A database
+	// remembers the partitioner it was created with; opening it with another
+	// fails with ErrIncompatible.
+	Partitioner token.Partitioner
+	// Range is the (lo, hi] token range the Node serves. Default: the
+	// partitioner's whole ring. Every row in the database must fall in it.
+	Range token.Range
+	// Depth is the tree depth, 1..engine.MaxDepth, or engine.AutoDepth.
+	// Zero means AutoDepth too: a one-leaf tree makes every repair rescan
+	// the whole range, so it is never what a caller wants by default.
+	// AutoDepth picks min(20, ⌈log2 rows⌉, the deepest tree that fits a
+	// quarter of the budget — the rest is left for the snapshots repair
+	// sessions take), rows being ExpectedRows or else the count recorded at
+	// the last Open or Close.
+	Depth int
+	// ExpectedRows, if positive, guides AutoDepth instead of the recorded
+	// count.
+	ExpectedRows int64
+	// Budget is charged for the tree and every view of it. Default: a
+	// budget of DefaultBudget bytes of the Node's own.
+	Budget *arena.Budget
+	// NoSync makes Put and Delete commit without waiting for the WAL to
+	// reach the disk: faster, and a crash may lose the last writes (the
+	// tree is rebuilt from the data at Open, so it never disagrees with
+	// what survived). Apply always syncs: a repair is acknowledged to the
+	// peer only once it is durable.
+	NoSync bool
+	// Pebble, if set, are the options Pebble is opened with (block cache,
+	// file system, logger...). Pebble copies them; the Node changes nothing.
+	Pebble *pebble.Options
+}
+
+// Node is one replica of a token range stored in a Pebble database, with its
+// live tree. It implements repair.Replica. A Node is safe for concurrent
+// use.
+type Node struct {
+	db     *pebble.DB
+	tree   *engine.Tree
+	p      token.Partitioner
+	rng    token.Range
+	scan   ScanStats
+	putOpt *pebble.WriteOptions
+
+	// life guards db and tree against Close: every method holds it for
+	// reading while it uses them, Close for writing.
+	life   sync.RWMutex
+	closed bool
+
+	// mu orders writes against views and root reads: writers hold it for
+	// writing from their read of the old rows to their tree update, so a
+	// view never sees a batch that is in the data but not yet in the tree.
+	mu sync.RWMutex
+	// broken is set, under mu, when the tree could not follow a committed
+	// batch; the Node then refuses writes and views.
+	broken error
+	hasher engine.Hasher // used under mu
+
+	// commit commits a write batch. Tests replace it to make a commit fail.
+	commit func(*pebble.Batch, *pebble.WriteOptions) error
+}
+
+// Open opens (creating if needed) the Pebble database in dir and builds the
+// Node's tree from every row in it with the validation scan, whose
+// throughput ScanStats reports. A row that does not decode or falls outside
+// opts.Range fails Open, naming the key. ctx bounds the scan.
+func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
+	n, err := open(ctx, dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("grovepebble: open %s: %w", dir, err)
+	}
+	return n, nil
+}
+
+func open(ctx context.Context, dir string, opts Options) (*Node, error) {
+	p := opts.Partitioner
+	if p == nil {
+		p = token.Murmur3{}
+	}
+	rng := opts.Range
+	if rng == (token.Range{}) {
+		rng = p.Range()
+	}
+	if err := rng.Valid(); err != nil {
+		return nil, err
+	}
+	if opts.Depth < engine.AutoDepth || opts.Depth > engine.MaxDepth {
+		return nil, fmt.Errorf("%w: depth %d, want 1..%d or AutoDepth", engine.ErrDepth, opts.Depth, engine.MaxDepth)
+	}
+	budget := opts.Budget
+	if budget == nil {
+		budget = arena.NewBudget(DefaultBudget)
+	}
+	popts := opts.Pebble
+	if popts == nil {
+		popts = &pebble.Options{}
+	}
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{db: db, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit}
+	if opts.NoSync {
+		n.putOpt = pebble.NoSync
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			if n.tree != nil {
+				n.tree.Close()
+			}
+			db.Close()
+		}
+	}()
+	if err := n.checkFormat(); err != nil {
+		return nil, err
+	}
+	depth := opts.Depth
+	if depth == 0 || depth == engine.AutoDepth {
+		if depth, err = n.autoDepth(opts.ExpectedRows, budget); err != nil {
+			return nil, err
+		}
+	}
+	if n.tree, err = engine.New(engine.Options{Partitioner: p, Range: rng, Depth: depth, Budget: budget}); err != nil {
+		return nil, err
+	}
+	if n.scan, err = n.validate(ctx); err != nil {
+		return nil, err
+	}
+	// Record the count for the next Open's AutoDepth. It is a hint, so it
+	// need not be durable.
+	if err := n.db.Set(metaRows, binary.BigEndian.AppendUint64(nil, uint64(n.tree.Rows())), pebble.NoSync); err != nil {
+		return nil, err
+	}
+	ok = true
+	return n, nil
+}
+
+// checkFormat refuses a database written with another layout or
+// partitioner, and marks a new one with the Node's.
+func (n *Node) checkFormat() error {
+	want := []byte{layoutVersion, n.p.ID()}
+	v, closer, err := n.db.Get(metaFormat)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return n.db.Set(metaFormat, want, pebble.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if len(v) != len(want) {
+		return fmt.Errorf("%w: format record of %d bytes, want %d", ErrCorrupt, len(v), len(want))
+	}
+	if v[0] != layoutVersion {
+		return fmt.Errorf("%w: layout version %d, this build reads version %d", ErrIncompatible, v[0], layoutVersion)
+	}
+	if v[1] != want[1] {
+		name := fmt.Sprintf("id %d", v[1])
+		if q, err := token.ByID(v[1]); err == nil {
+			name = q.Name()
+		}
+		return fmt.Errorf("%w: database was written with partitioner %s, opened with %s", ErrIncompatible, name, n.p.Name())
+	}
+	return nil
+}
+
+// autoDepth picks the depth for AutoDepth from the expected row count, the
+// recorded one, or — for a database that has rows but no record, written by
+// a process that never finished an Open — the deepest the budget allows.
+func (n *Node) autoDepth(expected int64, budget *arena.Budget) (int, error) {
+	if expected <= 0 {
+		v, closer, err := n.db.Get(metaRows)
+		switch {
+		case err == nil:
+			if len(v) != 8 {
+				closer.Close()
+				return 0, fmt.Errorf("%w: row count record of %d bytes, want 8", ErrCorrupt, len(v))
+			}
+			expected = int64(min(binary.BigEndian.Uint64(v), engine.MaxRows))
+			closer.Close()
+		case errors.Is(err, pebble.ErrNotFound):
+			empty, err := n.empty()
+			if err != nil {
+				return 0, err
+			}
+			if !empty {
+				expected = 1 << engine.DefaultMaxDepth
+			}
+		default:
+			return 0, err
+		}
+	}
+	d, err := engine.ChooseDepth(expected, budget.Available()/4, nil)
+	return max(d, 1), err
+}
+
+// empty reports whether the database holds no row.
+func (n *Node) empty() (bool, error) {
+	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: []byte{rowPrefix}, UpperBound: []byte{rowPrefix + 1}})
+	if err != nil {
+		return false, err
+	}
+	found := it.First()
+	return !found, errors.Join(it.Error(), it.Close())
+}
+
+// Close records the row count, closes the tree and then the database. Every
+// method called afterwards returns ErrClosed; views taken before stay valid
+// until released. Close is idempotent.
+func (n *Node) Close() error {
+	n.life.Lock()
+	defer n.life.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	var err error
+	if n.broken == nil {
+		err = n.db.Set(metaRows, binary.BigEndian.AppendUint64(nil, uint64(n.tree.Rows())), pebble.Sync)
+	}
+	return errors.Join(err, n.tree.Close(), n.db.Close())
+}
+
+// use takes the read side of the life lock and fails once the Node is
+// closed; the caller defers n.life.RUnlock() only when it returns nil.
+func (n *Node) use() error {
+	n.life.RLock()
+	if n.closed {
+		n.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// ScanStats returns what the validation scan at Open read and how fast.
+func (n *Node) ScanStats() ScanStats { return n.scan }
+
+// Rows returns how many rows the Node holds, tombstones included.
+func (n *Node) Rows() int64 { return n.tree.Rows() }
+
+// Depth returns the depth of the Node's tree.
+func (n *Node) Depth() int { return n.tree.Depth() }
+
+// Root returns the root hash of the live tree, hashing what changed since
+// the last call first.
+func (n *Node) Root(ctx context.Context) (engine.Digest, error) {
+	if err := n.use(); err != nil {
+		return engine.Digest{}, err
+	}
+	defer n.life.RUnlock()
+	// Writers are held off so no update lands between Hash and Root.
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.broken != nil {
+		return engine.Digest{}, n.broken
+	}
+	if err := n.tree.Hash(ctx); err != nil {
+		return engine.Digest{}, err
+	}
+	return n.tree.Root()
+}
+
+// Get returns the stored version of key — a live row or a tombstone — and
+// whether there is one. The row's slices are the caller's.
+func (n *Node) Get(ctx context.Context, key []byte) (engine.Row, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return engine.Row{}, false, err
+	}
+	if err := n.use(); err != nil {
+		return engine.Row{}, false, err
+	}
+	defer n.life.RUnlock()
+	var r engine.Row
+	found, err := n.get(appendRowKey(nil, n.p.Token(key), key), func(old *engine.Row) {
+		r = engine.Row{Key: append([]byte{}, key...), Value: append([]byte{}, old.Value...), TS: old.TS, Deleted: old.Deleted}
+	})
+	return r, found, err
+}
+
+// get looks up the row stored under composite key ck and, if there is one,
+// calls fn with it; the row is valid only during the call.
+func (n *Node) get(ck []byte, fn func(*engine.Row)) (bool, error) {
+	v, closer, err := n.db.Get(ck)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	var r engine.Row
+	r.Key = ck[keyHeader:]
+	if err := decodeValue(v, &r); err != nil {
+		return false, fmt.Errorf("key %s: %w", keyText(r.Key), err)
+	}
+	fn(&r)
+	return true, nil
+}
+
+// Shape implements repair.Replica.
+func (n *Node) Shape() repair.Shape {
+	return repair.Shape{Partitioner: n.p, Range: n.rng, Depth: n.tree.Depth()}
+}
+
+// Sum implements repair.Replica: the sum of the live tree's leaves, which
+// needs no hashing.
+func (n *Node) Sum(ctx context.Context) (engine.Digest, error) {
+	if err := n.use(); err != nil {
+		return engine.Digest{}, err
+	}
+	defer n.life.RUnlock()
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.broken != nil {
+		return engine.Digest{}, n.broken
+	}
+	var d [1]engine.Digest
+	err := n.tree.Sums(ctx, 0, 0, d[:])
+	return d[0], err
+}
+
+// View implements repair.Replica with a snapshot of the live tree, taken
+// while no write is in flight, so it matches the data at that instant. The
+// snapshot is charged to the Node's budget until release.
+func (n *Node) View(ctx context.Context) (*engine.Tree, func(), error) {
+	if err := n.use(); err != nil {
+		return nil, nil, err
+	}
+	defer n.life.RUnlock()
+	n.mu.RLock()
+	if n.broken != nil {
+		n.mu.RUnlock()
+		return nil, nil, n.broken
+	}
+	v, err := n.tree.Snapshot(ctx)
+	n.mu.RUnlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, func() { v.Close() }, nil
+}

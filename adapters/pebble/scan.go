@@ -1,0 +1,251 @@
+package grovepebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/token"
+)
+
+// ScanStats is what the validation scan at Open read and how long it took.
+type ScanStats struct {
+	// Rows is how many rows were read, tombstones included.
+	Rows int64
+	// Bytes is how many bytes of keys and values were read from Pebble, in
+	// the stored layout (composite keys and encoded values).
+	Bytes int64
+	// Duration is the time to read every row and add it to its leaf;
+	// HashDuration the time to hash the inner levels afterwards.
+	Duration, HashDuration time.Duration
+	// Workers is how many goroutines scanned, each its own slices of the
+	// range with its own iterator.
+	Workers int
+}
+
+// RowsPerSecond is the scan's throughput in rows.
+func (s ScanStats) RowsPerSecond() float64 { return perSecond(float64(s.Rows), s.Duration) }
+
+// MBPerSecond is the scan's throughput in megabytes (10^6 bytes) of stored
+// keys and values.
+func (s ScanStats) MBPerSecond() float64 { return perSecond(float64(s.Bytes)/1e6, s.Duration) }
+
+func perSecond(x float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return x / d.Seconds()
+}
+
+// String reports the scan in one line, as grove-pebble serve prints it.
+func (s ScanStats) String() string {
+	return fmt.Sprintf("validation scan: %d rows, %.1f MB in %v (%.0f rows/s, %.1f MB/s, %d workers), inner levels hashed in %v",
+		s.Rows, float64(s.Bytes)/1e6, s.Duration.Round(time.Millisecond), s.RowsPerSecond(), s.MBPerSecond(), s.Workers,
+		s.HashDuration.Round(time.Millisecond))
+}
+
+// validate is the validation scan: it reads every row of the database into
+// the empty tree and hashes it. The range is cut into slices that workers
+// (one per CPU) take in turn, each reading its slice with its own iterator
+// and hashing on its own goroutine, so reading and hashing both scale. Rows
+// stored outside the range — which no slice covers — fail it.
+func (n *Node) validate(ctx context.Context) (ScanStats, error) {
+	workers := runtime.GOMAXPROCS(0)
+	// A few slices per worker even out slices that hold more rows than
+	// others (a byte-ordered range is seldom uniform).
+	level := min(bits.Len(uint(4*workers-1)), 16)
+	if w := n.rng.Width(); w < 1<<level {
+		level = bits.Len64(w) - 1
+	}
+	slices := 1 << level
+	workers = min(workers, slices)
+
+	start := time.Now()
+	for _, outside := range n.outsideBounds() {
+		if err := n.noRows(outside[0], outside[1]); err != nil {
+			return ScanStats{}, err
+		}
+	}
+	var (
+		next        atomic.Int64
+		rows, bytes atomic.Int64
+		wg          sync.WaitGroup
+		errMu       sync.Mutex
+		firstErr    error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= slices || ctx.Err() != nil {
+					return
+				}
+				r := n.rng.Leaf(i, level)
+				if r.Lo == r.Hi {
+					continue
+				}
+				src, err := n.newSource(ctx, r)
+				if err == nil {
+					_, err = n.tree.AddFrom(ctx, src)
+					err = errors.Join(err, src.close())
+					rows.Add(src.rows)
+					bytes.Add(src.bytes)
+				}
+				if err != nil {
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					errMu.Unlock()
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return ScanStats{}, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return ScanStats{}, err
+	}
+	s := ScanStats{Rows: rows.Load(), Bytes: bytes.Load(), Duration: time.Since(start), Workers: workers}
+	start = time.Now()
+	if err := n.tree.Hash(ctx); err != nil {
+		return ScanStats{}, err
+	}
+	s.HashDuration = time.Since(start)
+	return s, nil
+}
+
+// outsideBounds returns the composite-key spans of the row prefix that lie
+// outside the Node's range.
+func (n *Node) outsideBounds() [][2][]byte {
+	lower, upper := rangeBounds(n.rng)
+	return [][2][]byte{{{rowPrefix}, lower}, {upper, {rowPrefix + 1}}}
+}
+
+// noRows fails with ErrOutOfRange, naming the first key, if any row lies in
+// [lower, upper).
+func (n *Node) noRows(lower, upper []byte) error {
+	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	if it.First() {
+		tok, k, err := splitRowKey(it.Key())
+		if err == nil {
+			err = fmt.Errorf("%w: stored key %s has token %d, outside %v", ErrOutOfRange, keyText(k), tok, n.rng)
+		}
+		it.Close()
+		return err
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// rowSource reads the rows of one token range from a Pebble iterator,
+// decoding and checking each. It implements engine.RowSource.
+type rowSource struct {
+	ctx         context.Context
+	it          *pebble.Iterator
+	p           token.Partitioner
+	started     bool
+	rows, bytes int64
+}
+
+func (n *Node) newSource(ctx context.Context, r token.Range) (*rowSource, error) {
+	lower, upper := rangeBounds(r)
+	it, err := n.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	return &rowSource{ctx: ctx, it: it, p: n.p}, nil
+}
+
+// ctxCheckEvery is how many rows a scan reads between looks at its context:
+// often enough to stop within microseconds, rarely enough to cost nothing.
+const ctxCheckEvery = 1024
+
+// NextRow implements engine.RowSource. The iterator's bounds keep every
+// token inside the slice; decodeRow checks that each is its key's.
+func (s *rowSource) NextRow(r *engine.Row) error {
+	var ok bool
+	if s.started {
+		ok = s.it.Next()
+	} else {
+		ok, s.started = s.it.First(), true
+	}
+	if !ok {
+		if err := s.it.Error(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	if s.rows%ctxCheckEvery == 0 {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	ck := s.it.Key()
+	v, err := s.it.ValueAndErr()
+	if err != nil {
+		return err
+	}
+	if _, err := decodeRow(s.p, ck, v, r); err != nil {
+		return err
+	}
+	s.rows++
+	s.bytes += int64(len(ck) + len(v))
+	return nil
+}
+
+func (s *rowSource) close() error { return s.it.Close() }
+
+// Scan implements repair.Replica: it calls fn for every row whose token is in
+// r (and in the Node's range), in token order, from one Pebble iterator —
+// a consistent view of the data as it was when Scan began. The *Row is
+// valid only during the call.
+func (n *Node) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) error {
+	if err := r.Valid(); err != nil {
+		return fmt.Errorf("grovepebble: scan: %w", err)
+	}
+	if err := n.use(); err != nil {
+		return err
+	}
+	defer n.life.RUnlock()
+	r.Lo, r.Hi = max(r.Lo, n.rng.Lo), min(r.Hi, n.rng.Hi)
+	if r.Lo >= r.Hi {
+		return nil
+	}
+	src, err := n.newSource(ctx, r)
+	if err != nil {
+		return err
+	}
+	var row engine.Row
+	for {
+		if err = src.NextRow(&row); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			break
+		}
+		if err = fn(&row); err != nil {
+			break
+		}
+	}
+	return errors.Join(err, src.close())
+}

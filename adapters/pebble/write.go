@@ -1,0 +1,176 @@
+package grovepebble
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/repair"
+)
+
+// Put writes key = value at timestamp ts and reports whether it was written.
+// Like a replica reconciling the write, it keeps the stored version when
+// that one wins by engine.Supersedes (a newer write, a tombstone at the same
+// timestamp, or greater value bytes): such a Put is a no-op. It commits with
+// an fsync of Pebble's WAL unless Options.NoSync.
+func (n *Node) Put(ctx context.Context, key, value []byte, ts int64) (bool, error) {
+	w, err := n.write(ctx, []engine.Row{{Key: key, Value: value, TS: ts}}, n.putOpt)
+	return w == 1, err
+}
+
+// Delete writes a tombstone for key at timestamp ts and reports whether it
+// was written; as Put, it is a no-op if the stored version wins. The
+// tombstone is a row like any other: it is what tells a peer that still
+// holds the key that it was deleted.
+func (n *Node) Delete(ctx context.Context, key []byte, ts int64) (bool, error) {
+	w, err := n.write(ctx, []engine.Row{{Key: key, TS: ts, Deleted: true}}, n.putOpt)
+	return w == 1, err
+}
+
+// Apply implements repair.Replica: of rows, it writes every row that wins
+// over the stored version of its key (or whose key is absent) in one Pebble
+// batch, committed with an fsync, and returns how many it wrote. Of several
+// rows for one key, only the one that wins among them is considered. Every
+// row must fall in the Node's range.
+//
+// Nothing is written, and the tree is untouched, if any row is refused, ctx
+// ends before the commit, or the commit fails: the tree is updated only once
+// the batch is in. (If the tree then cannot follow — it never should — the
+// error wraps ErrInconsistent and the Node refuses further writes until it
+// is reopened.)
+func (n *Node) Apply(ctx context.Context, rows []engine.Row) (int, error) {
+	return n.write(ctx, rows, pebble.Sync)
+}
+
+// planned is a row to write: its composite key and its index in the input.
+type planned struct {
+	ck []byte
+	in int
+}
+
+// change is a row written by a batch, with the digest of the version it
+// replaced, for the tree update after the commit.
+type change struct {
+	in     int
+	old    engine.Digest
+	hadOld bool
+}
+
+// write is the write path of Put, Delete and Apply.
+func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOptions) (int, error) {
+	plan, err := n.plan(rows)
+	if err != nil {
+		return 0, err
+	}
+	if err := n.use(); err != nil {
+		return 0, err
+	}
+	defer n.life.RUnlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.broken != nil {
+		return 0, n.broken
+	}
+	if len(plan) == 0 {
+		return 0, nil
+	}
+
+	// Read before write: a row is written only if it wins over the stored
+	// version, and the tree must lose that version's digest.
+	b := n.db.NewBatch()
+	defer b.Close()
+	var changes []change
+	var val []byte
+	for i, w := range plan {
+		if i%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, fmt.Errorf("grovepebble: write: %w", err)
+			}
+		}
+		row := &rows[w.in]
+		c := change{in: w.in}
+		var wins bool
+		found, err := n.get(w.ck, func(old *engine.Row) {
+			if wins = engine.Supersedes(row, old); wins {
+				c.old, c.hadOld = n.hasher.Digest(old), true
+			}
+		})
+		if err != nil {
+			return 0, fmt.Errorf("grovepebble: write: reading the stored version: %w", err)
+		}
+		if found && !wins {
+			continue
+		}
+		val = appendValue(val[:0], row)
+		if err := b.Set(w.ck, val, nil); err != nil {
+			return 0, fmt.Errorf("grovepebble: write: %w", err)
+		}
+		changes = append(changes, c)
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("grovepebble: write: %w", err)
+	}
+	if err := n.commit(b, wo); err != nil {
+		return 0, fmt.Errorf("grovepebble: write: commit of %d rows: %w", len(changes), err)
+	}
+	// The batch is in: the tree follows it whatever ctx says now.
+	for _, c := range changes {
+		row := &rows[c.in]
+		d := n.hasher.Digest(row)
+		old := &c.old
+		if !c.hadOld {
+			old = nil
+		}
+		if err := n.tree.UpdateDigest(row.Key, old, &d); err != nil {
+			n.broken = fmt.Errorf("%w: updating the tree after a commit: %v", ErrInconsistent, err)
+			return len(changes), n.broken
+		}
+	}
+	return len(changes), nil
+}
+
+// plan checks every row, computes its composite key, and keeps of several
+// rows for one key the one that wins among them, in key order — the order
+// Pebble takes a batch best in.
+func (n *Node) plan(rows []engine.Row) ([]planned, error) {
+	size := 0
+	for i := range rows {
+		r := &rows[i]
+		if len(r.Key) > repair.MaxKeyBytes {
+			return nil, fmt.Errorf("grovepebble: row %d: %w: %d bytes, at most %d", i, ErrKeyTooLarge, len(r.Key), repair.MaxKeyBytes)
+		}
+		if tok := n.p.Token(r.Key); !n.rng.Contains(tok) {
+			return nil, fmt.Errorf("grovepebble: row %d: %w: key %s has token %d, outside %v", i, ErrOutOfRange, keyText(r.Key), tok, n.rng)
+		}
+		size += keyHeader + len(r.Key)
+	}
+	// One allocation holds every composite key.
+	slab := make([]byte, 0, size)
+	plan := make([]planned, len(rows))
+	for i := range rows {
+		start := len(slab)
+		slab = appendRowKey(slab, n.p.Token(rows[i].Key), rows[i].Key)
+		plan[i] = planned{ck: slab[start:len(slab):len(slab)], in: i}
+	}
+	slices.SortStableFunc(plan, func(a, b planned) int { return bytes.Compare(a.ck, b.ck) })
+	out := plan[:0]
+	for i := 0; i < len(plan); {
+		win := plan[i]
+		j := i + 1
+		for ; j < len(plan) && bytes.Equal(plan[j].ck, win.ck); j++ {
+			if engine.Supersedes(&rows[plan[j].in], &rows[win.in]) {
+				win = plan[j]
+			}
+		}
+		out = append(out, win)
+		i = j
+	}
+	return out, nil
+}
