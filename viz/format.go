@@ -30,8 +30,8 @@ func abbrevU(w uint64) string {
 }
 
 func sci(v float64) string {
-	s := strconv.FormatFloat(v, 'e', 2, 64) // -9.22e+18
-	return strings.NewReplacer("-", "−", "e+", "e").Replace(s)
+	s := strconv.FormatFloat(v, 'e', 2, 64) // -9.22e+18, 1.00e+04
+	return strings.NewReplacer("-", "−", "e+0", "e", "e+", "e").Replace(s)
 }
 
 // group formats n with thousands separators: 1,048,576.

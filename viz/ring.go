@@ -45,7 +45,8 @@ const MaxLabels = 20
 const NodeBytes = 32
 
 // Colours of the picture. The render test looks for them in a screenshot,
-// so they are solid, far apart and never used for anything else.
+// so they are solid, far apart, and used for nothing but the ring, the
+// wedges and their keys in the legend.
 const (
 	ColorDiffer = "#e31a1c"
 	ColorSame   = "#a6cee3"
@@ -145,6 +146,10 @@ func (p *Ring) check() error {
 	}
 	if p.DifferingLeaves < 0 || p.NodesCompared < 0 {
 		return fmt.Errorf("%w: negative count (differing leaves %d, nodes compared %d)", ErrBadRing, p.DifferingLeaves, p.NodesCompared)
+	}
+	if int64(p.NodesCompared) > math.MaxInt64/NodeBytes {
+		// Its byte figure would overflow; no diff compares this many.
+		return fmt.Errorf("%w: nodes compared %d is more than any tree has", ErrBadRing, p.NodesCompared)
 	}
 	for _, s := range []Side{p.A, p.B} {
 		if s.Bytes < 0 || s.Rows < 0 {
@@ -400,8 +405,8 @@ func (b *svg) label(l label) {
 	if l.right {
 		x2, anchor, tx = cx+rOut+labelCol, "start", cx+rOut+labelCol+4
 	}
-	fmt.Fprintf(b, `<g class="label"><polyline points="%s,%s %s,%s %s,%s" fill="none" stroke="#555555" stroke-width="0.8"/>`,
-		num(x0), num(y0), num(x1), num(y1), num(x2), num(l.y))
+	fmt.Fprintf(b, `<g class="label" data-lo="%d"><polyline points="%s,%s %s,%s %s,%s" fill="none" stroke="#555555" stroke-width="0.8"/>`,
+		l.a.lo, num(x0), num(y0), num(x1), num(y1), num(x2), num(l.y))
 	fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="%s" font-size="10" fill="#222222">`, num(tx), num(l.y-2), anchor)
 	if n := l.a.last - l.a.first + 1; n > 1 {
 		fmt.Fprintf(b, "%s ranges, ", group(uint64(n)))
@@ -414,7 +419,7 @@ func (b *svg) centre(p Ring) {
 	word, fill := "identical", "#2c6e49"
 	sub := "depth " + strconv.Itoa(p.Depth)
 	if len(p.Differ) > 0 {
-		word, fill = "different", ColorDiffer
+		word, fill = "different", "#a50f15" // darker than the wedges, so as not to count as one
 		sub = fmt.Sprintf("%s of %s leaves", group(uint64(p.DifferingLeaves)), group(uint64(1)<<p.Depth))
 	}
 	fmt.Fprintf(b, `<text class="centre" x="%s" y="%s" text-anchor="middle" font-size="24" font-weight="bold" fill="%s">%s</text>`+"\n", num(cx), num(cy-22), fill, word)

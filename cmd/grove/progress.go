@@ -25,17 +25,20 @@ func (e *env) progress(total int64, desc string, bytes bool) *progress {
 	if e.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
 		return &progress{}
 	}
-	return &progress{bar: progressbar.NewOptions64(total,
+	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(f),
 		progressbar.OptionSetDescription(desc),
 		progressbar.OptionShowBytes(bytes),
 		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(100 * time.Millisecond),
 		progressbar.OptionClearOnFinish(),
-	)}
+	}
+	if !bytes {
+		opts = append(opts, progressbar.OptionShowIts()) // bytes show their own rate
+	}
+	return &progress{bar: progressbar.NewOptions64(total, opts...)}
 }
 
 // Add advances the bar by n units.

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/viz"
+)
+
+// writeDiffSVG draws what Diff found between trees a and b (named nameA and
+// nameB in the picture) as an SVG ring at path. Like every file the command
+// writes, it goes to a temporary name beside path, is fsynced and renamed,
+// so path is either the whole picture or untouched, never half of one.
+func writeDiffSVG(path string, nameA, nameB string, a, b *engine.Tree, res *engine.DiffResult) error {
+	ring := viz.Ring{
+		// Diff refuses trees whose ranges differ, so a's range is both.
+		Range:           a.Range(),
+		Depth:           res.Depth,
+		Differ:          res.Ranges,
+		DifferingLeaves: res.DifferingLeaves,
+		NodesCompared:   res.NodesCompared,
+		A:               viz.Side{Name: nameA, Bytes: a.Bytes(), Rows: a.Rows(), RowsKnown: true},
+		B:               viz.Side{Name: nameB, Bytes: b.Bytes(), Rows: b.Rows(), RowsKnown: true},
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".svg-*")
+	if err != nil {
+		return fmt.Errorf("svg: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriter(f)
+	if err := viz.RingSVG(w, ring); err != nil {
+		return fmt.Errorf("svg %s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("svg %s: %w", path, err)
+	}
+	// CreateTemp makes the file private; a picture is meant to be shared.
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("svg %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("svg %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("svg %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("svg: %w", err)
+	}
+	ok = true
+	return syncDirOf(path)
+}
