@@ -114,7 +114,7 @@ func TestRingSVGRenders(t *testing.T) {
 		ring                 Ring
 		minDiffer, maxDiffer int
 	}{
-		{"seven one-leaf ranges", Ring{Range: fullRing, Depth: 20, Differ: seven, DifferingLeaves: 7, NodesCompared: 41, A: a, B: b}, 500, Width * Height},
+		{"seven one-leaf ranges", Ring{Range: fullRing, Depth: 20, Differ: sevenLeaves(), DifferingLeaves: 7, NodesCompared: 41, A: a, B: b}, 500, Width * Height},
 		{"identical", Ring{Range: fullRing, Depth: 20, NodesCompared: 1, A: a, B: b}, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,7 +4,11 @@
 //
 // The output is a standalone SVG 1.1 document of a fixed size (no scripts,
 // fonts or other external resources), and the same input always gives the
-// same bytes, so pictures can be diffed and cached.
+// same bytes, so pictures can be diffed and cached. Tools can read it back:
+// each wedge is a <path class="differ"> whose data-start and data-end give
+// the true angles of what it covers (degrees clockwise from the top, where
+// the range starts and ends), data-lo and data-hi the tokens, data-ranges
+// and data-leaves what it holds; labels are <g class="label">.
 package viz
 
 import (
@@ -97,14 +101,14 @@ const (
 	labelGap  = 27.0 // two-line labels need this much vertical room
 	labelTop  = 24.0
 	labelBot  = Height - 16.0
-	legendX   = 640.0
-	legendVal = 688.0
+	legendX   = 648.0
+	legendVal = 696.0
 )
 
 // arc is one wedge: one differing range, or several whose widened wedges
 // would overlap and so are drawn as one. Keeping overlapping wedges apart
 // would add nothing a viewer can see and would let the output grow with the
-// number of ranges; merged, there are at most 360/MinArcDegrees wedges.
+// number of ranges; merged, there are fewer than 360/MinArcDegrees wedges.
 type arc struct {
 	first, last        int // indices into Ring.Differ
 	lo, hi             token.Token
@@ -199,7 +203,9 @@ func (p *Ring) arcs() []arc {
 			a.drawStart = min(max(mid-MinArcDegrees/2, 0), 360-MinArcDegrees)
 			a.drawEnd = a.drawStart + MinArcDegrees
 		}
-		if n := len(out); n > 0 && a.drawStart <= out[n-1].drawEnd {
+		// Wedges less than a pixel apart merge too: the gap would show
+		// only as a seam.
+		if n := len(out); n > 0 && a.drawStart <= out[n-1].drawEnd+MinArcDegrees/4 {
 			m := &out[n-1]
 			m.last, m.hi, m.end = i, a.hi, a.end
 			m.drawEnd = max(m.drawEnd, a.drawEnd)
@@ -289,6 +295,9 @@ func (b *svg) wedge(s, e, r0, r1 float64) {
 // can only abbreviate them.
 func (b *svg) arcTitle(p Ring, a arc) {
 	const most = 3
+	if n := a.last - a.first + 1; n > 1 {
+		fmt.Fprintf(b, "%s ranges, %s leaves:\n", group(uint64(n)), group(a.leaves))
+	}
 	for i := a.first; i <= a.last && i < a.first+most; i++ {
 		if i > a.first {
 			b.WriteString("\n")
@@ -408,9 +417,8 @@ func (b *svg) label(l label) {
 	fmt.Fprintf(b, `<g class="label" data-lo="%d"><polyline points="%s,%s %s,%s %s,%s" fill="none" stroke="#555555" stroke-width="0.8"/>`,
 		l.a.lo, num(x0), num(y0), num(x1), num(y1), num(x2), num(l.y))
 	fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="%s" font-size="10" fill="#222222">`, num(tx), num(l.y-2), anchor)
-	if n := l.a.last - l.a.first + 1; n > 1 {
-		fmt.Fprintf(b, "%s ranges, ", group(uint64(n)))
-	}
+	// How many ranges a shared wedge holds is in its tooltip: the columns
+	// have room for the two figures that matter, leaves and tokens.
 	b.WriteString(plural(l.a.leaves, "leaf", "leaves"))
 	fmt.Fprintf(b, `<tspan x="%s" dy="12">%s tokens</tspan></text></g>`+"\n", num(tx), abbrevU(l.a.width))
 }

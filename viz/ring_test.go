@@ -104,8 +104,11 @@ func leaves(idx ...int) []token.Range {
 	return out
 }
 
-// seven one-leaf ranges spread around a depth-20 ring: the common picture.
-var seven = leaves(3, 100_000, 250_000, 420_000, 600_000, 800_000, 1_000_000)
+// sevenLeaves returns seven one-leaf ranges spread around a depth-20 ring:
+// the common picture.
+func sevenLeaves() []token.Range {
+	return leaves(3, 100_000, 250_000, 420_000, 600_000, 800_000, 1_000_000)
+}
 
 func sides(a, b string) (Side, Side) {
 	return Side{Name: a, Bytes: 67108832, Rows: 3000, RowsKnown: true},
@@ -131,7 +134,7 @@ func TestRingSVGStructure(t *testing.T) {
 	}{
 		{
 			name:   "seven one-leaf ranges",
-			ring:   Ring{Range: fullRing, Depth: 20, Differ: seven, DifferingLeaves: 7, NodesCompared: 41, A: a, B: b},
+			ring:   Ring{Range: fullRing, Depth: 20, Differ: sevenLeaves(), DifferingLeaves: 7, NodesCompared: 41, A: a, B: b},
 			arcs:   7,
 			labels: 7,
 			legend: []string{"(−9.22e18, 9.22e18]", "20 (1,048,576 leaves)", "7 leaves in 7 ranges", "0.000668% of the ring",
@@ -141,7 +144,7 @@ func TestRingSVGStructure(t *testing.T) {
 		},
 		{
 			name:       "hostile names are escaped",
-			ring:       Ring{Range: fullRing, Depth: 20, Differ: seven[:2], DifferingLeaves: 2, NodesCompared: 80, A: ha, B: hb},
+			ring:       Ring{Range: fullRing, Depth: 20, Differ: sevenLeaves()[:2], DifferingLeaves: 2, NodesCompared: 80, A: ha, B: hb},
 			arcs:       2,
 			labels:     2,
 			legend:     []string{`a&b<"c">.tree`, "x'y\uFFFDz\uFFFD.tree", "2 leaves in 2 ranges"},
@@ -149,7 +152,7 @@ func TestRingSVGStructure(t *testing.T) {
 		},
 		{
 			name:       "long names are shortened from the front",
-			ring:       Ring{Range: fullRing, Depth: 20, Differ: seven[:1], DifferingLeaves: 1, NodesCompared: 41, A: Side{Name: "/var/lib/grove/replicas/node-a/users.tree"}, B: Side{Name: "b.tree"}},
+			ring:       Ring{Range: fullRing, Depth: 20, Differ: sevenLeaves()[:1], DifferingLeaves: 1, NodesCompared: 41, A: Side{Name: "/var/lib/grove/replicas/node-a/users.tree"}, B: Side{Name: "b.tree"}},
 			arcs:       1,
 			labels:     1,
 			legend:     []string{"1 leaf in 1 range", "…/replicas/node-a/users.tree"},
@@ -478,7 +481,7 @@ func TestRingSVGManyRanges(t *testing.T) {
 
 func TestRingSVGDeterministic(t *testing.T) {
 	a, b := sides(`a&b<"c">.tree`, "b.tree")
-	p := Ring{Range: fullRing, Depth: 20, Differ: seven, DifferingLeaves: 7, NodesCompared: 41, A: a, B: b}
+	p := Ring{Range: fullRing, Depth: 20, Differ: sevenLeaves(), DifferingLeaves: 7, NodesCompared: 41, A: a, B: b}
 	var x, y bytes.Buffer
 	if err := RingSVG(&x, p); err != nil {
 		t.Fatal(err)
@@ -492,7 +495,7 @@ func TestRingSVGDeterministic(t *testing.T) {
 }
 
 func TestRingSVGBadInput(t *testing.T) {
-	ok := Ring{Range: fullRing, Depth: 20, Differ: seven, DifferingLeaves: 7, NodesCompared: 41}
+	ok := Ring{Range: fullRing, Depth: 20, Differ: sevenLeaves(), DifferingLeaves: 7, NodesCompared: 41}
 	for _, tc := range []struct {
 		name   string
 		change func(*Ring)
@@ -515,7 +518,7 @@ func TestRingSVGBadInput(t *testing.T) {
 			p.Range = token.Range{Lo: 0, Hi: 100}
 			p.Differ = []token.Range{{Lo: -1, Hi: 10}}
 		}},
-		{"out of order", func(p *Ring) { p.Differ = []token.Range{seven[1], seven[0]} }},
+		{"out of order", func(p *Ring) { p.Differ = []token.Range{sevenLeaves()[1], sevenLeaves()[0]} }},
 		{"overlapping", func(p *Ring) { p.Differ = []token.Range{{Lo: 0, Hi: 10}, {Lo: 5, Hi: 20}} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

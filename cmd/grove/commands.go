@@ -204,6 +204,7 @@ func runDiff(args []string, e *env) (int, error) {
 	stdout := e.stdout
 	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
+	svgOut := fs.String("svg", "", "also draw the token ring with the differing ranges to this SVG file")
 	budget := budgetFlag(fs)
 	pos, err := parse(fs, args, 2)
 	if err != nil {
@@ -234,6 +235,11 @@ func runDiff(args []string, e *env) (int, error) {
 	res, err := engine.Diff(ctx, a, bt)
 	if err != nil {
 		return 0, err
+	}
+	if *svgOut != "" {
+		if err := writeDiffSVG(*svgOut, pos[0], pos[1], a, bt, res); err != nil {
+			return 0, err
+		}
 	}
 	if *asJSON {
 		out := diffJSON{Identical: res.Identical(), Depth: res.Depth, DifferingLeaves: res.DifferingLeaves, Ranges: []jsonRange{}}

@@ -37,7 +37,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"build", "build --in ROWS --out TREE [--depth N|auto] [--layout bfs|blocked] [--budget SIZE]", "build a tree file from JSON Lines rows", runBuild},
-		{"diff", "diff A B [--json] [--budget SIZE]", "compare two tree files; exit 0 identical, 1 different", runDiff},
+		{"diff", "diff A B [--json] [--svg OUT.svg] [--budget SIZE]", "compare two tree files; exit 0 identical, 1 different", runDiff},
 		{"keys", "keys A_ROWS B_ROWS [--depth N|auto] [--json] [--budget SIZE]", "find the exact keys in which two row files differ", runKeys},
 		{"token", "token [--hex] KEY", "print a key's Murmur3 token (Cassandra's)", runToken},
 		{"inspect", "inspect TREE [--json]", "describe a tree file", runInspect},

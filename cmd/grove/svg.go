@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -25,9 +27,9 @@ func writeDiffSVG(path string, nameA, nameB string, a, b *engine.Tree, res *engi
 		A:               viz.Side{Name: nameA, Bytes: a.Bytes(), Rows: a.Rows(), RowsKnown: true},
 		B:               viz.Side{Name: nameB, Bytes: b.Bytes(), Rows: b.Rows(), RowsKnown: true},
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".svg-*")
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("svg: %w", err)
+		return svgError(path, err)
 	}
 	ok := false
 	defer func() {
@@ -38,24 +40,41 @@ func writeDiffSVG(path string, nameA, nameB string, a, b *engine.Tree, res *engi
 	}()
 	w := bufio.NewWriter(f)
 	if err := viz.RingSVG(w, ring); err != nil {
-		return fmt.Errorf("svg %s: %w", path, err)
+		return svgError(path, err)
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("svg %s: %w", path, err)
+		return svgError(path, err)
 	}
 	// CreateTemp makes the file private; a picture is meant to be shared.
 	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("svg %s: %w", path, err)
+		return svgError(path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("svg %s: %w", path, err)
+		return svgError(path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("svg %s: %w", path, err)
+		return svgError(path, err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("svg: %w", err)
+		return svgError(path, err)
 	}
 	ok = true
-	return syncDirOf(path)
+	if err := syncDirOf(path); err != nil {
+		return svgError(path, err)
+	}
+	return nil
+}
+
+// svgError names the picture the user asked for, not the temporary file
+// an error from the os package names.
+func svgError(path string, err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.As(err, &le):
+		err = le.Err
+	}
+	return fmt.Errorf("svg %s: %w", path, err)
 }
