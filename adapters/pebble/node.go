@@ -50,7 +50,9 @@ type Options struct {
 	// peer only once it is durable.
 	NoSync bool
 	// Pebble, if set, are the options Pebble is opened with (block cache,
-	// file system, logger...). Pebble copies them; the Node changes nothing.
+	// file system, logger...); the Node changes nothing in them. Without a
+	// logger, Pebble's informational messages (WAL replays, on every Open)
+	// are dropped and its errors go to the standard log.
 	Pebble *pebble.Options
 }
 
@@ -64,6 +66,9 @@ type Node struct {
 	rng    token.Range
 	scan   ScanStats
 	putOpt *pebble.WriteOptions
+	// recorded is the row count the database records (-1: none); written
+	// under the life lock's write side, or before Open returns.
+	recorded int64
 
 	// life guards db and tree against Close: every method holds it for
 	// reading while it uses them, Close for writing.
@@ -114,9 +119,12 @@ func open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if budget == nil {
 		budget = arena.NewBudget(DefaultBudget)
 	}
-	popts := opts.Pebble
-	if popts == nil {
-		popts = &pebble.Options{}
+	popts := &pebble.Options{}
+	if opts.Pebble != nil {
+		popts = opts.Pebble.Clone()
+	}
+	if popts.Logger == nil && popts.LoggerAndTracer == nil {
+		popts.Logger = quietLogger{}
 	}
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
@@ -138,6 +146,9 @@ func open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if err := n.checkFormat(); err != nil {
 		return nil, err
 	}
+	if n.recorded, err = n.readCount(); err != nil {
+		return nil, err
+	}
 	depth := opts.Depth
 	if depth == 0 || depth == engine.AutoDepth {
 		if depth, err = n.autoDepth(opts.ExpectedRows, budget); err != nil {
@@ -150,9 +161,8 @@ func open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if n.scan, err = n.validate(ctx); err != nil {
 		return nil, err
 	}
-	// Record the count for the next Open's AutoDepth. It is a hint, so it
-	// need not be durable.
-	if err := n.db.Set(metaRows, binary.BigEndian.AppendUint64(nil, uint64(n.tree.Rows())), pebble.NoSync); err != nil {
+	// The count is a hint, so it need not be durable here.
+	if err := n.recordCount(pebble.NoSync); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -187,30 +197,52 @@ func (n *Node) checkFormat() error {
 	return nil
 }
 
+// readCount returns the row count recorded at the last Open or Close, or
+// -1 if there is none.
+func (n *Node) readCount() (int64, error) {
+	v, closer, err := n.db.Get(metaRows)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: row count record of %d bytes, want 8", ErrCorrupt, len(v))
+	}
+	return int64(min(binary.BigEndian.Uint64(v), engine.MaxRows)), nil
+}
+
+// recordCount records the row count for the next Open's AutoDepth, if it
+// changed.
+func (n *Node) recordCount(wo *pebble.WriteOptions) error {
+	rows := n.tree.Rows()
+	if rows == n.recorded {
+		return nil
+	}
+	if err := n.db.Set(metaRows, binary.BigEndian.AppendUint64(nil, uint64(rows)), wo); err != nil {
+		return err
+	}
+	n.recorded = rows
+	return nil
+}
+
 // autoDepth picks the depth for AutoDepth from the expected row count, the
 // recorded one, or — for a database that has rows but no record, written by
 // a process that never finished an Open — the deepest the budget allows.
 func (n *Node) autoDepth(expected int64, budget *arena.Budget) (int, error) {
 	if expected <= 0 {
-		v, closer, err := n.db.Get(metaRows)
-		switch {
-		case err == nil:
-			if len(v) != 8 {
-				closer.Close()
-				return 0, fmt.Errorf("%w: row count record of %d bytes, want 8", ErrCorrupt, len(v))
-			}
-			expected = int64(min(binary.BigEndian.Uint64(v), engine.MaxRows))
-			closer.Close()
-		case errors.Is(err, pebble.ErrNotFound):
-			empty, err := n.empty()
-			if err != nil {
-				return 0, err
-			}
-			if !empty {
-				expected = 1 << engine.DefaultMaxDepth
-			}
-		default:
+		expected = n.recorded
+	}
+	if expected < 0 {
+		empty, err := n.empty()
+		if err != nil {
 			return 0, err
+		}
+		expected = 0
+		if !empty {
+			expected = 1 << engine.DefaultMaxDepth
 		}
 	}
 	d, err := engine.ChooseDepth(expected, budget.Available()/4, nil)
@@ -239,7 +271,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	var err error
 	if n.broken == nil {
-		err = n.db.Set(metaRows, binary.BigEndian.AppendUint64(nil, uint64(n.tree.Rows())), pebble.Sync)
+		err = n.recordCount(pebble.Sync)
 	}
 	return errors.Join(err, n.tree.Close(), n.db.Close())
 }
@@ -264,8 +296,8 @@ func (n *Node) Rows() int64 { return n.tree.Rows() }
 // Depth returns the depth of the Node's tree.
 func (n *Node) Depth() int { return n.tree.Depth() }
 
-// Root returns the root hash of the live tree, hashing what changed since
-// the last call first.
+// Root returns the root hash of the live tree, first rehashing the paths
+// above the leaves written since the last Root or View.
 func (n *Node) Root(ctx context.Context) (engine.Digest, error) {
 	if err := n.use(); err != nil {
 		return engine.Digest{}, err
@@ -342,9 +374,11 @@ func (n *Node) Sum(ctx context.Context) (engine.Digest, error) {
 	return d[0], err
 }
 
-// View implements repair.Replica with a snapshot of the live tree, taken
-// while no write is in flight, so it matches the data at that instant. The
-// snapshot is charged to the Node's budget until release.
+// View implements repair.Replica with a hashed snapshot of the live tree,
+// taken while no write is in flight, so it matches the data at that
+// instant. The live tree's inner levels are brought up to date first (the
+// paths above the leaves written since the last view or Root). The snapshot
+// is charged to the Node's budget until release.
 func (n *Node) View(ctx context.Context) (*engine.Tree, func(), error) {
 	if err := n.use(); err != nil {
 		return nil, nil, err
@@ -355,10 +389,27 @@ func (n *Node) View(ctx context.Context) (*engine.Tree, func(), error) {
 		n.mu.RUnlock()
 		return nil, nil, n.broken
 	}
-	v, err := n.tree.Snapshot(ctx)
+	// Hashing the live tree first, rather than leaving the snapshot to hash
+	// its copy, clears the live tree's dirty paths: otherwise they would
+	// pile up, and every later view would rehash all of them again.
+	err := n.tree.Hash(ctx)
+	var v *engine.Tree
+	if err == nil {
+		v, err = n.tree.Snapshot(ctx)
+	}
 	n.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err
 	}
 	return v, func() { v.Close() }, nil
 }
+
+// quietLogger drops Pebble's informational messages — a node's own output
+// should not be buried under a line per WAL replayed — and keeps its errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) { pebble.DefaultLogger.Errorf(format, args...) }
+
+func (quietLogger) Fatalf(format string, args ...any) { pebble.DefaultLogger.Fatalf(format, args...) }

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildCommand builds grove-pebble into a temporary directory.
+func buildCommand(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "grove-pebble")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runBin runs the command and returns its exit status, stdout and stderr.
+func runBin(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	default:
+		t.Fatalf("%s %q: %v", bin, args, err)
+		return 0, "", ""
+	}
+}
+
+// writeRows writes JSON Lines rows to a file in dir.
+func writeRows(t *testing.T, dir, name string, lines []string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The command end to end: load two databases from JSON Lines, serve one in
+// a child process, sync the other against it (finding, then repairing, then
+// finding nothing), stop the server with SIGTERM, and dump both: the same
+// rows.
+func TestCommandLoadServeSyncDump(t *testing.T) {
+	bin := buildCommand(t)
+	dir := t.TempDir()
+	var linesA, linesB []string
+	for i := range 500 {
+		line := fmt.Sprintf(`{"key": "user:%03d", "value": "v%d", "ts": %d}`, i, i, 1000+i)
+		switch i {
+		case 7: // only A has it
+			linesA = append(linesA, line)
+		case 8: // B holds a newer version
+			linesA = append(linesA, line)
+			linesB = append(linesB, fmt.Sprintf(`{"key": "user:%03d", "value": "newer", "ts": %d}`, i, 5000))
+		case 9: // A deleted it later
+			linesA = append(linesA, line, fmt.Sprintf(`{"key": "user:%03d", "ts": %d, "deleted": true}`, i, 5000))
+			linesB = append(linesB, line)
+		default:
+			linesA = append(linesA, line)
+			linesB = append(linesB, line)
+		}
+	}
+	linesB = append(linesB, `{"key_hex": "00ff", "value": "binary key", "ts": 1}`) // only B
+	dbA, dbB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, l := range []struct {
+		db, rows string
+		want     string
+	}{
+		{dbA, writeRows(t, dir, "a.jsonl", linesA), "501 rows from " + filepath.Join(dir, "a.jsonl") + ": 500 written, 1 superseded"},
+		{dbB, writeRows(t, dir, "b.jsonl", linesB), "500 rows from " + filepath.Join(dir, "b.jsonl") + ": 500 written, 0 superseded"},
+	} {
+		code, out, errOut := runBin(t, bin, "load", "--db", l.db, "--rows", l.rows)
+		if code != 0 || !strings.Contains(out, l.want) {
+			t.Fatalf("load: exit %d, %q, %q; want %q", code, out, errOut, l.want)
+		}
+	}
+
+	serve := exec.Command(bin, "serve", "--db", dbB, "--listen", "127.0.0.1:0")
+	stdout, err := serve.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serveErr bytes.Buffer
+	serve.Stderr = &serveErr
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer serve.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	nextLine := func() string {
+		if !lines.Scan() {
+			t.Fatalf("serve ended early: %v; stderr %q", lines.Err(), serveErr.String())
+		}
+		return lines.Text()
+	}
+	first := nextLine()
+	m := regexp.MustCompile(`^serving 500 rows \(depth (\d+)\) on (http://127\.0\.0\.1:\d+)$`).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("serve's first line %q", first)
+	}
+	url := m[2]
+	if second := nextLine(); !regexp.MustCompile(`^validation scan: 500 rows, [0-9.]+ MB in .* \([0-9]+ rows/s, [0-9.]+ MB/s, \d+ workers\)`).MatchString(second) {
+		t.Fatalf("serve's second line %q", second)
+	}
+	repairLog := make(chan string, 8)
+	go func() {
+		for lines.Scan() {
+			repairLog <- lines.Text()
+		}
+		close(repairLog)
+	}()
+
+	// The database is B's: a second process cannot open it.
+	if code, _, errOut := runBin(t, bin, "dump", "--db", dbB); code != 2 || !strings.HasPrefix(errOut, "grove-pebble: dump: ") {
+		t.Errorf("dump of a served database: exit %d, %q; want 2 and a message", code, errOut)
+	}
+
+	type syncOut struct {
+		Identical                bool
+		OnlyInA                  []map[string]string `json:"only_in_a"`
+		OnlyInB                  []map[string]string `json:"only_in_b"`
+		Different                []map[string]string
+		BytesSent, BytesReceived int64
+		RoundTrips               int `json:"round_trips"`
+		Repaired                 *struct {
+			Pushed, Applied int
+			PeerApplied     int `json:"peer_applied"`
+			Converged       bool
+		}
+	}
+	sync := func(args ...string) (int, syncOut) {
+		t.Helper()
+		code, out, errOut := runBin(t, bin, append([]string{"sync", "--db", dbA, "--peer", url, "--json", "--timeout", "20s"}, args...)...)
+		var s syncOut
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("sync %q: exit %d, output %q, stderr %q: %v", args, code, out, errOut, err)
+		}
+		return code, s
+	}
+	keys := func(ks []map[string]string) []string {
+		var out []string
+		for _, k := range ks {
+			out = append(out, k["key"]+k["key_hex"])
+		}
+		slices.Sort(out)
+		return out
+	}
+	code, found := sync()
+	if code != 1 || found.Identical || found.Repaired != nil ||
+		!slices.Equal(keys(found.OnlyInA), []string{"user:007"}) ||
+		!slices.Equal(keys(found.OnlyInB), []string{"00ff"}) ||
+		!slices.Equal(keys(found.Different), []string{"user:008", "user:009"}) {
+		t.Fatalf("sync: exit %d, %+v", code, found)
+	}
+	code, repaired := sync("--repair")
+	if code != 1 || repaired.Repaired == nil || !repaired.Repaired.Converged ||
+		repaired.Repaired.Pushed != 2 || repaired.Repaired.PeerApplied != 2 || repaired.Repaired.Applied != 2 {
+		t.Fatalf("sync --repair: exit %d, %+v, repaired %+v", code, repaired, repaired.Repaired)
+	}
+	select {
+	case l := <-repairLog:
+		if !strings.Contains(l, "repair: 2 rows written, 501 rows held") {
+			t.Errorf("serve's repair line %q", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("serve printed no line for the repair")
+	}
+	code, again := sync()
+	if code != 0 || !again.Identical || again.RoundTrips != 1 {
+		t.Fatalf("sync after repair: exit %d, %+v", code, again)
+	}
+
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range repairLog {
+	}
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v; stderr %q", err, serveErr.String())
+	}
+
+	codeA, dumpA, errA := runBin(t, bin, "dump", "--db", dbA)
+	codeB, dumpB, errB := runBin(t, bin, "dump", "--db", dbB)
+	if codeA != 0 || codeB != 0 {
+		t.Fatalf("dump: exit %d %q, %d %q", codeA, errA, codeB, errB)
+	}
+	if dumpA != dumpB {
+		t.Fatalf("dumps differ after repair:\n%s\n---\n%s", dumpA, dumpB)
+	}
+	for _, want := range []string{
+		`{"key":"user:008","value":"newer","ts":5000,"deleted":false}`,
+		`{"key":"user:009","value":"","ts":5000,"deleted":true}`,
+		`{"key":"user:007","value":"v7","ts":1007,"deleted":false}`,
+		`{"key_hex":"00ff","value":"binary key","ts":1,"deleted":false}`,
+	} {
+		if !strings.Contains(dumpA, want+"\n") {
+			t.Errorf("dump lacks %s", want)
+		}
+	}
+	if n := strings.Count(dumpA, "\n"); n != 501 {
+		t.Errorf("dump has %d rows, want 501", n)
+	}
+}
+
+// Errors: exit status 2 and a message naming the command and what was
+// wrong; a malformed rows file writes nothing.
+func TestCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "db")
+	bad := writeRows(t, dir, "bad.jsonl", []string{`{"key": "a", "ts": 1}`, `{"key": "b", "ts": 2}`, `{"key": "c"`})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := "http://" + ln.Addr().String()
+	ln.Close()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, ""},
+		{"unknown command", []string{"frobnicate"}, `grove-pebble: unknown command "frobnicate"`},
+		{"dump without --db", []string{"dump"}, "grove-pebble: dump: --db is required"},
+		{"load without --rows", []string{"load", "--db", db}, "grove-pebble: load: --db and --rows are required"},
+		{"load of a malformed file", []string{"load", "--db", db, "--rows", bad}, "grove-pebble: load: " + bad + ": "},
+		{"load of a missing file", []string{"load", "--db", db, "--rows", filepath.Join(dir, "nope")}, "grove-pebble: load: open "},
+		{"sync without --peer", []string{"sync", "--db", db}, "grove-pebble: sync: --peer is required"},
+		{"sync with a dead peer", []string{"sync", "--db", db, "--peer", closedPort, "--timeout", "5s"}, "grove-pebble: sync: "},
+		{"serve with a bad depth", []string{"serve", "--db", db, "--depth", "99"}, "grove-pebble: serve: invalid value"},
+		{"a positional argument", []string{"dump", "--db", db, "extra"}, `grove-pebble: dump: unexpected argument "extra"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), c.args, &stdout, &stderr); code != exitError || !strings.HasPrefix(stderr.String(), c.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), c.want)
+			}
+		})
+	}
+	// The malformed file named its line, and nothing of it was written.
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{"load", "--db", db, "--rows", bad}, &stdout, &stderr)
+	if !strings.Contains(stderr.String(), "line 3") {
+		t.Errorf("load error %q does not name line 3", stderr.String())
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"dump", "--db", db}, &stdout, &stderr); code != 0 || stdout.Len() != 0 {
+		t.Errorf("after a failed load: dump exit %d, %q; want 0 and no rows", code, stdout.String())
+	}
+	if code := run(context.Background(), []string{"help"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "grove-pebble serve") {
+		t.Errorf("help: exit %d, %q", code, stdout.String())
+	}
+}

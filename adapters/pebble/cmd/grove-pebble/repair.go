@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/rpc"
+)
+
+// netFlags are the transport flags serve and sync share.
+type netFlags struct {
+	tlsCert, tlsKey, tlsCA *string
+	maxMessage             *string
+}
+
+func addNetFlags(fs *flag.FlagSet) *netFlags {
+	return &netFlags{
+		tlsCert:    fs.String("tls-cert", "", "PEM certificate: serve or dial with TLS"),
+		tlsKey:     fs.String("tls-key", "", "PEM private key of --tls-cert"),
+		tlsCA:      fs.String("tls-ca", "", "PEM CA: the peer's certificate must be signed by it (mutual TLS)"),
+		maxMessage: fs.String("max-message", "64MiB", "largest protocol message sent or accepted"),
+	}
+}
+
+func (f *netFlags) messageLimit() (int, error) {
+	n, err := arena.ParseBytes(*f.maxMessage)
+	if err != nil || n < 64<<10 || n > 1<<30 {
+		return 0, fmt.Errorf("--max-message %q: want a size from 64KiB to 1GiB", *f.maxMessage)
+	}
+	return int(n), nil
+}
+
+// tlsConfig returns nil without TLS flags, else the server's or the
+// client's TLS configuration.
+func (f *netFlags) tlsConfig(server bool) (*tls.Config, error) {
+	if *f.tlsCert == "" && *f.tlsKey == "" && *f.tlsCA == "" {
+		return nil, nil
+	}
+	if server {
+		return rpc.ServerTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
+	}
+	return rpc.ClientTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
+}
+
+func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	nf := addNodeFlags(fs)
+	tf := addNetFlags(fs)
+	listen := fs.String("listen", "127.0.0.1:7420", "address to listen on (port 0 picks one; the address is printed)")
+	idle := fs.Duration("idle-timeout", 2*time.Minute, "end a session no call has touched for this long")
+	if err := parse(fs, args); err != nil {
+		return 0, err
+	}
+	limit, err := tf.messageLimit()
+	if err != nil {
+		return 0, err
+	}
+	tlsConf, err := tf.tlsConfig(true)
+	if err != nil {
+		return 0, err
+	}
+	node, err := nf.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer node.Close()
+	opts := repair.ResponderOptions{IdleTimeout: *idle, MaxMessageBytes: limit}
+	// A line per repair, so an operator watching serve sees what changed.
+	var logMu sync.Mutex
+	opts.OnCommit = func(ctx context.Context, applied int) error {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(stdout, "%s repair: %d rows written, %d rows held\n", time.Now().UTC().Format(time.RFC3339), applied, node.Rows())
+		return nil
+	}
+	responder := repair.NewResponder(node, opts)
+	defer responder.Shutdown()
+	mux := http.NewServeMux()
+	mux.Handle(rpc.NewHandler(responder, rpc.HandlerOptions{MaxMessageBytes: limit}))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return 0, err
+	}
+	srv := rpc.NewServer(mux, tlsConf)
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "serving %d rows (depth %d) on %s://%s\n", node.Rows(), node.Depth(), scheme, ln.Addr())
+	fmt.Fprintln(stdout, node.ScanStats())
+	// Whoever started serve waits for the first line to learn the address.
+	if f, ok := stdout.(interface{ Sync() error }); ok {
+		f.Sync()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsConf != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return 0, err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return 0, err
+	}
+	responder.Shutdown()
+	if err := node.Close(); err != nil {
+		return 0, err
+	}
+	return exitOK, nil
+}
+
+// syncJSON is sync's --json output, as `grove sync --json` prints it: the
+// keys from this side's point of view (A is here, B the peer), and what the
+// session cost.
+type syncJSON struct {
+	Identical       bool          `json:"identical"`
+	OnlyInA         []keyJSON     `json:"only_in_a"`
+	OnlyInB         []keyJSON     `json:"only_in_b"`
+	Different       []keyJSON     `json:"different"`
+	BytesSent       int64         `json:"bytes_sent"`
+	BytesReceived   int64         `json:"bytes_received"`
+	RoundTrips      int           `json:"round_trips"`
+	RowBytesSent    int64         `json:"row_bytes_sent"`
+	RowBytesRecv    int64         `json:"row_bytes_received"`
+	Depth           int           `json:"depth"`
+	DifferingLeaves int           `json:"differing_leaves"`
+	Repaired        *repairedJSON `json:"repaired,omitempty"`
+}
+
+type repairedJSON struct {
+	Pushed      int  `json:"pushed"`
+	PeerApplied int  `json:"peer_applied"`
+	Applied     int  `json:"applied"`
+	Converged   bool `json:"converged"`
+}
+
+// keyJSON is a key as the JSON output shows it: as text when it is UTF-8,
+// else as hex.
+type keyJSON struct {
+	Key    *string `json:"key,omitempty"`
+	KeyHex *string `json:"key_hex,omitempty"`
+}
+
+func keysJSON(ks []engine.Key) []keyJSON {
+	out := make([]keyJSON, 0, len(ks))
+	for _, k := range ks {
+		s := string(k.Key)
+		if utf8.ValidString(s) {
+			out = append(out, keyJSON{Key: &s})
+		} else {
+			h := hex.EncodeToString(k.Key)
+			out = append(out, keyJSON{KeyHex: &h})
+		}
+	}
+	return out
+}
+
+// keyText prints a key for people: quoted text when UTF-8, else 0x-hex.
+func keyText(k []byte) string {
+	if utf8.Valid(k) {
+		return strconv.Quote(string(k))
+	}
+	return "0x" + hex.EncodeToString(k)
+}
+
+func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+	nf := addNodeFlags(fs)
+	tf := addNetFlags(fs)
+	peerURL := fs.String("peer", "", "the peer's URL, http://HOST:PORT or https://HOST:PORT (required)")
+	doRepair := fs.Bool("repair", false, "make both sides converge: each gets the rows it lacks or holds older versions of")
+	asJSON := fs.Bool("json", false, "print JSON")
+	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole session, and so for every call in it")
+	if err := parse(fs, args); err != nil {
+		return 0, err
+	}
+	if *peerURL == "" {
+		return 0, errors.New("--peer is required")
+	}
+	if *timeout <= 0 {
+		return 0, fmt.Errorf("--timeout %v: want a positive duration", *timeout)
+	}
+	limit, err := tf.messageLimit()
+	if err != nil {
+		return 0, err
+	}
+	tlsConf, err := tf.tlsConfig(false)
+	if err != nil {
+		return 0, err
+	}
+	client, err := rpc.NewClient(*peerURL, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: *timeout})
+	if err != nil {
+		return 0, err
+	}
+	defer client.CloseIdle()
+	node, err := nf.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer node.Close()
+	sctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	res, err := repair.Sync(sctx, node, client, repair.Options{Repair: *doRepair, MaxMessageBytes: limit})
+	if err != nil {
+		return 0, err
+	}
+	if err := node.Close(); err != nil {
+		return 0, err
+	}
+	if *asJSON {
+		out := syncJSON{
+			Identical: res.InSync, OnlyInA: keysJSON(res.OnlyHere), OnlyInB: keysJSON(res.OnlyThere), Different: keysJSON(res.Different),
+			BytesSent: res.BytesSent, BytesReceived: res.BytesReceived, RoundTrips: res.RoundTrips,
+			RowBytesSent: res.RowBytesSent, RowBytesRecv: res.RowBytesReceived,
+			Depth: res.Depth, DifferingLeaves: res.DifferingLeaves,
+		}
+		if *doRepair {
+			out.Repaired = &repairedJSON{res.Pushed, res.PeerApplied, res.Applied, res.Converged}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return 0, err
+		}
+	} else {
+		if res.InSync {
+			fmt.Fprintln(stdout, "identical")
+		}
+		for _, l := range []struct {
+			name string
+			keys []engine.Key
+		}{{"only here", res.OnlyHere}, {"only there", res.OnlyThere}, {"different", res.Different}} {
+			for _, k := range l.keys {
+				fmt.Fprintf(stdout, "%-11s %s (token %d)\n", l.name+":", keyText(k.Key), k.Token)
+			}
+		}
+		fmt.Fprintf(stdout, "%d bytes sent, %d received (%d and %d of them rows), %d round trips\n",
+			res.BytesSent, res.BytesReceived, res.RowBytesSent, res.RowBytesReceived, res.RoundTrips)
+		if *doRepair && !res.InSync {
+			fmt.Fprintf(stdout, "repaired: %d rows sent to the peer (%d written there), %d written here\n",
+				res.Pushed, res.PeerApplied, res.Applied)
+		}
+	}
+	if res.InSync {
+		return exitOK, nil
+	}
+	return exitDifferent, nil
+}
