@@ -1,7 +1,10 @@
 package rpc
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
+	"net"
 	"net/http"
 	"time"
 )
@@ -70,4 +73,30 @@ func NewServer(h http.Handler, tlsConfig *tls.Config) *http.Server {
 	}
 	srv.TLSConfig = cfg
 	return srv
+}
+
+// ServeUntil serves srv (from NewServer) on ln — over TLS when srv has a TLS
+// configuration — until ctx is done, then shuts it down, giving calls in
+// flight up to grace to finish. It returns nil after a shutdown asked for by
+// ctx, or the error that stopped the server.
+func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
 }

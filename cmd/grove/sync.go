@@ -247,22 +247,9 @@ func runServe(args []string, e *env) (int, error) {
 	if f, ok := stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if tlsConf != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
+	if err := rpc.ServeUntil(ctx, srv, ln, 5*time.Second); err != nil {
 		return 0, err
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
 	return exitOK, nil
 }
 

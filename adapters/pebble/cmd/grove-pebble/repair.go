@@ -107,22 +107,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if f, ok := stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if tlsConf != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return 0, err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := rpc.ServeUntil(ctx, srv, ln, 5*time.Second); err != nil {
 		return 0, err
 	}
 	responder.Shutdown()
