@@ -18,6 +18,7 @@ import (
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/jsonl"
+	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/layout"
 )
@@ -269,22 +270,6 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// keyJSON is a key as the JSON output shows it: as text when it is UTF-8,
-// else as hex.
-type keyJSON struct {
-	Key    *string `json:"key,omitempty"`
-	KeyHex *string `json:"key_hex,omitempty"`
-}
-
-func toKeyJSON(k []byte) keyJSON {
-	s := string(k)
-	if utf8.ValidString(s) {
-		return keyJSON{Key: &s}
-	}
-	h := hex.EncodeToString(k)
-	return keyJSON{KeyHex: &h}
-}
-
 // keyText prints a key for people: quoted text when UTF-8, else 0x-hex.
 func keyText(k []byte) string {
 	if utf8.Valid(k) {
@@ -294,10 +279,10 @@ func keyText(k []byte) string {
 }
 
 type keysJSON struct {
-	Identical bool      `json:"identical"`
-	OnlyInA   []keyJSON `json:"only_in_a"`
-	OnlyInB   []keyJSON `json:"only_in_b"`
-	Different []keyJSON `json:"different"`
+	Identical bool               `json:"identical"`
+	OnlyInA   []repair.ReportKey `json:"only_in_a"`
+	OnlyInB   []repair.ReportKey `json:"only_in_b"`
+	Different []repair.ReportKey `json:"different"`
 }
 
 func runKeys(args []string, e *env) (int, error) {

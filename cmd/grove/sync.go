@@ -253,29 +253,6 @@ func runServe(args []string, e *env) (int, error) {
 	return exitOK, nil
 }
 
-// syncJSON is sync's --json output: the keys as `grove keys` prints them,
-// from this side's point of view (A is here, B the peer), and what the
-// session cost.
-type syncJSON struct {
-	Identical       bool      `json:"identical"`
-	OnlyInA         []keyJSON `json:"only_in_a"`
-	OnlyInB         []keyJSON `json:"only_in_b"`
-	Different       []keyJSON `json:"different"`
-	BytesSent       int64     `json:"bytes_sent"`
-	BytesReceived   int64     `json:"bytes_received"`
-	RoundTrips      int       `json:"round_trips"`
-	RowBytesSent    int64     `json:"row_bytes_sent"`
-	RowBytesRecv    int64     `json:"row_bytes_received"`
-	Depth           int       `json:"depth"`
-	DifferingLeaves int       `json:"differing_leaves"`
-	Repaired        *struct {
-		Pushed      int  `json:"pushed"`
-		PeerApplied int  `json:"peer_applied"`
-		Applied     int  `json:"applied"`
-		Converged   bool `json:"converged"`
-	} `json:"repaired,omitempty"`
-}
-
 func runSync(args []string, e *env) (int, error) {
 	stdout := e.stdout
 	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
@@ -320,20 +297,7 @@ func runSync(args []string, e *env) (int, error) {
 		}
 	}
 	if *asJSON {
-		out := syncJSON{
-			Identical: res.InSync, OnlyInA: keysJSONOf(res.OnlyHere), OnlyInB: keysJSONOf(res.OnlyThere), Different: keysJSONOf(res.Different),
-			BytesSent: res.BytesSent, BytesReceived: res.BytesReceived, RoundTrips: res.RoundTrips,
-			RowBytesSent: res.RowBytesSent, RowBytesRecv: res.RowBytesReceived,
-			Depth: res.Depth, DifferingLeaves: res.DifferingLeaves,
-		}
-		if *rf.repairOut != "" {
-			out.Repaired = &struct {
-				Pushed      int  `json:"pushed"`
-				PeerApplied int  `json:"peer_applied"`
-				Applied     int  `json:"applied"`
-				Converged   bool `json:"converged"`
-			}{res.Pushed, res.PeerApplied, res.Applied, res.Converged}
-		}
+		out := res.Report(*rf.repairOut != "")
 		if err := writeJSON(stdout, out); err != nil {
 			return 0, err
 		}
@@ -355,10 +319,10 @@ func runSync(args []string, e *env) (int, error) {
 	return exitDifferent, nil
 }
 
-func keysJSONOf(ks []engine.Key) []keyJSON {
-	out := make([]keyJSON, 0, len(ks))
+func keysJSONOf(ks []engine.Key) []repair.ReportKey {
+	out := make([]repair.ReportKey, 0, len(ks))
 	for _, k := range ks {
-		out = append(out, toKeyJSON(k.Key))
+		out = append(out, repair.ReportKeyOf(k.Key))
 	}
 	return out
 }

@@ -117,52 +117,6 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	return exitOK, nil
 }
 
-// syncJSON is sync's --json output, as `grove sync --json` prints it: the
-// keys from this side's point of view (A is here, B the peer), and what the
-// session cost.
-type syncJSON struct {
-	Identical       bool          `json:"identical"`
-	OnlyInA         []keyJSON     `json:"only_in_a"`
-	OnlyInB         []keyJSON     `json:"only_in_b"`
-	Different       []keyJSON     `json:"different"`
-	BytesSent       int64         `json:"bytes_sent"`
-	BytesReceived   int64         `json:"bytes_received"`
-	RoundTrips      int           `json:"round_trips"`
-	RowBytesSent    int64         `json:"row_bytes_sent"`
-	RowBytesRecv    int64         `json:"row_bytes_received"`
-	Depth           int           `json:"depth"`
-	DifferingLeaves int           `json:"differing_leaves"`
-	Repaired        *repairedJSON `json:"repaired,omitempty"`
-}
-
-type repairedJSON struct {
-	Pushed      int  `json:"pushed"`
-	PeerApplied int  `json:"peer_applied"`
-	Applied     int  `json:"applied"`
-	Converged   bool `json:"converged"`
-}
-
-// keyJSON is a key as the JSON output shows it: as text when it is UTF-8,
-// else as hex.
-type keyJSON struct {
-	Key    *string `json:"key,omitempty"`
-	KeyHex *string `json:"key_hex,omitempty"`
-}
-
-func keysJSON(ks []engine.Key) []keyJSON {
-	out := make([]keyJSON, 0, len(ks))
-	for _, k := range ks {
-		s := string(k.Key)
-		if utf8.ValidString(s) {
-			out = append(out, keyJSON{Key: &s})
-		} else {
-			h := hex.EncodeToString(k.Key)
-			out = append(out, keyJSON{KeyHex: &h})
-		}
-	}
-	return out
-}
-
 // keyText prints a key for people: quoted text when UTF-8, else 0x-hex.
 func keyText(k []byte) string {
 	if utf8.Valid(k) {
@@ -216,15 +170,7 @@ func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 		return 0, err
 	}
 	if *asJSON {
-		out := syncJSON{
-			Identical: res.InSync, OnlyInA: keysJSON(res.OnlyHere), OnlyInB: keysJSON(res.OnlyThere), Different: keysJSON(res.Different),
-			BytesSent: res.BytesSent, BytesReceived: res.BytesReceived, RoundTrips: res.RoundTrips,
-			RowBytesSent: res.RowBytesSent, RowBytesRecv: res.RowBytesReceived,
-			Depth: res.Depth, DifferingLeaves: res.DifferingLeaves,
-		}
-		if *doRepair {
-			out.Repaired = &repairedJSON{res.Pushed, res.PeerApplied, res.Applied, res.Converged}
-		}
+		out := res.Report(*doRepair) // the shape `grove sync --json` prints
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {

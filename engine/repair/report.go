@@ -1,0 +1,75 @@
+package repair
+
+import (
+	"encoding/hex"
+	"unicode/utf8"
+
+	"github.com/antientropy/grove/engine"
+)
+
+// Report is a session's result in the shape `grove sync --json` prints
+// (docs/PROTOCOL.md and the README describe it): the keys from the
+// initiator's point of view — A is here, B the peer — each as {"key": text}
+// when it is UTF-8 or {"key_hex": hex} otherwise, and what the session cost.
+type Report struct {
+	Identical       bool            `json:"identical"`
+	OnlyInA         []ReportKey     `json:"only_in_a"`
+	OnlyInB         []ReportKey     `json:"only_in_b"`
+	Different       []ReportKey     `json:"different"`
+	BytesSent       int64           `json:"bytes_sent"`
+	BytesReceived   int64           `json:"bytes_received"`
+	RoundTrips      int             `json:"round_trips"`
+	RowBytesSent    int64           `json:"row_bytes_sent"`
+	RowBytesRecv    int64           `json:"row_bytes_received"`
+	Depth           int             `json:"depth"`
+	DifferingLeaves int             `json:"differing_leaves"`
+	Repaired        *RepairedReport `json:"repaired,omitempty"`
+}
+
+// RepairedReport is what a repairing session changed.
+type RepairedReport struct {
+	Pushed      int  `json:"pushed"`
+	PeerApplied int  `json:"peer_applied"`
+	Applied     int  `json:"applied"`
+	Converged   bool `json:"converged"`
+}
+
+// ReportKey is one key: Key when its bytes are UTF-8, else KeyHex.
+type ReportKey struct {
+	Key    *string `json:"key,omitempty"`
+	KeyHex *string `json:"key_hex,omitempty"`
+}
+
+// ReportKeyOf returns k as a ReportKey.
+func ReportKeyOf(k []byte) ReportKey {
+	if utf8.Valid(k) {
+		s := string(k)
+		return ReportKey{Key: &s}
+	}
+	h := hex.EncodeToString(k)
+	return ReportKey{KeyHex: &h}
+}
+
+func reportKeys(ks []engine.Key) []ReportKey {
+	out := make([]ReportKey, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, ReportKeyOf(k.Key))
+	}
+	return out
+}
+
+// Report returns the result as a Report; repaired says whether the session
+// was asked to repair, which adds the Repaired object.
+func (r *Result) Report(repaired bool) Report {
+	rep := Report{
+		Identical: r.InSync,
+		OnlyInA:   reportKeys(r.OnlyHere), OnlyInB: reportKeys(r.OnlyThere), Different: reportKeys(r.Different),
+		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, RoundTrips: r.RoundTrips,
+		RowBytesSent: r.RowBytesSent, RowBytesRecv: r.RowBytesReceived,
+		Depth: r.Depth, DifferingLeaves: r.DifferingLeaves,
+	}
+	if repaired {
+		rep.Repaired = &RepairedReport{Pushed: r.Pushed, PeerApplied: r.PeerApplied, Applied: r.Applied, Converged: r.Converged}
+	}
+	return rep
+}

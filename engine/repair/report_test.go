@@ -1,0 +1,34 @@
+package repair
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/antientropy/grove/engine"
+)
+
+// TestReport checks the JSON shape the commands print: keys as text or hex,
+// empty lists as [] (not null), and the repaired object only when asked.
+func TestReport(t *testing.T) {
+	r := &Result{
+		OnlyHere:  []engine.Key{{Key: []byte("a")}},
+		Different: []engine.Key{{Key: []byte{0xff, 0x00}}},
+		Depth:     20, DifferingLeaves: 2, Pushed: 1, Converged: true,
+		Stats: Stats{BytesSent: 10, BytesReceived: 20, RoundTrips: 3},
+	}
+	for _, tc := range []struct {
+		repaired bool
+		want     string
+	}{
+		{false, `{"identical":false,"only_in_a":[{"key":"a"}],"only_in_b":[],"different":[{"key_hex":"ff00"}],"bytes_sent":10,"bytes_received":20,"round_trips":3,"row_bytes_sent":0,"row_bytes_received":0,"depth":20,"differing_leaves":2}`},
+		{true, `{"identical":false,"only_in_a":[{"key":"a"}],"only_in_b":[],"different":[{"key_hex":"ff00"}],"bytes_sent":10,"bytes_received":20,"round_trips":3,"row_bytes_sent":0,"row_bytes_received":0,"depth":20,"differing_leaves":2,"repaired":{"pushed":1,"peer_applied":0,"applied":0,"converged":true}}`},
+	} {
+		got, err := json.Marshal(r.Report(tc.repaired))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tc.want {
+			t.Fatalf("repaired=%v:\ngot  %s\nwant %s", tc.repaired, got, tc.want)
+		}
+	}
+}
