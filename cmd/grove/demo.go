@@ -115,6 +115,8 @@ func runDemo(args []string, e *env) (int, error) {
 	fmt.Fprintf(stdout, "grove demo: a primary and three replicas, %d rows each, one silent divergence per replica,\n", *n)
 	fmt.Fprintf(stdout, "repaired over loopback by the repair protocol (Connect/gRPC, HTTP/2)\n")
 	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs; hashing: %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), simd.Features())
+	fmt.Fprintf(stdout, "the Go heap holds the nodes' rows (an in-memory store standing in for each node's storage);\n")
+	fmt.Fprintf(stdout, "trees and session snapshots live outside it, charged to the budget\n\n")
 	fmt.Fprintf(stdout, "%-40s %10s %16s %14s\n", "step", "time", "trees off-heap", "Go heap")
 	step := func(name string, d time.Duration) {
 		var ms runtime.MemStats
