@@ -268,3 +268,37 @@ func (t *Tree) Snapshot(ctx context.Context) (*Tree, error) {
 	s.frozen = true
 	return s, nil
 }
+
+// LeafSnapshot returns a frozen copy of the tree's leaves only: what a
+// repair session reads (subtree sums, leaf by leaf) without paying to copy
+// and fault in the inner levels, half the tree. Its leaves, Sums and Rows
+// are those of the moment it was taken; its inner nodes are not hashed and
+// cannot be (Root and Node above the leaves give ErrNotHashed, Hash gives
+// ErrReadOnly). Writers are held off only while the leaves are copied.
+func (t *Tree) LeafSnapshot(ctx context.Context) (*Tree, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	s, err := New(Options{Partitioner: t.part, Range: t.rng, Depth: t.depth, Layout: t.layout, Budget: t.budget, Metrics: t.metrics})
+	if err != nil {
+		return nil, fmt.Errorf("engine: leaf snapshot: %w", err)
+	}
+	if t.layout.LevelContiguous() {
+		first := t.layout.Slot(t.depth, t.depth, 0) * NodeSize
+		n := (1 << t.depth) * NodeSize
+		copy(s.nodes[first:first+n], t.nodes[first:first+n])
+	} else {
+		for i := range 1 << t.depth {
+			copy(s.node(t.depth, i), t.node(t.depth, i))
+		}
+	}
+	s.version = t.version
+	s.rows.Store(t.rows.Load())
+	s.frozen = true // New left it dirty and bulk: inner nodes count as unhashed
+	return s, nil
+}

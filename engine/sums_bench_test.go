@@ -27,6 +27,26 @@ func BenchmarkSnapshot20(b *testing.B) {
 	}
 }
 
+// BenchmarkLeafSnapshot20 times a snapshot of only the leaves, what a
+// repair session's view needs.
+func BenchmarkLeafSnapshot20(b *testing.B) {
+	ctx := context.Background()
+	t, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Close()
+	fill(b, t)
+	b.SetBytes(32 << 20)
+	for b.Loop() {
+		s, err := t.LeafSnapshot(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
 // BenchmarkSums20 times the subtree sum of the root of a depth-20 tree: a
 // read of all 2^20 leaves, the cost of a whole-tree sum in a session.
 func BenchmarkSums20(b *testing.B) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/antientropy/grove/layout"
@@ -55,6 +56,64 @@ func TestSumsMatchFold(t *testing.T) {
 		}
 		if err := tr.Sums(ctx, 10, 0, one[:]); !errors.Is(err, ErrNodeIndex) {
 			t.Fatalf("below the leaves: %v, want ErrNodeIndex", err)
+		}
+	}
+}
+
+// TestLeafSnapshot checks a leaf snapshot keeps the leaves of its moment —
+// every subtree sum equal to the tree's then, unmoved by later writes — and
+// refuses to pose as hashed or to be written, for a contiguous and a
+// gathering layout.
+func TestLeafSnapshot(t *testing.T) {
+	ctx := context.Background()
+	rows := randomRows(rand.New(rand.NewPCG(17, 18)), 2000)
+	for _, l := range []layout.Layout{layout.BFS{}, mirrorLayout{}} {
+		tr, err := New(Options{Depth: 10, Layout: l, Budget: newBudget()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		for i := range rows {
+			tr.Add(&rows[i])
+		}
+		if err := tr.Hash(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := make([][]Digest, tr.Depth()+1)
+		for level := range want {
+			want[level] = make([]Digest, 1<<level)
+			if err := tr.Sums(ctx, level, 0, want[level]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := tr.LeafSnapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := tr.Update(&rows[0], nil); err != nil { // a write after the snapshot
+			t.Fatal(err)
+		}
+		for level := range want {
+			got := make([]Digest, 1<<level)
+			if err := s.Sums(ctx, level, 0, got); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want[level]) {
+				t.Fatalf("%s: level %d sums moved or were not copied", l.Name(), level)
+			}
+		}
+		if s.Rows() != int64(len(rows)) {
+			t.Fatalf("rows %d, want %d", s.Rows(), len(rows))
+		}
+		if _, err := s.Root(); !errors.Is(err, ErrNotHashed) {
+			t.Fatalf("root of a leaf snapshot: %v, want ErrNotHashed", err)
+		}
+		if err := s.Hash(ctx); !errors.Is(err, ErrReadOnly) {
+			t.Fatalf("hash of a leaf snapshot: %v, want ErrReadOnly", err)
+		}
+		if err := s.Update(nil, &rows[1]); !errors.Is(err, ErrReadOnly) {
+			t.Fatalf("write to a leaf snapshot: %v, want ErrReadOnly", err)
 		}
 	}
 }

@@ -374,11 +374,10 @@ func (n *Node) Sum(ctx context.Context) (engine.Digest, error) {
 	return d[0], err
 }
 
-// View implements repair.Replica with a hashed snapshot of the live tree,
-// taken while no write is in flight, so it matches the data at that
-// instant. The live tree's inner levels are brought up to date first (the
-// paths above the leaves written since the last view or Root). The snapshot
-// is charged to the Node's budget until release.
+// View implements repair.Replica with a snapshot of the live tree's
+// leaves (Tree.LeafSnapshot: a session reads only subtree sums), taken while
+// no write is in flight, so it matches the data at that instant. The
+// snapshot is charged to the Node's budget until release.
 func (n *Node) View(ctx context.Context) (*engine.Tree, func(), error) {
 	if err := n.use(); err != nil {
 		return nil, nil, err
@@ -389,14 +388,9 @@ func (n *Node) View(ctx context.Context) (*engine.Tree, func(), error) {
 		n.mu.RUnlock()
 		return nil, nil, n.broken
 	}
-	// Hashing the live tree first, rather than leaving the snapshot to hash
-	// its copy, clears the live tree's dirty paths: otherwise they would
-	// pile up, and every later view would rehash all of them again.
-	err := n.tree.Hash(ctx)
-	var v *engine.Tree
-	if err == nil {
-		v, err = n.tree.Snapshot(ctx)
-	}
+	// A session reads only subtree sums: the leaves are enough, and the
+	// live tree's inner nodes can stay unhashed until someone asks for Root.
+	v, err := n.tree.LeafSnapshot(ctx)
 	n.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err

@@ -22,9 +22,10 @@ type Replica interface {
 	// every row in its range (see engine.Tree.Sums). It decides in one round
 	// trip whether two replicas agree, before any snapshot is taken.
 	Sum(ctx context.Context) (engine.Digest, error)
-	// View returns a hashed tree that does not change until release is
+	// View returns a tree whose leaves do not change until release is
 	// called, consistent with the rows Scan returned at the moment it was
-	// taken. Writes may go on; a session notices rows that changed under its
+	// taken. A session reads only its subtree sums (Tree.Sums), so its inner
+	// nodes need not be hashed: Tree.LeafSnapshot is enough. Writes may go on; a session notices rows that changed under its
 	// view in the leaves it reconciles and fails with ErrChanged.
 	View(ctx context.Context) (view *engine.Tree, release func(), err error)
 	// Scan calls fn for every row whose token is in r. The *Row is valid only
@@ -99,10 +100,10 @@ func (s *StoreReplica) Sum(ctx context.Context) (engine.Digest, error) {
 	return d[0], err
 }
 
-// View implements Replica with a snapshot of the live tree.
+// View implements Replica with a snapshot of the live tree's leaves.
 func (s *StoreReplica) View(ctx context.Context) (*engine.Tree, func(), error) {
 	s.mu.RLock()
-	v, err := s.tree.Snapshot(ctx)
+	v, err := s.tree.LeafSnapshot(ctx)
 	s.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err
