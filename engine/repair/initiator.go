@@ -48,6 +48,11 @@ type Options struct {
 	// Metrics, if set, counts the session, its message bytes, round trips
 	// and failure.
 	Metrics *metrics.Set
+	// MaxHeldBytes bounds the differing rows (both sides') the initiator
+	// holds until it applies them; a session that would hold more fails
+	// with ErrLimit rather than let a peer — or a whole replica missing —
+	// exhaust memory. Default 1 GiB.
+	MaxHeldBytes int64
 	// Progress, if set, is called as the session advances: after each band
 	// of the descent, each run of reconciled leaves, each batch of rows
 	// sent. It runs on the session's goroutine: keep it quick.
@@ -89,6 +94,9 @@ func (o *Options) fill() {
 	}
 	if o.CommitBytes <= 0 {
 		o.CommitBytes = CommitBytes
+	}
+	if o.MaxHeldBytes <= 0 {
+		o.MaxHeldBytes = 1 << 30
 	}
 	if o.Repair {
 		o.KeysOnly = false
@@ -387,6 +395,13 @@ func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []by
 	p := in.view.Partitioner()
 	chunkBytes := min(in.opts.MaxMessageBytes/4, 4<<20)
 	var scans []leafRows
+	var held int64
+	hold := func(r *engine.Row) error {
+		if held += int64(rowSize(r)); held > in.opts.MaxHeldBytes {
+			return fmt.Errorf("%w: the differing rows exceed %d bytes (Options.MaxHeldBytes); repair the range in parts", ErrLimit, in.opts.MaxHeldBytes)
+		}
+		return nil
+	}
 	for next := 0; next < len(leaves); {
 		req := &grovev1.ReconcileRequest{Session: in.session, Differ: differ, First: uint32(next), KeysOnly: in.opts.KeysOnly, End: !in.opts.Repair}
 		differ = nil
@@ -422,6 +437,9 @@ func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []by
 		for _, lr := range scans[:done] {
 			for k := range lr.rows {
 				if hasBit(resp.GetMissing(), at+k) {
+					if err := hold(&lr.rows[k]); err != nil {
+						return nil, nil, err
+					}
 					mine = append(mine, version{row: lr.rows[k], tok: p.Token(lr.rows[k].Key), dig: lr.dig[k], full: true})
 				}
 			}
@@ -430,6 +448,9 @@ func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []by
 		handled := leaves[next : next+done]
 		for i, m := range resp.GetRows() {
 			v, err := in.theirRow(m, i, handled)
+			if err == nil {
+				err = hold(&v.row)
+			}
 			if err != nil {
 				return nil, nil, err
 			}

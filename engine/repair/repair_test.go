@@ -546,3 +546,21 @@ func TestConcurrentSessions(t *testing.T) {
 		t.Fatalf("%d sessions left open", resp.Sessions())
 	}
 }
+
+// TestHeldBytesBounded checks a session whose differing rows would exceed
+// what the initiator may hold fails with ErrLimit, applying nothing, instead
+// of growing without bound.
+func TestHeldBytesBounded(t *testing.T) {
+	rows := baseRows(rand.New(rand.NewPCG(81, 82)), 3000)
+	a, b := newReplica(t, nil, 10), newReplica(t, rows, 10)
+	_, err := Sync(context.Background(), a, NewResponder(b, ResponderOptions{}), Options{Repair: true, MaxHeldBytes: 32 << 10})
+	if !errors.Is(err, ErrLimit) {
+		t.Fatalf("got %v, want ErrLimit", err)
+	}
+	if n := len(rowsOf(t, a)); n != 0 {
+		t.Fatalf("%d rows applied by a failed session", n)
+	}
+	if _, err := Sync(context.Background(), a, NewResponder(b, ResponderOptions{}), Options{Repair: true}); err != nil {
+		t.Fatal(err)
+	}
+}
