@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/antientropy/grove/arena"
@@ -68,38 +67,6 @@ type RepairFigures struct {
 	// the same leaf granularity: both sides send an 8-byte hash of every row
 	// in each differing leaf, then the differing rows.
 	RowHashBytes int64 `json:"row_hash_bytes"`
-}
-
-// countingConn counts the bytes a connection reads and writes.
-type countingConn struct {
-	net.Conn
-	n *atomic.Int64
-}
-
-func (c countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-func (c countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// countingListener wraps accepted connections to count their bytes.
-type countingListener struct {
-	net.Listener
-	n *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, l.n}, nil
 }
 
 // replicaRows yields the rows of one replica of a repair scenario, made from
@@ -268,9 +235,8 @@ func SyncLoopback(ctx context.Context, a, b *repair.StoreReplica, opts repair.Op
 	if err != nil {
 		return nil, err
 	}
-	var wire atomic.Int64
 	srv := rpc.NewServer(mux, nil)
-	go srv.Serve(countingListener{ln, &wire})
+	go srv.Serve(ln)
 	defer srv.Close()
 	client, err := rpc.NewClient("http://"+ln.Addr().String(), rpc.ClientOptions{})
 	if err != nil {
@@ -288,7 +254,8 @@ func SyncLoopback(ctx context.Context, a, b *repair.StoreReplica, opts repair.Op
 	f.RowBytes = res.RowBytesSent + res.RowBytesReceived
 	f.RowHashBytes += f.RowBytes
 	f.RoundTrips, f.Converged, f.Bands = res.RoundTrips, res.Converged, res.Bands
-	f.WireBytes = wire.Load()
+	st := client.Stats()
+	f.WireBytes = st.WireBytesWritten + st.WireBytesRead
 	f.Result = res
 	if f.DifferingKeys > 0 {
 		f.ProtocolBytesPerKey = float64(f.BytesSent+f.BytesReceived-f.RowBytes) / float64(f.DifferingKeys)

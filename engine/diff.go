@@ -159,7 +159,7 @@ func (t *Tree) Fold(ctx context.Context, depth int) (*Tree, error) {
 		t.mu.RUnlock()
 		return nil, ErrClosed
 	}
-	f, err := New(Options{Partitioner: t.part, Range: t.rng, Depth: depth, Layout: t.layout, Budget: t.budget, Metrics: t.metrics})
+	f, err := t.newLike(depth)
 	if err != nil {
 		t.mu.RUnlock()
 		return nil, fmt.Errorf("engine: folding depth %d to %d: %w", t.depth, depth, err)

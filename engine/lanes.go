@@ -27,6 +27,14 @@ func addLeaf(leaf []byte, d *Digest, neg bool) {
 	}
 }
 
+// Add adds o into d lane-wise (four little-endian uint64 lanes, mod 2^64):
+// the leaf arithmetic, for callers that add or remove rows' digests outside a
+// tree, as a repair session's final check does.
+func (d *Digest) Add(o *Digest) { addLeaf(d[:], o, false) }
+
+// Sub subtracts o from d lane-wise.
+func (d *Digest) Sub(o *Digest) { addLeaf(d[:], o, true) }
+
 // sumLanes adds the 32-byte leaf src into acc lane-wise.
 func sumLanes(acc *[4]uint64, src []byte) {
 	acc[0] += binary.LittleEndian.Uint64(src[0:])

@@ -239,7 +239,7 @@ func (t *Tree) Snapshot(ctx context.Context) (*Tree, error) {
 		t.mu.Unlock()
 		return nil, ErrClosed
 	}
-	s, err := New(Options{Partitioner: t.part, Range: t.rng, Depth: t.depth, Layout: t.layout, Budget: t.budget, Metrics: t.metrics})
+	s, err := t.newLike(t.depth)
 	if err != nil {
 		t.mu.Unlock()
 		return nil, fmt.Errorf("engine: snapshot: %w", err)
@@ -284,7 +284,7 @@ func (t *Tree) LeafSnapshot(ctx context.Context) (*Tree, error) {
 	if t.closed {
 		return nil, ErrClosed
 	}
-	s, err := New(Options{Partitioner: t.part, Range: t.rng, Depth: t.depth, Layout: t.layout, Budget: t.budget, Metrics: t.metrics})
+	s, err := t.newLike(t.depth)
 	if err != nil {
 		return nil, fmt.Errorf("engine: leaf snapshot: %w", err)
 	}
@@ -301,4 +301,10 @@ func (t *Tree) LeafSnapshot(ctx context.Context) (*Tree, error) {
 	s.rows.Store(t.rows.Load())
 	s.frozen = true // New left it dirty and bulk: inner nodes count as unhashed
 	return s, nil
+}
+
+// newLike returns an empty tree of the given depth with t's partitioner,
+// range, layout, budget and metrics: the shape of t's snapshots and folds.
+func (t *Tree) newLike(depth int) (*Tree, error) {
+	return New(Options{Partitioner: t.part, Range: t.rng, Depth: depth, Layout: t.layout, Budget: t.budget, Metrics: t.metrics})
 }

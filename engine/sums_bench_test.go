@@ -11,12 +11,7 @@ import (
 // side of a repair session pays to freeze its tree.
 func BenchmarkSnapshot20(b *testing.B) {
 	ctx := context.Background()
-	t, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer t.Close()
-	fill(b, t)
+	t := filled20(b)
 	b.SetBytes(t.Bytes())
 	for b.Loop() {
 		s, err := t.Snapshot(ctx)
@@ -31,12 +26,7 @@ func BenchmarkSnapshot20(b *testing.B) {
 // repair session's view needs.
 func BenchmarkLeafSnapshot20(b *testing.B) {
 	ctx := context.Background()
-	t, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer t.Close()
-	fill(b, t)
+	t := filled20(b)
 	b.SetBytes(32 << 20)
 	for b.Loop() {
 		s, err := t.LeafSnapshot(ctx)
@@ -51,12 +41,7 @@ func BenchmarkLeafSnapshot20(b *testing.B) {
 // read of all 2^20 leaves, the cost of a whole-tree sum in a session.
 func BenchmarkSums20(b *testing.B) {
 	ctx := context.Background()
-	t, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer t.Close()
-	fill(b, t)
+	t := filled20(b)
 	b.SetBytes(32 << 20)
 	var d [1]Digest
 	for b.Loop() {
@@ -66,18 +51,23 @@ func BenchmarkSums20(b *testing.B) {
 	}
 }
 
-// fill puts a row in every leaf and hashes, so that every page of the tree
-// is real memory, as in a tree built from rows.
-func fill(b *testing.B, t *Tree) {
+// filled20 returns a hashed depth-20 tree, closed when the benchmark ends,
+// whose pages are real memory, as in a tree built from rows.
+func filled20(b *testing.B) *Tree {
 	b.Helper()
-	var d Digest
+	t, err := New(Options{Depth: 20, Budget: arena.NewBudget(1 << 30)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { t.Close() })
+	// Every leaf written directly (a fresh tree is marked for a full Hash),
+	// so no page is the kernel's shared zero page.
 	for i := range t.Leaves() {
-		d[0], d[1], d[2] = byte(i), byte(i>>8), byte(i>>16)
-		if err := t.UpdateDigest(nil, nil, &d); err != nil {
-			b.Fatal(err)
-		}
+		leaf := t.node(t.depth, i)
+		leaf[0], leaf[1], leaf[2] = byte(i), byte(i>>8), byte(i>>16)
 	}
 	if err := t.Hash(context.Background()); err != nil {
 		b.Fatal(err)
 	}
+	return t
 }

@@ -117,3 +117,28 @@ func TestLeafSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestAddSub checks Digest.Add is the leaf arithmetic — a leaf of two
+// rows is the first digest plus the second — and Sub undoes it.
+func TestDigestAddSub(t *testing.T) {
+	rows := []Row{{Key: []byte("a"), Value: []byte("1"), TS: 1}, {Key: []byte("a"), Value: []byte("2"), TS: 2}}
+	tr, err := New(Options{Depth: 0, Budget: newBudget()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for i := range rows {
+		tr.Add(&rows[i])
+	}
+	leaf, _ := tr.Node(0, 0)
+	d0, d1 := RowDigest(&rows[0]), RowDigest(&rows[1])
+	sum := d0
+	sum.Add(&d1)
+	if sum != leaf {
+		t.Fatalf("d0+d1 = %x, leaf %x", sum[:8], leaf[:8])
+	}
+	sum.Sub(&d1)
+	if sum != d0 {
+		t.Fatal("Sub does not undo Add")
+	}
+}

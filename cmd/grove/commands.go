@@ -306,7 +306,7 @@ func runKeys(args []string, e *env) (int, error) {
 		return 0, err
 	}
 	if *asJSON {
-		out := keysJSON{Identical: kd.Identical(), OnlyInA: keysJSONOf(kd.OnlyInA), OnlyInB: keysJSONOf(kd.OnlyInB), Different: keysJSONOf(kd.Different)}
+		out := keysJSON{Identical: kd.Identical(), OnlyInA: repair.ReportKeys(kd.OnlyInA), OnlyInB: repair.ReportKeys(kd.OnlyInB), Different: repair.ReportKeys(kd.Different)}
 		if err := writeJSON(stdout, out); err != nil {
 			return 0, err
 		}

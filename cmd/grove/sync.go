@@ -319,14 +319,6 @@ func runSync(args []string, e *env) (int, error) {
 	return exitDifferent, nil
 }
 
-func keysJSONOf(ks []engine.Key) []repair.ReportKey {
-	out := make([]repair.ReportKey, 0, len(ks))
-	for _, k := range ks {
-		out = append(out, repair.ReportKeyOf(k.Key))
-	}
-	return out
-}
-
 // printKeys prints differing keys for people, as `grove keys` does.
 func printKeys(w io.Writer, onlyA, onlyB, different []engine.Key) {
 	for _, l := range []struct {

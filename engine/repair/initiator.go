@@ -283,10 +283,10 @@ func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
 	// row leaves a difference unaccounted for, and the pass is run again.
 	check := ours[0]
 	for i := range mine {
-		addDigest(&check, &mine[i].dig, true)
+		check.Sub(&mine[i].dig)
 	}
 	for i := range theirs {
-		addDigest(&check, &theirs[i].dig, false)
+		check.Add(&theirs[i].dig)
 	}
 	if check != theirSum {
 		return false, nil

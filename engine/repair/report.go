@@ -50,7 +50,8 @@ func ReportKeyOf(k []byte) ReportKey {
 	return ReportKey{KeyHex: &h}
 }
 
-func reportKeys(ks []engine.Key) []ReportKey {
+// ReportKeys returns keys as ReportKeys, an empty list (not nil) for none.
+func ReportKeys(ks []engine.Key) []ReportKey {
 	out := make([]ReportKey, 0, len(ks))
 	for _, k := range ks {
 		out = append(out, ReportKeyOf(k.Key))
@@ -63,7 +64,7 @@ func reportKeys(ks []engine.Key) []ReportKey {
 func (r *Result) Report(repaired bool) Report {
 	rep := Report{
 		Identical: r.InSync,
-		OnlyInA:   reportKeys(r.OnlyHere), OnlyInB: reportKeys(r.OnlyThere), Different: reportKeys(r.Different),
+		OnlyInA:   ReportKeys(r.OnlyHere), OnlyInB: ReportKeys(r.OnlyThere), Different: ReportKeys(r.Different),
 		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, RoundTrips: r.RoundTrips,
 		RowBytesSent: r.RowBytesSent, RowBytesRecv: r.RowBytesReceived,
 		Depth: r.Depth, DifferingLeaves: r.DifferingLeaves,

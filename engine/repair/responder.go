@@ -337,6 +337,10 @@ type leafRows struct {
 	rows []engine.Row
 	dig  []engine.Digest
 	fp   []uint32
+	// buf holds the rows' keys and values. It only grows: rows already
+	// handed on (into an answer, or kept as differing) keep pointing at
+	// what they were given, even after buf moves.
+	buf []byte
 }
 
 // scanLeaf reads the rows of leaf i (at depth) through replica and checks
@@ -349,8 +353,11 @@ func scanLeaf(ctx context.Context, replica Replica, view *engine.Tree, key *fpKe
 	var total engine.Digest
 	err := replica.Scan(ctx, view.Range().Leaf(int(i), depth), func(row *engine.Row) error {
 		d := h.Digest(row)
-		addDigest(&total, &d, false)
-		into.rows = append(into.rows, *cloneRow(row))
+		total.Add(&d)
+		at := len(into.buf)
+		into.buf = append(append(into.buf, row.Key...), row.Value...)
+		k, end := at+len(row.Key), len(into.buf)
+		into.rows = append(into.rows, engine.Row{Key: into.buf[at:k:k], Value: into.buf[k:end:end], TS: row.TS, Deleted: row.Deleted})
 		into.dig = append(into.dig, d)
 		into.fp = append(into.fp, key.of(&d))
 		return nil

@@ -62,18 +62,6 @@ func (k *fpKey) of(d *engine.Digest) uint32 {
 		k[3]*binary.LittleEndian.Uint64(d[24:]))
 }
 
-// addDigest adds (or, when neg, subtracts) d into acc lane-wise: the leaf
-// arithmetic of DESIGN.md.
-func addDigest(acc *engine.Digest, d *engine.Digest, neg bool) {
-	for i := 0; i < 32; i += 8 {
-		v := binary.LittleEndian.Uint64(d[i:])
-		if neg {
-			v = -v
-		}
-		binary.LittleEndian.PutUint64(acc[i:], binary.LittleEndian.Uint64(acc[i:])+v)
-	}
-}
-
 func parseDigest(b []byte, what string) (engine.Digest, error) {
 	var d engine.Digest
 	if len(b) != len(d) {
