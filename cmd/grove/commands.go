@@ -313,7 +313,7 @@ func runKeys(args []string, e *env) (int, error) {
 	} else if kd.Identical() {
 		fmt.Fprintln(stdout, "identical")
 	} else {
-		printKeys(stdout, kd.OnlyInA, kd.OnlyInB, kd.Different)
+		printKeys(stdout, [2]string{"only in A", "only in B"}, kd.OnlyInA, kd.OnlyInB, kd.Different)
 	}
 	if kd.Identical() {
 		return exitOK, nil

@@ -305,7 +305,7 @@ func runSync(args []string, e *env) (int, error) {
 		if res.InSync {
 			fmt.Fprintln(stdout, "identical")
 		}
-		printKeys(stdout, res.OnlyHere, res.OnlyThere, res.Different)
+		printKeys(stdout, [2]string{"only here", "only there"}, res.OnlyHere, res.OnlyThere, res.Different)
 		fmt.Fprintf(stdout, "%d bytes sent, %d received (%d and %d of them rows), %d round trips\n",
 			res.BytesSent, res.BytesReceived, res.RowBytesSent, res.RowBytesReceived, res.RoundTrips)
 		if *rf.repairOut != "" && !res.InSync {
@@ -319,12 +319,14 @@ func runSync(args []string, e *env) (int, error) {
 	return exitDifferent, nil
 }
 
-// printKeys prints differing keys for people, as `grove keys` does.
-func printKeys(w io.Writer, onlyA, onlyB, different []engine.Key) {
+// printKeys prints differing keys for people. `grove keys` compares two
+// files, A and B; `grove sync` compares this replica with a peer, so it says
+// "only here" and "only there", as grove-pebble sync does.
+func printKeys(w io.Writer, names [2]string, onlyA, onlyB, different []engine.Key) {
 	for _, l := range []struct {
 		name string
 		keys []engine.Key
-	}{{"only in A", onlyA}, {"only in B", onlyB}, {"different", different}} {
+	}{{names[0], onlyA}, {names[1], onlyB}, {"different", different}} {
 		for _, k := range l.keys {
 			fmt.Fprintf(w, "%-10s %s (token %d)\n", l.name+":", keyText(k.Key), k.Token)
 		}

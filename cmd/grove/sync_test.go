@@ -83,8 +83,8 @@ func startServe(t *testing.T, args ...string) (string, *exec.Cmd) {
 
 type syncOut struct {
 	Identical     bool                `json:"identical"`
-	OnlyInA       []map[string]string `json:"only_in_a"`
-	OnlyInB       []map[string]string `json:"only_in_b"`
+	OnlyHere      []map[string]string `json:"only_here"`
+	OnlyThere     []map[string]string `json:"only_there"`
 	Different     []map[string]string `json:"different"`
 	BytesSent     int64               `json:"bytes_sent"`
 	BytesReceived int64               `json:"bytes_received"`
@@ -139,7 +139,7 @@ func TestServeSync(t *testing.T) {
 		t.Fatalf("sync: exit %d: %s", code, errOut)
 	}
 	got := syncJSONOf(t, out)
-	if got.Identical || !slices.Equal(keyNames(t, got.OnlyInA), sorted(onlyA)) || !slices.Equal(keyNames(t, got.OnlyInB), sorted(onlyB)) || !slices.Equal(keyNames(t, got.Different), sorted(diff)) {
+	if got.Identical || !slices.Equal(keyNames(t, got.OnlyHere), sorted(onlyA)) || !slices.Equal(keyNames(t, got.OnlyThere), sorted(onlyB)) || !slices.Equal(keyNames(t, got.Different), sorted(diff)) {
 		t.Fatalf("got %s\nwant only A %v, only B %v, different %v", out, onlyA, onlyB, diff)
 	}
 	if got.BytesSent == 0 || got.BytesReceived == 0 || got.RoundTrips < 2 {

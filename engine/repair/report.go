@@ -9,12 +9,12 @@ import (
 
 // Report is a session's result in the shape `grove sync --json` prints
 // (docs/PROTOCOL.md and the README describe it): the keys from the
-// initiator's point of view — A is here, B the peer — each as {"key": text}
+// initiator's point of view (only here, only there: at the peer), each as {"key": text}
 // when it is UTF-8 or {"key_hex": hex} otherwise, and what the session cost.
 type Report struct {
 	Identical       bool            `json:"identical"`
-	OnlyInA         []ReportKey     `json:"only_in_a"`
-	OnlyInB         []ReportKey     `json:"only_in_b"`
+	OnlyHere        []ReportKey     `json:"only_here"`
+	OnlyThere       []ReportKey     `json:"only_there"`
 	Different       []ReportKey     `json:"different"`
 	BytesSent       int64           `json:"bytes_sent"`
 	BytesReceived   int64           `json:"bytes_received"`
@@ -64,7 +64,7 @@ func ReportKeys(ks []engine.Key) []ReportKey {
 func (r *Result) Report(repaired bool) Report {
 	rep := Report{
 		Identical: r.InSync,
-		OnlyInA:   ReportKeys(r.OnlyHere), OnlyInB: ReportKeys(r.OnlyThere), Different: ReportKeys(r.Different),
+		OnlyHere:  ReportKeys(r.OnlyHere), OnlyThere: ReportKeys(r.OnlyThere), Different: ReportKeys(r.Different),
 		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, RoundTrips: r.RoundTrips,
 		RowBytesSent: r.RowBytesSent, RowBytesRecv: r.RowBytesReceived,
 		Depth: r.Depth, DifferingLeaves: r.DifferingLeaves,

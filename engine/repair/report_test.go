@@ -20,8 +20,8 @@ func TestReport(t *testing.T) {
 		repaired bool
 		want     string
 	}{
-		{false, `{"identical":false,"only_in_a":[{"key":"a"}],"only_in_b":[],"different":[{"key_hex":"ff00"}],"bytes_sent":10,"bytes_received":20,"round_trips":3,"row_bytes_sent":0,"row_bytes_received":0,"depth":20,"differing_leaves":2}`},
-		{true, `{"identical":false,"only_in_a":[{"key":"a"}],"only_in_b":[],"different":[{"key_hex":"ff00"}],"bytes_sent":10,"bytes_received":20,"round_trips":3,"row_bytes_sent":0,"row_bytes_received":0,"depth":20,"differing_leaves":2,"repaired":{"pushed":1,"peer_applied":0,"applied":0,"converged":true}}`},
+		{false, `{"identical":false,"only_here":[{"key":"a"}],"only_there":[],"different":[{"key_hex":"ff00"}],"bytes_sent":10,"bytes_received":20,"round_trips":3,"row_bytes_sent":0,"row_bytes_received":0,"depth":20,"differing_leaves":2}`},
+		{true, `{"identical":false,"only_here":[{"key":"a"}],"only_there":[],"different":[{"key_hex":"ff00"}],"bytes_sent":10,"bytes_received":20,"round_trips":3,"row_bytes_sent":0,"row_bytes_received":0,"depth":20,"differing_leaves":2,"repaired":{"pushed":1,"peer_applied":0,"applied":0,"converged":true}}`},
 	} {
 		got, err := json.Marshal(r.Report(tc.repaired))
 		if err != nil {

@@ -142,8 +142,8 @@ func TestCommandLoadServeSyncDump(t *testing.T) {
 
 	type syncOut struct {
 		Identical                bool
-		OnlyInA                  []map[string]string `json:"only_in_a"`
-		OnlyInB                  []map[string]string `json:"only_in_b"`
+		OnlyHere                 []map[string]string `json:"only_here"`
+		OnlyThere                []map[string]string `json:"only_there"`
 		Different                []map[string]string
 		BytesSent, BytesReceived int64
 		RoundTrips               int `json:"round_trips"`
@@ -172,8 +172,8 @@ func TestCommandLoadServeSyncDump(t *testing.T) {
 	}
 	code, found := sync()
 	if code != 1 || found.Identical || found.Repaired != nil ||
-		!slices.Equal(keys(found.OnlyInA), []string{"user:007"}) ||
-		!slices.Equal(keys(found.OnlyInB), []string{"00ff"}) ||
+		!slices.Equal(keys(found.OnlyHere), []string{"user:007"}) ||
+		!slices.Equal(keys(found.OnlyThere), []string{"00ff"}) ||
 		!slices.Equal(keys(found.Different), []string{"user:008", "user:009"}) {
 		t.Fatalf("sync: exit %d, %+v", code, found)
 	}
