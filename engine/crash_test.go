@@ -200,7 +200,7 @@ func sweepTemps(t *testing.T, path string) int {
 	for _, e := range entries {
 		switch name := e.Name(); {
 		case name == base:
-		case strings.HasPrefix(name, "."+base+".tmp-"):
+		case strings.HasPrefix(name, "."+base+".grove-tmp-"):
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				t.Fatal(err)
 			}

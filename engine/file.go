@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/internal/atomicfile"
 	"github.com/antientropy/grove/layout"
 	"github.com/antientropy/grove/metrics"
 	"github.com/antientropy/grove/simd"
@@ -85,8 +85,9 @@ func (t *Tree) header(flags uint32, bodyCRC uint32) [headerSize]byte {
 // Save writes the tree to path: to a temporary file in the same directory,
 // fsynced, renamed over path, and the directory fsynced, so path always holds
 // either the old complete file or the new one. The tree must be hashed. A
-// crash mid-save can leave a stray ".NAME.tmp-*" file beside path; it is
-// never read.
+// replaced file keeps its permission bits; a new one is 0644 less the umask.
+// A crash mid-save can leave a ".NAME.grove-tmp-*" file beside path; it is
+// never read, and the next Save to path removes it (docs/FORMAT.md).
 func (t *Tree) Save(path string) (err error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -97,44 +98,15 @@ func (t *Tree) Save(path string) (err error) {
 		return ErrNotHashed
 	}
 	hdr := t.header(0, crc32c(t.nodes))
-
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("engine: saving %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+	err = atomicfile.Write(path, 0o644, func(f *os.File) error {
+		if _, err := f.Write(hdr[:]); err != nil {
+			return err
 		}
-	}()
-	if _, err = f.Write(hdr[:]); err != nil {
-		return fmt.Errorf("engine: saving %s: %w", path, err)
-	}
-	if _, err = f.Write(t.nodes); err != nil {
-		return fmt.Errorf("engine: saving %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("engine: saving %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("engine: saving %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("engine: saving %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+		_, err := f.Write(t.nodes)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("engine: syncing directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("engine: syncing directory %s: %w", dir, err)
+		return fmt.Errorf("engine: saving %s: %w", path, err)
 	}
 	return nil
 }
@@ -180,6 +152,12 @@ func openFile(path string, budget *arena.Budget, writable bool, opts []OpenOptio
 	if writable {
 		flag = os.O_RDWR
 	}
+	// Only a regular file can be a tree file. Checked before opening, too:
+	// opening a named pipe waits for a writer, and a directory would fail
+	// only when read, with a message about its size.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, notRegular(path, st.Mode())
+	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, fmt.Errorf("engine: opening tree: %w", err)
@@ -193,6 +171,9 @@ func openFile(path string, budget *arena.Budget, writable bool, opts []OpenOptio
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("engine: opening tree: %w", err)
+	}
+	if !st.Mode().IsRegular() { // replaced since the check above
+		return nil, notRegular(path, st.Mode())
 	}
 	var hdr [headerSize]byte
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
@@ -321,6 +302,23 @@ func allZero(b []byte) bool {
 
 func corrupt(path, format string, a ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrCorrupt, path, fmt.Sprintf(format, a...))
+}
+
+// notRegular is the error for a path that is not a regular file, and so
+// cannot be a tree file.
+func notRegular(path string, mode os.FileMode) error {
+	what := "not a regular file"
+	switch {
+	case mode.IsDir():
+		what = "a directory, not a tree file"
+	case mode&os.ModeNamedPipe != 0:
+		what = "a named pipe, not a tree file"
+	case mode&os.ModeSocket != 0:
+		what = "a socket, not a tree file"
+	case mode&os.ModeDevice != 0:
+		what = "a device, not a tree file"
+	}
+	return corrupt(path, "is %s", what)
 }
 
 // FileDirty reports whether the tree's file carried the dirty flag when it

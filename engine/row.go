@@ -18,6 +18,13 @@ type Row struct {
 	Deleted bool
 }
 
+// MaxKeyBytes bounds a row key wherever grove takes rows in: the row
+// readers refuse a longer key on the line that holds it, stores refuse to
+// write one, and the repair protocol never moves one (Cassandra's own limit
+// on a partition key is 64 KiB). One definition, so that a row a node
+// accepted can always be repaired.
+const MaxKeyBytes = 64 << 10
+
 // Digest is the SHA-256 of a row's encoding, or a node of the tree.
 type Digest [32]byte
 

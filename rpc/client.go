@@ -40,7 +40,8 @@ const (
 type ClientOptions struct {
 	// TLS configures https:// peers and must be nil for http:// ones, so a
 	// certificate is never configured and then silently not used. See
-	// ClientTLS.
+	// ClientTLS. An https peer without it is verified against the system's
+	// roots, as curl does, and sent no client certificate.
 	TLS *tls.Config
 	// MaxMessageBytes is the largest request the client sends and the
 	// largest response it reads. Zero means DefaultMaxMessageBytes.
@@ -84,13 +85,18 @@ type Client struct {
 	calls, failures atomic.Int64
 	sent, received  atomic.Int64
 	wire            *wireCounter
+	// certAsked records that a peer asked for a client certificate this
+	// client does not have. The peer's refusal then often reaches the
+	// client as a broken pipe rather than TLS's "certificate required"
+	// alert, so failures say what is missing themselves.
+	certAsked atomic.Bool
 }
 
 var _ repair.Peer = (*Client)(nil)
 
 // NewClient returns a Client for the peer at baseURL, such as
 // "http://10.0.0.7:7420" (HTTP/2 without TLS, with prior knowledge) or
-// "https://node7:7420" (HTTP/2 over TLS; opts.TLS required). A path in
+// "https://node7:7420" (HTTP/2 over TLS). A path in
 // baseURL is kept as a prefix, for handlers mounted under one. NewClient
 // does not connect; the first call does.
 func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
@@ -109,8 +115,6 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 		return nil, fmt.Errorf("%w: peer URL %q: scheme must be http or https", ErrConfig, baseURL)
 	case opts.HTTPClient != nil && opts.TLS != nil:
 		return nil, fmt.Errorf("%w: peer %s: TLS would be ignored beside HTTPClient; configure TLS in the HTTPClient", ErrConfig, baseURL)
-	case opts.HTTPClient == nil && u.Scheme == "https" && opts.TLS == nil:
-		return nil, fmt.Errorf("%w: peer %s: an https URL needs ClientOptions.TLS", ErrConfig, baseURL)
 	case opts.HTTPClient == nil && u.Scheme == "http" && opts.TLS != nil:
 		return nil, fmt.Errorf("%w: peer %s: TLS is set but the URL is http; use https", ErrConfig, baseURL)
 	case opts.MaxMessageBytes < 0:
@@ -130,7 +134,11 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 	c := &Client{peer: base, timeout: timeout, http: opts.HTTPClient}
 	if c.http == nil {
 		c.wire = new(wireCounter)
-		c.http = &http.Client{Transport: newTransport(u.Scheme == "https", opts.TLS, c.wire)}
+		cfg := opts.TLS
+		if u.Scheme == "https" {
+			cfg = c.watchCertRequests(cfg)
+		}
+		c.http = &http.Client{Transport: newTransport(u.Scheme == "https", cfg, c.wire)}
 	}
 	c.rpc = grovev1connect.NewRepairServiceClient(c.http, base,
 		// The gRPC protocol rather than Connect's own: any gRPC client or
@@ -146,6 +154,24 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 		connect.WithAcceptCompression("gzip", nil, nil),
 	)
 	return c, nil
+}
+
+// watchCertRequests returns cfg (or, if nil, TLS 1.3 against the system's
+// roots) set to note when a peer asks for a client certificate that cfg
+// does not hold.
+func (c *Client) watchCertRequests(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS13}
+	}
+	if len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		c.certAsked.Store(true)
+		return &tls.Certificate{}, nil // none: the handshake goes on without
+	}
+	return cfg
 }
 
 // newTransport builds an HTTP/2-only transport: HTTP/1.1 is never offered,
@@ -290,7 +316,7 @@ func (c *Client) fromConnectError(err, ctxErr error) error {
 		if sentinel == nil {
 			sentinel = ErrTransport
 		}
-		return &remoteError{sentinel: sentinel, peer: c.peer, detail: err.Error(), cause: err}
+		return &remoteError{sentinel: sentinel, peer: c.peer, detail: c.explain(sentinel, err.Error()), cause: err}
 	}
 	wire := connect.IsWireError(err)
 	var sentinel error
@@ -322,7 +348,16 @@ func (c *Client) fromConnectError(err, ctxErr error) error {
 		// connect reports a connection reset that way.
 		sentinel = ErrTransport
 	}
-	return &remoteError{sentinel: sentinel, peer: c.peer, detail: describe(sentinel, ce, true), cause: err}
+	return &remoteError{sentinel: sentinel, peer: c.peer, detail: c.explain(sentinel, describe(sentinel, ce, true)), cause: err}
+}
+
+// explain puts the cause first when a transport failure followed a peer's
+// request for a client certificate this client does not have.
+func (c *Client) explain(sentinel error, detail string) string {
+	if sentinel == ErrTransport && c.certAsked.Load() {
+		return "the peer requires a client certificate and none is configured (--tls-cert and --tls-key, signed by a CA the peer trusts): " + detail
+	}
+	return detail
 }
 
 // describe is the detail of a failed call: the message, without the

@@ -567,7 +567,6 @@ func TestNewClientConfig(t *testing.T) {
 		{"http", "http://127.0.0.1:7420", ClientOptions{}, true},
 		{"https", "https://node7:7420/prefix/", ClientOptions{TLS: cfg}, true},
 		{"https via HTTPClient", "https://node7:7420", ClientOptions{HTTPClient: http.DefaultClient}, true},
-		{"https without TLS", "https://node7:7420", ClientOptions{}, false},
 		{"http with TLS", "http://node7:7420", ClientOptions{TLS: cfg}, false},
 		{"TLS beside HTTPClient", "https://node7:7420", ClientOptions{TLS: cfg, HTTPClient: http.DefaultClient}, false},
 		{"no scheme", "node7:7420", ClientOptions{}, false},

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -155,5 +156,60 @@ func TestClientTLSWithoutFiles(t *testing.T) {
 	}
 	if cfg.RootCAs != nil || len(cfg.Certificates) != 0 || cfg.MinVersion != tls.VersionTLS13 {
 		t.Fatalf("got %+v", cfg)
+	}
+}
+
+// TestMissingClientCertificateSaysSo: a client without a certificate, at a
+// server that requires one, is told that, whichever way the refusal reaches
+// it (the TLS alert, a broken pipe, a reset). Several rounds, since which
+// way it reaches the client is a race.
+func TestMissingClientCertificateSaysSo(t *testing.T) {
+	p := newPKI(t)
+	serverTLS, err := ServerTLS(p.serverCert, p.serverKey, p.caA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		url, _ := servePeer(t, &fakePeer{}, HandlerOptions{}, serverTLS)
+		clientTLS, err := ClientTLS("", "", p.caA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, url, ClientOptions{TLS: clientTLS})
+		_, err = c.Hello(context.Background(), &grovev1.HelloRequest{})
+		if !errors.Is(err, ErrTransport) || !strings.Contains(err.Error(), "requires a client certificate") {
+			t.Fatalf("round %d: got %v, want ErrTransport saying a client certificate is required", i, err)
+		}
+	}
+	// A server that asks for none: the client says nothing of certificates.
+	url, _ := servePeer(t, &fakePeer{}, HandlerOptions{}, nil)
+	c := newClient(t, url, ClientOptions{})
+	if _, err := c.Hello(context.Background(), &grovev1.HelloRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHTTPSWithoutTLSUsesSystemRoots: an https peer without ClientOptions.TLS
+// is dialled with TLS and verified against the system's roots, so a
+// certificate from a private CA is refused as unknown, not as a
+// configuration error.
+func TestHTTPSWithoutTLSUsesSystemRoots(t *testing.T) {
+	p := newPKI(t)
+	serverTLS, err := ServerTLS(p.serverCert, p.serverKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, rec := servePeer(t, &fakePeer{}, HandlerOptions{}, serverTLS)
+	c, err := NewClient(url, ClientOptions{})
+	if err != nil {
+		t.Fatalf("NewClient(%s) without TLS options: %v", url, err)
+	}
+	_, err = c.Hello(context.Background(), &grovev1.HelloRequest{})
+	var unknown x509.UnknownAuthorityError
+	if !errors.Is(err, ErrTransport) || !errors.As(err, &unknown) {
+		t.Fatalf("got %v, want ErrTransport from an unknown authority", err)
+	}
+	if n := rec.http2.Load() + rec.other.Load(); n != 0 {
+		t.Fatalf("%d requests reached a server the client does not trust", n)
 	}
 }

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/jsonl"
+	"github.com/antientropy/grove/internal/atomicfile"
 )
 
 // runApply updates a tree file with a changes file. It works on a copy of
@@ -35,6 +35,11 @@ func runApply(args []string, e *env) (int, error) {
 	}
 	path := pos[0]
 	ctx := context.Background()
+	if same, err := sameFile(path, *in); err != nil {
+		return 0, err
+	} else if same {
+		return 0, fmt.Errorf("--in %s is the tree itself (%s): refusing to read changes from the file being updated", *in, path)
+	}
 
 	// Refuse a damaged or dirty original before copying it.
 	orig, err := engine.Open(path, b)
@@ -53,17 +58,14 @@ func runApply(args []string, e *env) (int, error) {
 	}
 	defer changes.Close()
 
+	// The copy is locked while it lives, so a later run can tell it from
+	// one a killed apply left behind, which it removes.
 	tmp, err := copyBeside(path)
 	if err != nil {
 		return 0, err
 	}
-	done := false
-	defer func() {
-		if !done {
-			os.Remove(tmp)
-		}
-	}()
-	t, err := engine.OpenWritable(tmp, b)
+	defer tmp.Abort()
+	t, err := engine.OpenWritable(tmp.Name(), b)
 	if err != nil {
 		return 0, err
 	}
@@ -85,8 +87,13 @@ func runApply(args []string, e *env) (int, error) {
 		case jsonl.OpPurge:
 			err = t.Update(c.Old, nil)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, engine.ErrOutOfRange) || errors.Is(err, engine.ErrBadUpdate):
 			return 0, fmt.Errorf("%s: line %d: %w", *in, r.Line(), err)
+		case err != nil:
+			// Not the line's fault: the budget, or writing the tree's
+			// dirty flag, failed.
+			return 0, fmt.Errorf("%s: %w", path, err)
 		}
 		n++
 	}
@@ -104,47 +111,31 @@ func runApply(args []string, e *env) (int, error) {
 	if err := t.Close(); err != nil {
 		return 0, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return 0, err
-	}
-	done = true
-	if err := syncDirOf(path); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return 0, err
 	}
 	fmt.Fprintf(stdout, "%s: %d changes applied, %d rows, root %x\n", path, n, rows, root)
 	return exitOK, nil
 }
 
-// copyBeside copies path to a new temporary file in the same directory,
-// fsynced, and returns its name.
-func copyBeside(path string) (string, error) {
+// copyBeside copies path to a new temporary file beside it, fsynced.
+func copyBeside(path string) (*atomicfile.File, error) {
 	src, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer src.Close()
-	dst, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".apply-*")
+	dst, err := atomicfile.Create(path, 0o644)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		os.Remove(dst.Name())
-		return "", err
+		dst.Abort()
+		return nil, err
 	}
 	if err := dst.Sync(); err != nil {
-		dst.Close()
-		os.Remove(dst.Name())
-		return "", err
+		dst.Abort()
+		return nil, err
 	}
-	return dst.Name(), dst.Close()
-}
-
-func syncDirOf(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return dst, nil
 }

@@ -172,6 +172,9 @@ func runBuild(args []string, e *env) (int, error) {
 	if *in == "" || *out == "" {
 		return 0, errors.New("--in and --out are required")
 	}
+	if err := checkOutput("--out", *out, map[string]string{"--in": *in}); err != nil {
+		return 0, err
+	}
 	b, err := budget()
 	if err != nil {
 		return 0, err
@@ -210,6 +213,11 @@ func runDiff(args []string, e *env) (int, error) {
 	pos, err := parse(fs, args, 2)
 	if err != nil {
 		return 0, err
+	}
+	if *svgOut != "" {
+		if err := checkOutput("--svg", *svgOut, map[string]string{"A": pos[0], "B": pos[1]}); err != nil {
+			return 0, err
+		}
 	}
 	b, err := budget()
 	if err != nil {

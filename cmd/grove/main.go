@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
+
+	"github.com/antientropy/grove/internal/atomicfile"
 )
 
 // exit statuses.
@@ -45,6 +48,7 @@ func commands() []command {
 		{"verify", "verify TREE", "check every byte of a tree file; exit 0 good, 2 corrupt or dirty", runVerify},
 		{"serve", "serve --rows ROWS --listen HOST:PORT [--depth N|auto] [--repair-out FILE] [--tls-cert F --tls-key F --tls-ca F]", "serve one replica to repair sessions (Connect/gRPC over HTTP/2)", runServe},
 		{"sync", "sync --rows ROWS --peer URL [--depth N|auto] [--json] [--repair-out FILE] [--timeout 30s] [TLS flags]", "find (and with --repair-out repair) the keys in which this replica and a peer differ; exit 0 in sync, 1 different", runSync},
+		{"cert", certUsage, "make a CA, and node certificates it signs, for serve and sync's mutual TLS", runCert},
 		{"demo", "demo [--rows N]", "find silent divergence among replicas, end to end", runDemo},
 		{"bench", "bench [--json] [--quick]", "time grove against its baselines (pointer tree, gohashtree, compact range, crypto/sha256)", runBench},
 	}
@@ -54,6 +58,9 @@ func commands() []command {
 // and the global options.
 type env struct {
 	stdout, stderr io.Writer
+	// out is stdout, for commands that must notice a failed write before
+	// they return (serve, which runs until stopped).
+	out *checkedWriter
 	// quiet silences progress bars; they are drawn only when stderr is a
 	// terminal anyway.
 	quiet bool
@@ -105,10 +112,57 @@ func takeGlobals(args []string) ([]string, globals, error) {
 	return rest, g, nil
 }
 
-// run is main without the process: tests call it directly.
+// run is main without the process: tests call it directly. Whatever a
+// command returns, a failed write to stdout makes the run exit 2: output cut
+// short is never success.
 func run(args []string, stdout, stderr io.Writer) int {
+	out := &checkedWriter{w: stdout}
+	code := dispatch(args, out, stderr)
+	if out.err != nil {
+		fmt.Fprintf(stderr, "grove: writing to standard output: %v\n", out.err)
+		return exitError
+	}
+	return code
+}
+
+// checkedWriter remembers the first write error, so that output written
+// with fmt.Fprint* (whose errors nobody checks line by line) still fails
+// the run.
+type checkedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// Err returns the first write error.
+func (c *checkedWriter) Err() error { return c.err }
+
+// Sync flushes stdout to its file, when it is one, so a line like serve's
+// "serving ... on URL" reaches a pipe at once.
+func (c *checkedWriter) Sync() error {
+	if f, ok := c.w.(interface{ Sync() error }); ok {
+		return f.Sync()
+	}
+	return nil
+}
+
+func dispatch(args []string, stdout *checkedWriter, stderr io.Writer) int {
 	args, g, err := takeGlobals(args)
 	if err != nil {
+		fmt.Fprintf(stderr, "grove: %v\n", err)
+		return exitError
+	}
+	if err := checkProfiles(g, args); err != nil {
 		fmt.Fprintf(stderr, "grove: %v\n", err)
 		return exitError
 	}
@@ -128,7 +182,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "grove: %s: %v\n", c.name, err)
 			return exitError
 		}
-		code, err := c.run(args[1:], &env{stdout: stdout, stderr: stderr, quiet: g.quiet})
+		code, err := c.run(args[1:], &env{stdout: stdout, out: stdout, stderr: stderr, quiet: g.quiet})
 		if perr := stop(); perr != nil && err == nil {
 			err = perr
 		}
@@ -221,3 +275,6 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 	}
 	return pos, nil
 }
+
+// syncDirOf fsyncs the directory that holds path.
+func syncDirOf(path string) error { return atomicfile.SyncDir(filepath.Dir(path)) }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/antientropy/grove/internal/atomicfile"
 )
 
 // grove runs the command in-process and returns its exit status and output.
@@ -403,7 +405,7 @@ func TestApply(t *testing.T) {
 		}
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if strings.Contains(e.Name(), ".apply-") {
+			if atomicfile.IsTemp(e.Name()) {
 				t.Fatalf("%s: left %s behind", tc.name, e.Name())
 			}
 		}

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/internal/atomicfile"
 	"github.com/antientropy/grove/viz"
 )
 
@@ -27,39 +27,14 @@ func writeDiffSVG(path string, nameA, nameB string, a, b *engine.Tree, res *engi
 		A:               viz.Side{Name: nameA, Bytes: a.Bytes(), Rows: a.Rows(), RowsKnown: true},
 		B:               viz.Side{Name: nameB, Bytes: b.Bytes(), Rows: b.Rows(), RowsKnown: true},
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return svgError(path, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
+	err := atomicfile.Write(path, 0o644, func(f *os.File) error {
+		w := bufio.NewWriter(f)
+		if err := viz.RingSVG(w, ring); err != nil {
+			return err
 		}
-	}()
-	w := bufio.NewWriter(f)
-	if err := viz.RingSVG(w, ring); err != nil {
-		return svgError(path, err)
-	}
-	if err := w.Flush(); err != nil {
-		return svgError(path, err)
-	}
-	// CreateTemp makes the file private; a picture is meant to be shared.
-	if err := f.Chmod(0o644); err != nil {
-		return svgError(path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return svgError(path, err)
-	}
-	if err := f.Close(); err != nil {
-		return svgError(path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return svgError(path, err)
-	}
-	ok = true
-	if err := syncDirOf(path); err != nil {
+		return w.Flush()
+	})
+	if err != nil {
 		return svgError(path, err)
 	}
 	return nil

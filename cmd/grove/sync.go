@@ -27,6 +27,7 @@ import (
 	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/rowstore"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/internal/atomicfile"
 	"github.com/antientropy/grove/metrics"
 	"github.com/antientropy/grove/metrics/prom"
 	"github.com/antientropy/grove/rpc"
@@ -135,6 +136,15 @@ func (f *replicaFlags) setUp(e *env, server bool) (*replicaEnv, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before any session: a repair whose record cannot be written must not
+	// start. --repair-out may name --rows: that is an update in place, and
+	// atomic.
+	if *f.repairOut != "" {
+		ins := map[string]string{"--tls-cert": *f.tlsCert, "--tls-key": *f.tlsKey, "--tls-ca": *f.tlsCA}
+		if err := checkOutput("--repair-out", *f.repairOut, ins); err != nil {
+			return nil, err
+		}
+	}
 	tlsConf, err := f.tlsConfig(server)
 	if err != nil {
 		return nil, err
@@ -152,40 +162,13 @@ func (f *replicaFlags) setUp(e *env, server bool) (*replicaEnv, error) {
 // it, fsynced, renamed, the directory fsynced, so path holds the old rows or
 // the new, never half of them.
 func saveRows(ctx context.Context, path string, store *rowstore.Store) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".rows-*")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
+	return atomicfile.Write(path, 0o644, func(f *os.File) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		if err := store.WriteJSONL(ctx, w); err != nil {
+			return err
 		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := store.WriteJSONL(ctx, w); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	// CreateTemp makes the file private; a rows file is as readable as the
-	// one it was loaded from would be.
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDirOf(path)
+		return w.Flush()
+	})
 }
 
 func runServe(args []string, e *env) (int, error) {
@@ -197,6 +180,9 @@ func runServe(args []string, e *env) (int, error) {
 	if _, err := parse(fs, args, 0); err != nil {
 		return 0, err
 	}
+	if *idle <= 0 {
+		return 0, fmt.Errorf("--idle-timeout %v: want a positive duration", *idle)
+	}
 	env, err := rf.setUp(e, true)
 	if err != nil {
 		return 0, err
@@ -204,23 +190,28 @@ func runServe(args []string, e *env) (int, error) {
 	defer env.close()
 	ctx, limit, tlsConf, replica := env.ctx, env.limit, env.tls, env.replica
 	opts := repair.ResponderOptions{IdleTimeout: *idle, MaxMessageBytes: limit}
-	// A line per repair, so an operator watching serve sees what changed.
+	// A line per repair, so an operator watching serve sees what changed,
+	// and one per repair that could not be saved, saying why.
 	var logMu sync.Mutex
-	opts.OnCommit = func(ctx context.Context, applied int) error {
+	logf := func(format string, a ...any) {
 		logMu.Lock()
 		defer logMu.Unlock()
-		msg := fmt.Sprintf("%s repair: %d rows written, %d rows held", time.Now().UTC().Format(time.RFC3339), applied, replica.Store().Len())
+		fmt.Fprintf(stdout, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, a...))
+	}
+	var served repair.Replica = replica
+	if *rf.repairOut != "" {
+		served = &savingReplica{StoreReplica: replica, out: *rf.repairOut, logf: logf}
+	}
+	opts.OnCommit = func(ctx context.Context, applied int) error {
+		msg := fmt.Sprintf("repair: %d rows written, %d rows held", applied, replica.Store().Len())
 		if out := *rf.repairOut; out != "" {
-			if err := saveRows(ctx, out, replica.Store()); err != nil {
-				return fmt.Errorf("--repair-out %s: %w", out, err)
-			}
 			msg += "; rows saved to " + out
 		}
-		fmt.Fprintln(stdout, msg)
+		logf("%s", msg)
 		return nil
 	}
 	opts.Metrics = rf.metrics
-	responder := repair.NewResponder(replica, opts)
+	responder := repair.NewResponder(served, opts)
 	defer responder.Shutdown()
 	mux := http.NewServeMux()
 	mux.Handle(rpc.NewHandler(responder, rpc.HandlerOptions{MaxMessageBytes: limit}))
@@ -244,8 +235,10 @@ func runServe(args []string, e *env) (int, error) {
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "serving %d rows (depth %d) on %s://%s\n", replica.Store().Len(), replica.Tree().Depth(), scheme, ln.Addr())
-	if f, ok := stdout.(interface{ Sync() error }); ok {
-		f.Sync()
+	e.out.Sync()
+	if err := e.out.Err(); err != nil {
+		ln.Close()
+		return 0, err // run reports it
 	}
 	if err := rpc.ServeUntil(ctx, srv, ln, 5*time.Second); err != nil {
 		return 0, err
@@ -312,6 +305,14 @@ func runSync(args []string, e *env) (int, error) {
 			fmt.Fprintf(stdout, "repaired: %d rows sent to the peer (%d written there), %d written here; rows in %s\n",
 				res.Pushed, res.PeerApplied, res.Applied, *rf.repairOut)
 		}
+	}
+	if n := len(res.Refused); n > 0 {
+		// Every other row was repaired; these could not be, so the run is
+		// not a success.
+		for _, k := range res.Refused {
+			fmt.Fprintf(e.stderr, "grove: sync: refused %s…: a key of %d bytes, over the limit of %d\n", keyText(k.Key[:min(len(k.Key), 32)]), len(k.Key), engine.MaxKeyBytes)
+		}
+		return 0, fmt.Errorf("%d rows not repaired: keys over %d bytes (engine.MaxKeyBytes); the other differences were repaired", n, engine.MaxKeyBytes)
 	}
 	if res.InSync {
 		return exitOK, nil

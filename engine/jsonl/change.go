@@ -73,6 +73,9 @@ func (r *Reader) parseChange(line []byte, c *Change) error {
 	if r.key, err = field(r.key[:0], jc.Key, jc.KeyHex, "key"); err != nil {
 		return r.errorf("%v", err)
 	}
+	if err := r.checkKey(r.key); err != nil {
+		return err
+	}
 	if jc.Deleted != nil {
 		return r.errorf("a change has no \"deleted\": use op \"delete\"")
 	}

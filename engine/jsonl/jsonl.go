@@ -163,6 +163,9 @@ func (r *Reader) parse(line []byte, row *engine.Row) error {
 	if jr.Key == nil && jr.KeyHex == nil {
 		return r.errorf("no key (need \"key\" or \"key_hex\")")
 	}
+	if err := r.checkKey(r.key); err != nil {
+		return err
+	}
 	if r.value, err = field(r.value[:0], jr.Value, jr.ValueHex, "value"); err != nil {
 		return r.errorf("%v", err)
 	}
@@ -172,6 +175,15 @@ func (r *Reader) parse(line []byte, row *engine.Row) error {
 	}
 	row.Key, row.Value, row.TS = r.key, r.value, ts
 	row.Deleted = jr.Deleted != nil && *jr.Deleted
+	return nil
+}
+
+// checkKey refuses a key longer than engine.MaxKeyBytes here, on its line:
+// accepted, it would be a row no repair session could ever move.
+func (r *Reader) checkKey(key []byte) error {
+	if len(key) > engine.MaxKeyBytes {
+		return r.errorf("key of %d bytes, over the limit of %d (engine.MaxKeyBytes)", len(key), engine.MaxKeyBytes)
+	}
 	return nil
 }
 

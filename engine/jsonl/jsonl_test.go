@@ -115,3 +115,52 @@ func TestReaderEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderKeyLimit: a key of exactly engine.MaxKeyBytes is read, one byte
+// more is refused on its own line, in both key forms and in changes, so a
+// node never accepts a row no repair could move.
+func TestReaderKeyLimit(t *testing.T) {
+	at := strings.Repeat("k", engine.MaxKeyBytes)
+	over := at + "k"
+	tests := []struct {
+		name, line string
+		change     bool
+		ok         bool
+	}{
+		{"key at the limit", `{"key": "` + at + `", "ts": 1}`, false, true},
+		{"key over the limit", `{"key": "` + over + `", "ts": 1}`, false, false},
+		{"key_hex over the limit", `{"key_hex": "` + strings.Repeat("6b", engine.MaxKeyBytes+1) + `", "ts": 1}`, false, false},
+		{"change key at the limit", `{"op": "put", "key": "` + at + `", "ts": 1}`, true, true},
+		{"change key over the limit", `{"op": "put", "key": "` + over + `", "ts": 1}`, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			first := `{"key": "a", "ts": 1}`
+			if tc.change {
+				first = `{"op": "put", "key": "a", "ts": 1}`
+			}
+			r := NewReader(strings.NewReader(first + "\n\n" + tc.line + "\n"))
+			next := func() error {
+				if tc.change {
+					var c Change
+					return r.NextChange(&c)
+				}
+				var row engine.Row
+				return r.NextRow(&row)
+			}
+			if err := next(); err != nil {
+				t.Fatalf("first line: %v", err)
+			}
+			err := next()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("key of %d bytes refused: %v", engine.MaxKeyBytes, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBadRow) || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "over the limit of 65536") {
+				t.Fatalf("got %v, want ErrBadRow naming line 3 and the limit", err)
+			}
+		})
+	}
+}

@@ -291,10 +291,6 @@ func TestPeerLies(t *testing.T) {
 			m := r.(*grovev1.ReconcileResponse)
 			m.Rows[0].Digest = make([]byte, 32)
 		}},
-		{"huge key", "Reconcile", func(r any) {
-			m := r.(*grovev1.ReconcileResponse)
-			m.Rows[0].Key = make([]byte, repair.MaxKeyBytes+1)
-		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -139,6 +139,11 @@ type Result struct {
 	// Pushed is how many rows were sent for the peer to apply, PeerApplied
 	// how many it wrote, Applied how many this side wrote.
 	Pushed, PeerApplied, Applied int
+	// Refused are differing keys longer than MaxKeyBytes, on either side:
+	// they are listed among the keys above but never moved, so one such row
+	// fails alone rather than failing the session. A repair that refused a
+	// key does not converge (Converged stays false), and it is no error.
+	Refused []engine.Key
 	// Converged reports, after a repair, that both sides' sums agree.
 	Converged bool
 	// Passes is how many sessions it took (more than one only after a
@@ -466,9 +471,6 @@ func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []by
 // handled, and carry a value or (keys-only) a digest, as asked.
 func (in *initiator) theirRow(m *grovev1.Row, i int, handled []uint32) (version, error) {
 	var v version
-	if len(m.GetKey()) > MaxKeyBytes {
-		return v, fmt.Errorf("%w: peer row %d: key of %d bytes, over %d", ErrBadMessage, i, len(m.GetKey()), MaxKeyBytes)
-	}
 	v.row = engine.Row{Key: m.GetKey(), Value: m.GetValue(), TS: m.GetTs(), Deleted: m.GetDeleted()}
 	v.tok = in.view.Partitioner().Token(v.row.Key)
 	if !in.view.Range().Contains(v.tok) {
@@ -540,6 +542,10 @@ func (in *initiator) classify(mine, theirs []version) (toPush, toApply []engine.
 			in.res.Different = append(in.res.Different, k)
 		}
 		if !in.opts.Repair {
+			continue
+		}
+		if len(k.Key) > MaxKeyBytes {
+			in.res.Refused = append(in.res.Refused, k)
 			continue
 		}
 		win, here := winner(a, b)
@@ -628,6 +634,9 @@ func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) e
 		return err
 	}
 	if ours != theirSum {
+		if len(in.res.Refused) > 0 {
+			return nil // the refused rows still differ, as reported
+		}
 		return fmt.Errorf("%w: after the repair the sums still differ (writes raced it?)", ErrNotConverged)
 	}
 	in.res.Converged = true

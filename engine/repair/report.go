@@ -24,7 +24,21 @@ type Report struct {
 	Depth           int             `json:"depth"`
 	DifferingLeaves int             `json:"differing_leaves"`
 	Repaired        *RepairedReport `json:"repaired,omitempty"`
+	// Refused lists the keys over MaxKeyBytes that a repair could not move
+	// (Result.Refused); absent when there are none.
+	Refused []RefusedKey `json:"refused,omitempty"`
 }
+
+// RefusedKey is a key a repair refused to move: its first bytes, as a
+// ReportKey, and its whole length.
+type RefusedKey struct {
+	ReportKey
+	Bytes int `json:"key_bytes"`
+}
+
+// refusedPrefix is how much of a refused key a report shows: enough to find
+// it, not 64 KiB of it.
+const refusedPrefix = 64
 
 // RepairedReport is what a repairing session changed.
 type RepairedReport struct {
@@ -68,6 +82,9 @@ func (r *Result) Report(repaired bool) Report {
 		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, RoundTrips: r.RoundTrips,
 		RowBytesSent: r.RowBytesSent, RowBytesRecv: r.RowBytesReceived,
 		Depth: r.Depth, DifferingLeaves: r.DifferingLeaves,
+	}
+	for _, k := range r.Refused {
+		rep.Refused = append(rep.Refused, RefusedKey{ReportKeyOf(k.Key[:min(len(k.Key), refusedPrefix)]), len(k.Key)})
 	}
 	if repaired {
 		rep.Repaired = &RepairedReport{Pushed: r.Pushed, PeerApplied: r.PeerApplied, Applied: r.Applied, Converged: r.Converged}

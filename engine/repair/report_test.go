@@ -32,3 +32,20 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+// TestReportRefused: a refused key shows its first 64 bytes and its length.
+func TestReportRefused(t *testing.T) {
+	key := make([]byte, MaxKeyBytes+1)
+	for i := range key {
+		key[i] = 'k'
+	}
+	r := &Result{Refused: []engine.Key{{Key: key}}}
+	got, err := json.Marshal(r.Report(true).Refused)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"key":"` + string(key[:64]) + `","key_bytes":65537}]`
+	if string(got) != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}

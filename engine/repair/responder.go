@@ -517,6 +517,11 @@ func (r *Responder) stage(s *session, rows []*grovev1.Row) error {
 	}
 	shape := r.replica.Shape()
 	for i, m := range rows {
+		if len(m.GetKey()) > MaxKeyBytes {
+			// The row alone fails: an initiator of this version never pushes
+			// one (Result.Refused), and the rest of the batch still applies.
+			continue
+		}
 		row, err := rowFromWire(m, i)
 		if err != nil {
 			return err
@@ -540,9 +545,6 @@ func (r *Responder) stage(s *session, rows []*grovev1.Row) error {
 
 // rowFromWire copies a row out of a message, checking it.
 func rowFromWire(m *grovev1.Row, i int) (engine.Row, error) {
-	if len(m.GetKey()) > MaxKeyBytes {
-		return engine.Row{}, fmt.Errorf("%w: row %d: key of %d bytes, over %d", ErrBadMessage, i, len(m.GetKey()), MaxKeyBytes)
-	}
 	if len(m.GetDigest()) != 0 {
 		return engine.Row{}, fmt.Errorf("%w: row %d carries a digest instead of its value", ErrBadMessage, i)
 	}

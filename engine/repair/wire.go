@@ -24,9 +24,9 @@ const (
 	// different depths meet at the shallower: it bounds every frontier, and
 	// so every message of the descent, to 2^20 nodes.
 	MaxSessionDepth = 20
-	// MaxKeyBytes bounds a row key in a message (Cassandra's own limit is
-	// 64 KiB).
-	MaxKeyBytes = 64 << 10
+	// MaxKeyBytes is engine.MaxKeyBytes: a row whose key is longer is never
+	// moved by a session; it is reported in Result.Refused instead.
+	MaxKeyBytes = engine.MaxKeyBytes
 	// DefaultMaxMessageBytes is the default bound on one message.
 	DefaultMaxMessageBytes = 64 << 20
 	// CommitBytes is how many bytes of rows an initiator pushes before it
