@@ -20,6 +20,7 @@ import (
 	"github.com/antientropy/grove/engine/jsonl"
 	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/internal/memlimit"
 	"github.com/antientropy/grove/layout"
 )
 
@@ -50,12 +51,23 @@ func (d *depthFlag) Set(s string) error {
 }
 
 // budgetFlag registers --budget and returns a function that parses it.
+// Under an address-space limit (ulimit -v) the budget must fit in what the
+// limit leaves: the default shrinks to it, and a --budget larger than it is
+// refused, rather than a mapping or the runtime failing later.
 func budgetFlag(fs *flag.FlagSet) func() (*arena.Budget, error) {
 	s := fs.String("budget", defaultBudget, "memory for trees, outside the Go heap (e.g. 64MiB, 2GiB)")
 	return func() (*arena.Budget, error) {
 		n, err := arena.ParseBytes(*s)
 		if err != nil {
 			return nil, fmt.Errorf("--budget: %w", err)
+		}
+		if room, limited := memlimit.Room(); limited && n > room {
+			explicit := false
+			fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "budget" })
+			if explicit {
+				return nil, fmt.Errorf("--budget %s does not fit under the address-space limit (ulimit -v): about %s is left for trees; lower --budget or raise the limit", *s, arena.FormatBytes(room))
+			}
+			n = room
 		}
 		return arena.NewBudget(n), nil
 	}

@@ -408,3 +408,43 @@ func stripCosts(t *testing.T, out string) string {
 	s := syncJSONOf(t, out)
 	return fmt.Sprint(keyNames(t, s.OnlyHere), keyNames(t, s.OnlyThere), keyNames(t, s.Different))
 }
+
+// TestUnderAddressLimit runs the cgo-free binary under ulimit -v 1 GiB, the
+// limit the issue names: a default build succeeds (its budget shrinks to
+// what the limit leaves), and a --budget that cannot fit is refused in one
+// line, exit 2, before anything is read or written.
+func TestUnderAddressLimit(t *testing.T) {
+	bin := groveBinary(t)
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh for ulimit")
+	}
+	dir := t.TempDir()
+	rowsA, _, _, _ := smallFixture(t, dir)
+	under := func(args ...string) (int, string, string) {
+		cmd := exec.Command("sh", append([]string{"-c", `ulimit -v 1048576 && exec "$@"`, "sh", bin}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), stdout.String(), stderr.String()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, stdout.String(), stderr.String()
+	}
+	for i := range 3 {
+		out := filepath.Join(dir, fmt.Sprintf("t%d.tree", i))
+		if code, _, errOut := under("build", "--in", rowsA, "--out", out, "--depth", "16"); code != 0 {
+			t.Fatalf("build under ulimit -v 1GiB: exit %d %q", code, errOut)
+		}
+	}
+	out := filepath.Join(dir, "big.tree")
+	code, _, errOut := under("build", "--in", rowsA, "--out", out, "--budget", "2GiB")
+	if code != exitError || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "address-space limit") {
+		t.Fatalf("--budget 2GiB under ulimit -v 1GiB: exit %d %q; want 2 and one line", code, errOut)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a refused build wrote its output")
+	}
+}

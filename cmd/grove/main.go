@@ -11,12 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
-
-	"github.com/antientropy/grove/internal/atomicfile"
 )
 
 // exit statuses.
@@ -275,6 +272,3 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 	}
 	return pos, nil
 }
-
-// syncDirOf fsyncs the directory that holds path.
-func syncDirOf(path string) error { return atomicfile.SyncDir(filepath.Dir(path)) }

@@ -124,6 +124,33 @@ func (f *File) Commit() error {
 	return SyncDir(filepath.Dir(f.target))
 }
 
+// CommitNew is Commit for a target that must not exist: it links the file
+// to its target, which fails with an error wrapping fs.ErrExist if the target
+// exists (a rename would replace it), then removes the temporary name. On a
+// file system without hard links it checks for the target, then renames.
+func (f *File) CommitNew() error {
+	if f.done {
+		return fmt.Errorf("%s: already committed or aborted", f.target)
+	}
+	if err := f.Sync(); err != nil {
+		f.Abort()
+		return fmt.Errorf("%s: %w", f.target, err)
+	}
+	switch err := os.Link(f.Name(), f.target); {
+	case err == nil:
+		f.Abort() // the temporary name only
+		return SyncDir(filepath.Dir(f.target))
+	case errors.Is(err, fs.ErrExist):
+		f.Abort()
+		return fmt.Errorf("%s: %w", f.target, fs.ErrExist)
+	}
+	if _, err := os.Lstat(f.target); err == nil {
+		f.Abort()
+		return fmt.Errorf("%s: %w", f.target, fs.ErrExist)
+	}
+	return f.Commit()
+}
+
 // Abort closes and removes the file, leaving the target as it was. It may
 // be deferred: after Commit it does nothing.
 func (f *File) Abort() {

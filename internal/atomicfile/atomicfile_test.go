@@ -212,3 +212,27 @@ func TestCreateRefusesNonFile(t *testing.T) {
 		t.Fatal("Create in a missing directory succeeded")
 	}
 }
+
+// TestCommitNew: a new target is written; an existing one is refused,
+// byte-identical, with fs.ErrExist, and no temporary file stays.
+func TestCommitNew(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key")
+	for i, want := range []error{nil, fs.ErrExist} {
+		f, err := Create(path, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("attempt " + string(rune('0'+i)))
+		err = f.CommitNew()
+		if !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Fatalf("attempt %d: %v, want %v", i, err, want)
+		}
+		if got, _ := os.ReadFile(path); string(got) != "attempt 0" {
+			t.Fatalf("attempt %d: target holds %q", i, got)
+		}
+		if ts := temps(t, dir); len(ts) != 0 {
+			t.Fatalf("left %v", ts)
+		}
+	}
+}
