@@ -482,7 +482,9 @@ func (r *runner) measureInner(t *engine.Tree) error {
 			return err
 		}
 		runtime.GC()
-		d, err := timed(func() error { return t.Hash(r.ctx) })
+		// Rehash, not Hash: the tree is hashed already, and Hash of a clean
+		// tree returns at once.
+		d, err := timed(func() error { return t.Rehash(r.ctx) })
 		if err != nil {
 			return err
 		}
@@ -537,7 +539,54 @@ func (r *runner) measureInner(t *engine.Tree) error {
 	r.result("inner_levels/flat_gohashtree", "flat slice + gohashtree, 1 goroutine", grove, fght, 0.65)
 	r.result("inner_levels/compact", "transparency-dev/merkle compact range", grove, cmpct, 1.0/10)
 	r.figure("inner_levels_ns", float64(median(grove)))
+	return r.checkKernelFloor(t.Depth(), median(grove))
+}
+
+// checkKernelFloor keeps the inner-level figure honest: computing every
+// inner node is 2^depth − 1 pair hashes, which take at least their one-core
+// kernel time divided by the cores. A time well below that floor means the
+// benchmark timed less than the whole computation, and the run fails rather
+// than report it. The figure inner_levels_vs_floor is grove's time over the
+// floor: 1 is the kernel's own speed on every core.
+func (r *runner) checkKernelFloor(depth int, groveNs int64) error {
+	perPair := kernelPairNs()
+	pairs := float64(int64(1)<<depth - 1)
+	cores := float64(runtime.GOMAXPROCS(0))
+	floor := pairs * perPair / cores
+	r.figure("kernel_pair_ns", perPair)
+	r.figure("inner_levels_floor_ns", floor)
+	r.figure("inner_levels_vs_floor", float64(groveNs)/floor)
+	r.logf("  kernel floor: %d pairs × %.1f ns ÷ %.0f cores = %.2f ms; grove %.2f ms (%.2f× the floor)",
+		int64(pairs), perPair, cores, floor/1e6, float64(groveNs)/1e6, float64(groveNs)/floor)
+	if float64(groveNs) < floor/1.5 {
+		return fmt.Errorf("bench: inner levels took %.3f ms, below the kernel's floor of %.3f ms for %d pair hashes: the benchmark did not time the whole computation", float64(groveNs)/1e6, floor/1e6, int64(pairs))
+	}
 	return nil
+}
+
+// kernelPairNs is the median time of one 64-byte pair hash with the batched
+// kernel on one goroutine, in batches of 4096 pairs.
+func kernelPairNs() float64 {
+	const batch = 4096
+	src := make([]byte, 64*batch)
+	dst := make([]byte, 32*batch)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	var runs []int64
+	for range 15 {
+		d, _ := timed(func() error {
+			for range 16 {
+				if err := simd.HashPairs(dst, src); err != nil {
+					return err
+				}
+				copy(src, dst)
+			}
+			return nil
+		})
+		runs = append(runs, d)
+	}
+	return float64(median(runs)) / (16 * batch)
 }
 
 // measureDiff times Diff of a against a second tree built from the same rows

@@ -149,8 +149,7 @@ func BenchmarkHash20(b *testing.B) {
 				}
 				defer tr.Close()
 				for range b.N {
-					tr.dirty.Store(true)
-					if err := tr.Hash(context.Background()); err != nil {
+					if err := tr.Rehash(context.Background()); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -24,3 +24,7 @@ func Room() (room int64, limited bool) {
 	}
 	return max(0, limit-mapped-Headroom), true
 }
+
+// Usage returns RLIMIT_AS and the address space the process maps now, and
+// whether there is a limit, for messages that explain a Room of zero.
+func Usage() (limit, mapped int64, limited bool) { return usage() }
