@@ -11,6 +11,7 @@ require (
 
 require (
 	connectrpc.com/connect v1.21.1
+	github.com/edsrzf/mmap-go v1.2.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/transparency-dev/merkle v0.0.2
 	golang.org/x/term v0.44.0

@@ -3,6 +3,8 @@ package arena
 import (
 	"fmt"
 	"sync"
+
+	"github.com/antientropy/grove/internal/invariants"
 )
 
 // Budget bounds the bytes that Regions may hold, shared by as many trees as
@@ -46,14 +48,20 @@ func (b *Budget) Reserve(n int64) error {
 // Release returns n bytes reserved earlier. Releasing more than is in use is
 // a programming error (a double release or a mismatched size); Used is
 // clamped at zero rather than going negative, so that one bug cannot inflate
-// the capacity everyone else sees. Non-positive n does nothing.
+// the capacity everyone else sees — and in builds with the invariants tag it
+// panics, so tests find the bug. Non-positive n does nothing.
 func (b *Budget) Release(n int64) {
 	if n <= 0 {
 		return
 	}
 	b.mu.Lock()
+	over := n > b.used
+	used := b.used
 	b.used = max(b.used-n, 0)
 	b.mu.Unlock()
+	if invariants.Enabled && over {
+		panic(fmt.Sprintf("arena: Release(%d) with only %d in use: a double release or a mismatched size", n, used))
+	}
 }
 
 // Used reports the bytes currently reserved.

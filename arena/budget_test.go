@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/antientropy/grove/internal/invariants"
 )
 
 func TestBudgetAccounting(t *testing.T) {
@@ -69,6 +71,11 @@ func TestBudgetAccounting(t *testing.T) {
 				var err error
 				if s.op == "reserve" {
 					err = b.Reserve(s.n)
+				} else if s.n > b.Used() && invariants.Enabled {
+					// A programming error: under the invariants tag it
+					// panics instead of clamping.
+					mustPanic(t, "over-release", func() { b.Release(s.n) })
+					return
 				} else {
 					b.Release(s.n)
 				}
@@ -167,4 +174,15 @@ func TestBudgetConcurrent(t *testing.T) {
 	if !strings.Contains(b.String(), "used 0 B") {
 		t.Fatalf("String() = %q", b.String())
 	}
+}
+
+// mustPanic runs f and fails unless it panics.
+func mustPanic(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Fatalf("%s did not panic under the invariants tag", what)
+		}
+	}()
+	f()
 }

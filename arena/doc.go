@@ -11,8 +11,10 @@
 // On Linux a Region is an anonymous private mapping made with MAP_NORESERVE:
 // the Budget, not the kernel's overcommit accounting, is what bounds it. On
 // other Unix systems it is an anonymous private mapping without that flag.
-// Elsewhere (Windows, Plan 9, wasm) it falls back to an ordinary Go byte
-// slice: the same API and accounting, but the memory lives on the GC heap.
+// On Windows it is a mapping backed by the paging file, made with
+// github.com/edsrzf/mmap-go. Only where there is no mapping at all (Plan 9,
+// wasm) does it fall back to an ordinary Go byte slice: the same API and
+// accounting, but the memory lives on the GC heap.
 //
 // A Budget is safe for concurrent use. A Region is not: its owner must not
 // Close it while another goroutine may still use Bytes.

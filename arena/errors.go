@@ -14,10 +14,6 @@ var (
 	// OS error is wrapped as well, so errors.Is(err, syscall.ENOMEM) works.
 	ErrMap = errors.New("arena: mapping failed")
 
-	// ErrClosed is for holders of a Region to report use after Close. Arena
-	// itself never faults on a closed Region: Bytes simply returns nil.
-	ErrClosed = errors.New("arena: region closed")
-
 	// ErrInvalidSize means a size was negative, zero where that makes no
 	// sense, too large to represent, or text that is not a size.
 	ErrInvalidSize = errors.New("arena: invalid size")

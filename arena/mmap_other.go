@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package arena
 
@@ -8,8 +8,8 @@ import (
 	"os"
 )
 
-// osMap falls back to the Go heap where there is no unix.Mmap (Windows,
-// Plan 9, wasm). The API and the budget accounting are unchanged; only the
+// osMap falls back to the Go heap where there is no mapping at all (Plan 9,
+// wasm). The API and the budget accounting are unchanged; only the
 // point of the package, keeping memory away from the garbage collector, is
 // lost there, and a heap allocation the machine cannot back is a fatal
 // runtime error rather than ErrMap, so the Budget must be sized to fit.

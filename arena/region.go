@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+
+	"github.com/antientropy/grove/internal/invariants"
 )
 
 // The mapping primitives are variables only so that tests can observe
@@ -25,6 +27,7 @@ type Region struct {
 	size     int
 	reserved int64
 	file     bool // shared with a file: Sync flushes it, huge pages do not apply
+	closed   bool // Close unmapped it (a zero Region was never mapped)
 }
 
 // Map reserves size bytes, rounded up to the OS page size, against b and only
@@ -120,10 +123,13 @@ func (r *Region) AdviseHugePages() error {
 
 // Bytes returns the region's memory: len and cap are the requested size, so
 // an append cannot spill into the page-rounding slack. It returns nil after
-// Close. The slice must not be used after Close; keep it no longer than the
-// call that needs it.
+// Close (in builds with the invariants tag it panics). The slice must not
+// be used after Close; keep it no longer than the call that needs it.
 func (r *Region) Bytes() []byte {
 	if r.mem == nil {
+		if invariants.Enabled {
+			panic("arena: Bytes of a closed Region")
+		}
 		return nil
 	}
 	return r.mem[:r.size:r.size]
@@ -149,17 +155,22 @@ func (r *Region) Reserved() int64 {
 
 // Close unmaps the memory and returns its reservation to the budget. Calling
 // it again does nothing and returns nil, so owners can Close from both an
-// error path and a deferred cleanup. If the OS refuses to unmap, the error
+// error path and a deferred cleanup (in builds with the invariants tag it
+// panics: grove's own code closes each region once). If the OS refuses to unmap, the error
 // wraps ErrMap and the region stays open (and charged), because the memory
 // is in fact still mapped.
 func (r *Region) Close() error {
 	if r.mem == nil {
+		if invariants.Enabled && r.closed {
+			panic("arena: Region closed twice")
+		}
 		return nil
 	}
 	if err := unmapMemory(r.mem); err != nil {
 		return fmt.Errorf("%w: unmap %s (%d B): %w", ErrMap, FormatBytes(r.reserved), r.reserved, err)
 	}
 	r.mem = nil
+	r.closed = true
 	r.budget.Release(r.reserved)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/antientropy/grove/internal/invariants"
 )
 
 // hookMap replaces the OS mapping for one test and counts the calls.
@@ -73,11 +75,19 @@ func TestMapChargesPagesAndZeroes(t *testing.T) {
 		if b.Used() != base {
 			t.Fatalf("after Close: Used %d, want %d", b.Used(), base)
 		}
-		if r.Bytes() != nil || r.Len() != 0 || r.Reserved() != 0 {
-			t.Fatalf("after Close: Bytes %v Len %d Reserved %d, want nil 0 0", r.Bytes() != nil, r.Len(), r.Reserved())
+		if r.Len() != 0 || r.Reserved() != 0 {
+			t.Fatalf("after Close: Len %d Reserved %d, want 0 0", r.Len(), r.Reserved())
 		}
-		if err := r.Close(); err != nil {
-			t.Fatalf("second Close: %v", err)
+		if invariants.Enabled {
+			mustPanic(t, "Bytes after Close", func() { r.Bytes() })
+			mustPanic(t, "a second Close", func() { r.Close() })
+		} else {
+			if r.Bytes() != nil {
+				t.Fatal("after Close: Bytes is not nil")
+			}
+			if err := r.Close(); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
 		}
 		if b.Used() != base {
 			t.Fatalf("after second Close: Used %d, want %d (double release)", b.Used(), base)
