@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"sync/atomic"
-	"unsafe"
-)
+import "encoding/binary"
 
 // adderBatch is how many hashed rows an adder holds before it applies them
 // to the leaves: enough to amortise the tree lock and the shared row
@@ -80,24 +77,23 @@ func (a *adder) flush() error {
 	if err := t.beginWrite(); err != nil {
 		return err
 	}
-	// Touch every leaf first: these loads are independent, so their cache
-	// misses overlap instead of each stalling an update in turn, and the
-	// batch's leaves (256 × 64 B) are then in L1. Atomic loads, because other
-	// bands' writers may be storing nearby; their values are not used.
-	base := unsafe.Pointer(unsafe.SliceData(t.nodes))
+	// Leaves are owned by their band's lock: every load and store of a leaf
+	// word happens under it, never a plain store beside another goroutine's
+	// atomic load (the race detector cannot see tree memory, which is
+	// outside the Go heap, so this rule is kept by construction). Within a
+	// band the group's leaves are touched first: the loads are independent,
+	// so their cache misses overlap instead of each stalling an update.
 	contiguous := t.layout.LevelContiguous()
 	leaf0 := t.layout.Slot(t.depth, t.depth, 0)
 	sorted := a.sorted[:len(pending)]
-	var touch uint64 // a register, so the loads do not chain through memory
 	for i := range sorted {
 		if contiguous {
 			sorted[i].leaf += leaf0
 		} else {
 			sorted[i].leaf = t.layout.Slot(t.depth, t.depth, sorted[i].leaf)
 		}
-		touch += atomic.LoadUint64((*uint64)(unsafe.Add(base, sorted[i].leaf*NodeSize)))
 	}
-	a.touched += touch
+	var touch uint64 // a register, so the loads do not chain through memory
 	for b := range leafBands {
 		group := sorted[start[b]:start[b+1]]
 		if len(group) == 0 {
@@ -106,10 +102,15 @@ func (a *adder) flush() error {
 		t.bands[b].Lock()
 		for i := range group {
 			s := group[i].leaf * NodeSize
+			touch += binary.LittleEndian.Uint64(t.nodes[s : s+8])
+		}
+		for i := range group {
+			s := group[i].leaf * NodeSize
 			addLeaf(t.nodes[s:s+NodeSize], &group[i].d, false)
 		}
 		t.bands[b].Unlock()
 	}
+	a.touched += touch
 	t.rows.Add(int64(len(pending)))
 	a.added += int64(len(pending))
 	t.markBulk()
