@@ -44,6 +44,11 @@ func BenchmarkValidationScan(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The format record a Node writes at its first Open: without it the
+	// database would be another application's.
+	if err := db.Set(metaFormat, []byte{layoutVersion, p.ID()}, pebble.NoSync); err != nil {
+		b.Fatal(err)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	value := make([]byte, 64)
 	batch := db.NewBatch()

@@ -39,7 +39,11 @@
 //	                a hint that picks the tree depth before the scan counts rows
 //
 // Open refuses a database whose format record names another layout version
-// or partitioner (ErrIncompatible): its tokens would all be wrong. Keys under
+// or partitioner (ErrIncompatible): its tokens would all be wrong. A
+// database with keys but no format record is another application's
+// (ErrNotNode). Open creates a node only with Options.Create, where nothing
+// is yet (ErrNotExist without it), so a mistyped path never becomes an empty
+// replica that a repair fills with a peer's whole range. Keys under
 // any other prefix are not the Node's and are left alone. A row that does not
 // decode, whose stored token is not its key's token, or whose token lies
 // outside the Node's range fails Open with ErrCorrupt or ErrOutOfRange,

@@ -26,7 +26,7 @@ func TestSyncTwoPebbleReplicas(t *testing.T) {
 	defer cancel()
 	opts := Options{Depth: 12}
 	dirA, dirB := t.TempDir(), t.TempDir()
-	a, b := openNode(t, dirA, opts), openNode(t, dirB, opts)
+	a, b := openNode(t, dirA, created(opts)), openNode(t, dirB, created(opts))
 
 	const baseRows = 4000
 	var base []engine.Row

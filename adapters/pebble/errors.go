@@ -9,16 +9,36 @@ var (
 	// ErrClosed is returned by every method of a Node after Close.
 	ErrClosed = errors.New("grovepebble: node closed")
 	// ErrCorrupt means a stored row or metadata record that does not decode,
-	// or a row stored under a token that is not its key's. The error names
-	// the key.
+	// or a row stored under a token that is not its key's (the error names
+	// the key), or a Pebble file that fails its checksums or does not parse
+	// (the error names the file — the sstable, or else the database
+	// directory — and also matches pebble.ErrCorruption).
 	ErrCorrupt = errors.New("grovepebble: corrupt record")
+	// ErrNotExist means Open found no database: the path does not exist or
+	// is an empty directory. Options.Create makes a new node there.
+	ErrNotExist = errors.New("grovepebble: no database")
+	// ErrNotNode means the path holds something that is not a grove node:
+	// a file, a directory that is not a Pebble database, or a Pebble
+	// database another application wrote (keys but no grove format
+	// record). Open refuses it even with Options.Create, and writes nothing
+	// into it.
+	ErrNotNode = errors.New("grovepebble: not a grove node")
+	// ErrLocked means the database is open already: in another process, or
+	// in another Node of this one (Pebble locks its directory).
+	ErrLocked = errors.New("grovepebble: database in use")
+	// ErrFatal means Pebble hit an error it cannot continue from (a failed
+	// WAL or MANIFEST write, a broken invariant) inside a call of the Node.
+	// The Node then refuses every call; Close releases the tree but leaves
+	// the Pebble database as it stopped, so the directory stays locked
+	// until the process exits.
+	ErrFatal = errors.New("grovepebble: pebble failed fatally")
 	// ErrIncompatible means a database written with another layout version
 	// or partitioner than the Node was opened with.
 	ErrIncompatible = errors.New("grovepebble: database incompatible with the options")
 	// ErrOutOfRange means a row whose token lies outside the Node's range:
 	// a write of one is refused, and a stored one fails Open.
 	ErrOutOfRange = errors.New("grovepebble: token outside the node's range")
-	// ErrKeyTooLarge means a row key longer than repair.MaxKeyBytes: a row
+	// ErrKeyTooLarge means a row key longer than engine.MaxKeyBytes: a row
 	// the repair protocol could never carry is not stored.
 	ErrKeyTooLarge = errors.New("grovepebble: key too large")
 	// ErrInconsistent means the tree could not be updated after a batch

@@ -29,6 +29,12 @@ func openNode(t testing.TB, dir string, opts Options) *Node {
 	return n
 }
 
+// created returns opts with Create set: for a test's new node.
+func created(opts Options) Options {
+	opts.Create = true
+	return opts
+}
+
 // reopen closes n and opens its directory again with the same options.
 func reopen(t testing.TB, n *Node, dir string, opts Options) *Node {
 	t.Helper()

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
@@ -49,10 +51,21 @@ type Options struct {
 	// what survived). Apply always syncs: a repair is acknowledged to the
 	// peer only once it is durable.
 	NoSync bool
+	// Create lets Open make a new, empty node when dir does not exist or is
+	// an empty directory. Without it Open creates nothing: a mistyped path
+	// is ErrNotExist, not a new empty replica that a repair would then fill
+	// with a peer's whole range.
+	Create bool
 	// Pebble, if set, are the options Pebble is opened with (block cache,
-	// file system, logger...); the Node changes nothing in them. Without a
-	// logger, Pebble's informational messages (WAL replays, on every Open)
-	// are dropped and its errors go to the standard log.
+	// file system, logger...); the Node copies them and changes nothing in
+	// the caller's. Without a logger, Pebble's informational messages (WAL
+	// replays, on every Open) are dropped, its errors go to the standard
+	// log, and a fatal error inside a call of the Node becomes that call's
+	// ErrFatal instead of ending the process; a logger given here keeps its
+	// own Fatalf. Unless the event listener sets them, DataCorruption and
+	// BackgroundError are the Node's: a corrupt file becomes the failing
+	// call's ErrCorrupt (and, once the Node is open, one logged line per
+	// file), where Pebble's default would call Fatalf.
 	Pebble *pebble.Options
 }
 
@@ -60,7 +73,10 @@ type Options struct {
 // live tree. It implements repair.Replica. A Node is safe for concurrent
 // use.
 type Node struct {
+	dir    string
 	db     *pebble.DB
+	lock   *pebble.Lock // the directory lock, if the Node took it
+	events *events
 	tree   *engine.Tree
 	p      token.Partitioner
 	rng    token.Range
@@ -74,6 +90,9 @@ type Node struct {
 	// reading while it uses them, Close for writing.
 	life   sync.RWMutex
 	closed bool
+	// fatal is set when Pebble stopped on a fatal error in one of the
+	// Node's calls (see catch); every call then returns it.
+	fatal atomic.Pointer[fatalError]
 
 	// mu orders writes against views and root reads: writers hold it for
 	// writing from their read of the old rows to their tree update, so a
@@ -88,19 +107,26 @@ type Node struct {
 	commit func(*pebble.Batch, *pebble.WriteOptions) error
 }
 
-// Open opens (creating if needed) the Pebble database in dir and builds the
-// Node's tree from every row in it with the validation scan, whose
-// throughput ScanStats reports. A row that does not decode or falls outside
-// opts.Range fails Open, naming the key. ctx bounds the scan.
+// Open opens the node stored in the Pebble database in dir and builds its
+// tree from every row in it with the validation scan, whose throughput
+// ScanStats reports. A row that does not decode or falls outside
+// opts.Range fails Open, naming the key; a damaged Pebble file fails it
+// with ErrCorrupt, naming the file. ctx bounds the scan.
+//
+// Open creates a node only with opts.Create, and only where nothing is: a
+// path that does not exist or an empty directory (ErrNotExist without
+// Create). It refuses, writing nothing there, a file, a directory that is
+// not a Pebble database, and a Pebble database that grove did not write
+// (ErrNotNode); a database open elsewhere is ErrLocked.
 func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	n, err := open(ctx, dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("grovepebble: open %s: %w", dir, err)
+		return nil, fmt.Errorf("grovepebble: open %s: %w", dir, asCorrupt(dir, err))
 	}
 	return n, nil
 }
 
-func open(ctx context.Context, dir string, opts Options) (*Node, error) {
+func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	p := opts.Partitioner
 	if p == nil {
 		p = token.Murmur3{}
@@ -126,24 +152,65 @@ func open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if popts.Logger == nil && popts.LoggerAndTracer == nil {
 		popts.Logger = quietLogger{}
 	}
-	db, err := pebble.Open(dir, popts)
+	ev := &events{log: popts.Logger}
+	if ev.log == nil {
+		ev.log = popts.LoggerAndTracer
+	}
+	ev.install(popts)
+	fs := popts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	exists, err := checkDir(fs, dir, opts.Create)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{db: db, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit}
+	if !exists {
+		// Only with Create. Pebble would make the directory itself, but the
+		// lock file goes in first.
+		if err := fs.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	n := &Node{dir: dir, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit, events: ev}
 	if opts.NoSync {
 		n.putOpt = pebble.NoSync
 	}
-	ok := false
+	if popts.Lock == nil {
+		if n.lock, err = lockDir(fs, dir); err != nil {
+			return nil, err
+		}
+		popts.Lock = n.lock
+	}
+	// A database checkDir saw must still be there when Pebble looks:
+	// Pebble would otherwise create an empty one in its place.
+	popts.ErrorIfNotExists = exists
 	defer func() {
-		if !ok {
-			if n.tree != nil {
-				n.tree.Close()
+		if r := recover(); r != nil {
+			err = asFatal(r)
+		}
+		if err == nil {
+			ev.opened.Store(true)
+			return
+		}
+		if n.tree != nil {
+			n.tree.Close()
+		}
+		// After a fatal error Pebble may have stopped holding its own
+		// locks: closing it could block forever.
+		if !errors.Is(err, ErrFatal) {
+			if n.db != nil {
+				n.db.Close()
 			}
-			db.Close()
+			if n.lock != nil {
+				n.lock.Close()
+			}
 		}
 	}()
-	if err := n.checkFormat(); err != nil {
+	if n.db, err = pebble.Open(dir, popts); err != nil {
+		return nil, err
+	}
+	if err := n.checkFormat(opts.Create); err != nil {
 		return nil, err
 	}
 	if n.recorded, err = n.readCount(); err != nil {
@@ -165,16 +232,28 @@ func open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if err := n.recordCount(pebble.NoSync); err != nil {
 		return nil, err
 	}
-	ok = true
 	return n, nil
 }
 
 // checkFormat refuses a database written with another layout or
-// partitioner, and marks a new one with the Node's.
-func (n *Node) checkFormat() error {
+// partitioner, or by another application, and marks a new one (with
+// create) as the Node's.
+func (n *Node) checkFormat(create bool) error {
 	want := []byte{layoutVersion, n.p.ID()}
 	v, closer, err := n.db.Get(metaFormat)
 	if errors.Is(err, pebble.ErrNotFound) {
+		// Every node has the record from its first Open on, so keys
+		// without it are someone else's, and must not be served as rows
+		// nor mixed with some.
+		first, err := n.firstKey()
+		switch {
+		case err != nil:
+			return err
+		case first != nil:
+			return fmt.Errorf("%w: the Pebble database at %s was not written by grove: it holds keys (such as %s) but no format record (key 0x00 \"format\")", ErrNotNode, n.dir, keyText(first))
+		case !create:
+			return fmt.Errorf("%w: %s holds an empty Pebble database, not yet a node", ErrNotExist, n.dir)
+		}
 		return n.db.Set(metaFormat, want, pebble.Sync)
 	}
 	if err != nil {
@@ -249,6 +328,20 @@ func (n *Node) autoDepth(expected int64, budget *arena.Budget) (int, error) {
 	return max(d, 1), err
 }
 
+// firstKey returns a copy of the database's first key of any kind, or nil
+// if it holds none.
+func (n *Node) firstKey() ([]byte, error) {
+	it, err := n.db.NewIter(nil)
+	if err != nil {
+		return nil, err
+	}
+	var k []byte
+	if it.First() {
+		k = append([]byte{}, it.Key()...)
+	}
+	return k, errors.Join(it.Error(), it.Close())
+}
+
 // empty reports whether the database holds no row.
 func (n *Node) empty() (bool, error) {
 	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: []byte{rowPrefix}, UpperBound: []byte{rowPrefix + 1}})
@@ -261,28 +354,41 @@ func (n *Node) empty() (bool, error) {
 
 // Close records the row count, closes the tree and then the database. Every
 // method called afterwards returns ErrClosed; views taken before stay valid
-// until released. Close is idempotent.
-func (n *Node) Close() error {
+// until released. Close is idempotent. After ErrFatal it closes only the
+// tree: Pebble stopped where closing it could block forever.
+func (n *Node) Close() (err error) {
 	n.life.Lock()
 	defer n.life.Unlock()
 	if n.closed {
 		return nil
 	}
 	n.closed = true
-	var err error
+	if n.fatal.Load() != nil {
+		return n.tree.Close()
+	}
+	defer n.catch(&err)
 	if n.broken == nil {
 		err = n.recordCount(pebble.Sync)
 	}
-	return errors.Join(err, n.tree.Close(), n.db.Close())
+	err = errors.Join(err, n.tree.Close(), n.db.Close())
+	if n.lock != nil {
+		err = errors.Join(err, n.lock.Close())
+	}
+	return asCorrupt(n.dir, err)
 }
 
 // use takes the read side of the life lock and fails once the Node is
-// closed; the caller defers n.life.RUnlock() only when it returns nil.
+// closed or Pebble has failed fatally; the caller defers n.life.RUnlock()
+// only when it returns nil.
 func (n *Node) use() error {
 	n.life.RLock()
 	if n.closed {
 		n.life.RUnlock()
 		return ErrClosed
+	}
+	if f := n.fatal.Load(); f != nil {
+		n.life.RUnlock()
+		return f
 	}
 	return nil
 }
@@ -317,7 +423,8 @@ func (n *Node) Root(ctx context.Context) (engine.Digest, error) {
 
 // Get returns the stored version of key — a live row or a tombstone — and
 // whether there is one. The row's slices are the caller's.
-func (n *Node) Get(ctx context.Context, key []byte) (engine.Row, bool, error) {
+func (n *Node) Get(ctx context.Context, key []byte) (_ engine.Row, _ bool, err error) {
+	defer n.catch(&err)
 	if err := ctx.Err(); err != nil {
 		return engine.Row{}, false, err
 	}
@@ -340,7 +447,7 @@ func (n *Node) get(ck []byte, fn func(*engine.Row)) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, asCorrupt(n.dir, err)
 	}
 	defer closer.Close()
 	var r engine.Row
@@ -397,13 +504,3 @@ func (n *Node) View(ctx context.Context) (*engine.Tree, func(), error) {
 	}
 	return v, func() { v.Close() }, nil
 }
-
-// quietLogger drops Pebble's informational messages — a node's own output
-// should not be buried under a line per WAL replayed — and keeps its errors.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-
-func (quietLogger) Errorf(format string, args ...any) { pebble.DefaultLogger.Errorf(format, args...) }
-
-func (quietLogger) Fatalf(format string, args ...any) { pebble.DefaultLogger.Fatalf(format, args...) }

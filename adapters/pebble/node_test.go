@@ -37,7 +37,7 @@ func TestWritePathMatchesOracle(t *testing.T) {
 		{"byte-ordered", Options{Depth: 4, Partitioner: token.ByteOrdered{}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			n := openNode(t, t.TempDir(), c.opts)
+			n := openNode(t, t.TempDir(), created(c.opts))
 			p := n.p
 			rng := rand.New(rand.NewPCG(1, uint64(len(c.name))))
 			var keys [][]byte
@@ -141,7 +141,7 @@ func TestWritePathMatchesOracle(t *testing.T) {
 // tree equal to the data: the writer lock keeps each read-before-write and
 // its tree update together.
 func TestConcurrentWritesKeepTreeAndData(t *testing.T) {
-	n := openNode(t, t.TempDir(), Options{Depth: 8, NoSync: true})
+	n := openNode(t, t.TempDir(), Options{Depth: 8, NoSync: true, Create: true})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
@@ -248,7 +248,7 @@ func TestApplyIsAtomic(t *testing.T) {
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			n := openNode(t, t.TempDir(), Options{Depth: 6, Range: half})
+			n := openNode(t, t.TempDir(), Options{Depth: 6, Range: half, Create: true})
 			ctx := context.Background()
 			var base []engine.Row
 			for i := 0; len(base) < 200; i++ {
@@ -334,7 +334,7 @@ func TestReopenRebuildsSameTree(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	opts := Options{Depth: 10}
-	n := openNode(t, dir, opts)
+	n := openNode(t, dir, created(opts))
 	if got := n.ScanStats().Rows; got != 0 {
 		t.Fatalf("a new database scanned %d rows", got)
 	}
@@ -478,7 +478,7 @@ func TestOpenRefuses(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			n, err := Open(context.Background(), dir, Options{Depth: 4})
+			n, err := Open(context.Background(), dir, Options{Depth: 4, Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -513,7 +513,7 @@ func TestOpenRefuses(t *testing.T) {
 // After Close every method fails with ErrClosed — nothing faults — and a
 // view taken before stays usable until released.
 func TestClosedNode(t *testing.T) {
-	n, err := Open(context.Background(), t.TempDir(), Options{Depth: 4})
+	n, err := Open(context.Background(), t.TempDir(), Options{Depth: 4, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +559,7 @@ func TestClosedNode(t *testing.T) {
 // Node's), in token order, and stops on ctx or on fn's error.
 func TestScan(t *testing.T) {
 	nodeRange := token.Range{Lo: -1 << 62, Hi: 1 << 62}
-	n := openNode(t, t.TempDir(), Options{Depth: 6, Range: nodeRange})
+	n := openNode(t, t.TempDir(), Options{Depth: 6, Range: nodeRange, Create: true})
 	ctx := context.Background()
 	var rows []engine.Row
 	for i := 0; len(rows) < 500; i++ {

@@ -84,35 +84,43 @@ func (n *Node) validate(ctx context.Context) (ScanStats, error) {
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// work scans slices until none is left; a Fatalf inside Pebble is its
+	// error, since no caller's recover reaches this goroutine.
+	work := func() (err error) {
+		defer catchFatal(&err)
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= slices || ctx.Err() != nil {
+				return nil
+			}
+			r := n.rng.Leaf(i, level)
+			if r.Lo == r.Hi {
+				continue
+			}
+			src, err := n.newSource(ctx, r)
+			if err != nil {
+				return err
+			}
+			_, err = n.tree.AddFrom(ctx, src)
+			err = errors.Join(err, src.close())
+			rows.Add(src.rows)
+			bytes.Add(src.bytes)
+			if err != nil {
+				return err
+			}
+		}
+	}
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= slices || ctx.Err() != nil {
-					return
+			if err := work(); err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
 				}
-				r := n.rng.Leaf(i, level)
-				if r.Lo == r.Hi {
-					continue
-				}
-				src, err := n.newSource(ctx, r)
-				if err == nil {
-					_, err = n.tree.AddFrom(ctx, src)
-					err = errors.Join(err, src.close())
-					rows.Add(src.rows)
-					bytes.Add(src.bytes)
-				}
-				if err != nil {
-					errMu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					errMu.Unlock()
-					cancel()
-					return
-				}
+				errMu.Unlock()
+				cancel()
 			}
 		}()
 	}
@@ -219,7 +227,8 @@ func (s *rowSource) close() error { return s.it.Close() }
 // r (and in the Node's range), in token order, from one Pebble iterator —
 // a consistent view of the data as it was when Scan began. The *Row is
 // valid only during the call.
-func (n *Node) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) error {
+func (n *Node) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) (err error) {
+	defer n.catch(&err)
 	if err := r.Valid(); err != nil {
 		return fmt.Errorf("grovepebble: scan: %w", err)
 	}
@@ -233,7 +242,7 @@ func (n *Node) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) err
 	}
 	src, err := n.newSource(ctx, r)
 	if err != nil {
-		return err
+		return asCorrupt(n.dir, err)
 	}
 	var row engine.Row
 	for {
@@ -241,11 +250,12 @@ func (n *Node) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) err
 			if err == io.EOF {
 				err = nil
 			}
+			err = asCorrupt(n.dir, err)
 			break
 		}
 		if err = fn(&row); err != nil {
 			break
 		}
 	}
-	return errors.Join(err, src.close())
+	return errors.Join(err, asCorrupt(n.dir, src.close()))
 }

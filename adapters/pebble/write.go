@@ -9,7 +9,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/antientropy/grove/engine"
-	"github.com/antientropy/grove/engine/repair"
 )
 
 // Put writes key = value at timestamp ts and reports whether it was written.
@@ -61,7 +60,8 @@ type change struct {
 }
 
 // write is the write path of Put, Delete and Apply.
-func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOptions) (int, error) {
+func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOptions) (_ int, err error) {
+	defer n.catch(&err)
 	plan, err := n.plan(rows)
 	if err != nil {
 		return 0, err
@@ -143,8 +143,8 @@ func (n *Node) plan(rows []engine.Row) ([]planned, error) {
 	size := 0
 	for i := range rows {
 		r := &rows[i]
-		if len(r.Key) > repair.MaxKeyBytes {
-			return nil, fmt.Errorf("grovepebble: row %d: %w: %d bytes, at most %d", i, ErrKeyTooLarge, len(r.Key), repair.MaxKeyBytes)
+		if len(r.Key) > engine.MaxKeyBytes {
+			return nil, fmt.Errorf("grovepebble: row %d: %w: %d bytes, at most %d", i, ErrKeyTooLarge, len(r.Key), engine.MaxKeyBytes)
 		}
 		if tok := n.p.Token(r.Key); !n.rng.Contains(tok) {
 			return nil, fmt.Errorf("grovepebble: row %d: %w: key %s has token %d, outside %v", i, ErrOutOfRange, keyText(r.Key), tok, n.rng)

@@ -21,7 +21,7 @@ const loadBatchBytes = 64 << 20
 
 func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	db := fs.String("db", "", "the Pebble database directory, created if absent (required)")
+	db := fs.String("db", "", "the Pebble database directory, created if absent or empty (required)")
 	rowsPath := fs.String("rows", "", "JSON Lines rows to write, - for stdin (required)")
 	batchRows := fs.Int("batch-rows", 100_000, "rows per atomic batch")
 	if err := parse(fs, args); err != nil {
@@ -33,8 +33,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	if *batchRows < 1 {
 		return 0, fmt.Errorf("--batch-rows %d: want at least 1", *batchRows)
 	}
-	in := io.Reader(os.Stdin)
-	name := "stdin"
+	in, name := os.Stdin, "stdin"
 	if *rowsPath != "-" {
 		f, err := os.Open(*rowsPath)
 		if err != nil {
@@ -43,13 +42,18 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 		defer f.Close()
 		in, name = f, *rowsPath
 	}
+	rows, cleanup, err := checkRows(ctx, in)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w (nothing written)", name, err)
+	}
+	defer cleanup()
 	// The tree is not used here, only kept up to date, so the shallowest
 	// will do; the next Open sizes its own from the row count Close records.
-	node, err := grovepebble.Open(ctx, *db, grovepebble.Options{Depth: 1})
+	node, err := grovepebble.Open(ctx, *db, grovepebble.Options{Depth: 1, Create: true})
 	if err != nil {
 		return 0, err
 	}
-	read, written, err := load(ctx, node, jsonl.NewReader(bufio.NewReaderSize(in, 1<<20)), *batchRows)
+	read, written, err := load(ctx, node, jsonl.NewReader(bufio.NewReaderSize(rows, 1<<20)), *batchRows)
 	held := node.Rows()
 	if cerr := node.Close(); err == nil {
 		err = cerr
@@ -60,6 +64,71 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	fmt.Fprintf(stdout, "loaded %d rows from %s: %d written, %d superseded by a version already stored or loaded; the database holds %d rows\n",
 		read, name, written, read-int64(written), held)
 	return exitOK, nil
+}
+
+// checkRows is load's first pass: it reads every row of f and checks it as
+// the writing pass will, so that a bad row stops load before anything is
+// written — rather than after the batches before its own. Memory stays
+// bounded: one row is held at a time. It returns the file to write from: f
+// rewound, or — when f is not a regular file (stdin, a pipe) and so cannot
+// be read twice — a temporary copy made as it was checked, which the
+// returned func removes.
+func checkRows(ctx context.Context, f *os.File) (*os.File, func(), error) {
+	release := func() {}
+	in, rows := io.Reader(f), f
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		spool, err := os.CreateTemp("", "grove-pebble-load-*.jsonl")
+		if err != nil {
+			return nil, nil, fmt.Errorf("a copy of the rows to read twice: %w", err)
+		}
+		release = func() {
+			spool.Close()
+			os.Remove(spool.Name())
+		}
+		in, rows = io.TeeReader(f, spool), spool
+	}
+	if err := checkEach(ctx, in); err != nil {
+		release()
+		return nil, nil, err
+	}
+	if _, err := rows.Seek(0, io.SeekStart); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return rows, release, nil
+}
+
+// checkEach reads every row of in and checks it.
+func checkEach(ctx context.Context, in io.Reader) error {
+	r := jsonl.NewReader(bufio.NewReaderSize(in, 1<<20))
+	var row engine.Row
+	for n := 0; ; n++ {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		err := r.NextRow(&row)
+		if err == io.EOF {
+			return nil
+		}
+		if err == nil {
+			err = checkRow(r.Line(), &row)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// checkRow refuses, naming its line, a row the node would refuse in Apply
+// — where the error could only name the row's place in its batch. (The
+// node load opens serves the whole ring, so no row is out of its range.)
+func checkRow(line int, row *engine.Row) error {
+	if len(row.Key) > engine.MaxKeyBytes {
+		return fmt.Errorf("line %d: %w: %d bytes, at most %d", line, grovepebble.ErrKeyTooLarge, len(row.Key), engine.MaxKeyBytes)
+	}
+	return nil
 }
 
 // load writes the rows of r into node in batches through Apply, which reads
@@ -81,6 +150,11 @@ func load(ctx context.Context, node *grovepebble.Node, r *jsonl.Reader, batchRow
 		err := r.NextRow(&row)
 		if err == io.EOF {
 			break
+		}
+		if err == nil {
+			// Checked in the first pass already; checked again in case
+			// the file changed since.
+			err = checkRow(r.Line(), &row)
 		}
 		if err != nil {
 			return read, written, err

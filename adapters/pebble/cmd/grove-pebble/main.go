@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/antientropy/grove/arena"
@@ -47,9 +48,12 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"load", "load --db DIR --rows ROWS.jsonl [--batch-rows N]", "write JSON Lines rows into the database through the write path (- reads stdin)", runLoad},
-		{"serve", "serve --db DIR --listen HOST:PORT [--depth N|auto] [--budget SIZE] [--tls-cert F --tls-key F --tls-ca F]", "serve the database to repair sessions (Connect/gRPC over HTTP/2) until SIGINT/SIGTERM", runServe},
-		{"sync", "sync --db DIR --peer URL [--repair] [--json] [--timeout 30s] [--depth N|auto] [TLS flags]", "find (and with --repair repair) the keys in which the database and a peer differ; exit 0 in sync, 1 different", runSync},
+		{"load", "load --db DIR --rows ROWS.jsonl [--batch-rows N]",
+			"check every row, then write them into the database through the write path, creating it if absent (- reads stdin)", runLoad},
+		{"serve", "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB]",
+			"serve the database to repair sessions (Connect/gRPC over HTTP/2) until SIGINT/SIGTERM", runServe},
+		{"sync", "sync --db DIR --peer URL [--create] [--repair] [--json] [--timeout 30s] [--depth N|auto] [TLS flags]",
+			"list the keys only here, only there (only at the peer) and different; with --repair, repair them on both sides; exit 0 in sync, 1 different", runSync},
 		{"dump", "dump --db DIR", "print the database's rows as JSON Lines, in token order", runDump},
 	}
 }
@@ -73,7 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "grove-pebble: %s: %v\n", c.name, err)
+			// One line, whatever the error: a wrapped error of several
+			// lines (errors.Join, a storage engine's detail) would read as
+			// several messages.
+			fmt.Fprintf(stderr, "grove-pebble: %s: %s\n", c.name, strings.ReplaceAll(err.Error(), "\n", "; "))
 			return exitError
 		}
 		return code
@@ -88,7 +95,8 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  grove-pebble %s\n      %s\n", c.usage, c.summary)
 	}
-	fmt.Fprintln(w, "\nexit status: 0 ok/in sync, 1 different (sync), 2 error")
+	fmt.Fprintln(w, "\nonly load creates a database; serve and sync refuse a --db that is not one, unless --create")
+	fmt.Fprintln(w, "exit status: 0 ok/in sync, 1 different (sync), 2 error")
 }
 
 // parse parses flags and refuses positional arguments: every input of these
@@ -109,6 +117,8 @@ type nodeFlags struct {
 	db     *string
 	depth  depthFlag
 	budget *string
+	// create is --create, or nil for a command without it.
+	create *bool
 }
 
 func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
@@ -116,6 +126,7 @@ func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 		db:     fs.String("db", "", "the Pebble database directory (required)"),
 		depth:  depthFlag{engine.AutoDepth},
 		budget: fs.String("budget", "1GiB", "memory for the tree and the snapshots repair sessions take"),
+		create: fs.Bool("create", false, "create an empty database if --db does not exist or is an empty directory"),
 	}
 	fs.Var(&f.depth, "depth", "tree depth 1..32, or auto")
 	return f
@@ -130,7 +141,16 @@ func (f *nodeFlags) open(ctx context.Context) (*grovepebble.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--budget: %w", err)
 	}
-	return grovepebble.Open(ctx, *f.db, grovepebble.Options{Depth: f.depth.depth, Budget: arena.NewBudget(limit)})
+	create := f.create != nil && *f.create
+	node, err := grovepebble.Open(ctx, *f.db, grovepebble.Options{Depth: f.depth.depth, Budget: arena.NewBudget(limit), Create: create})
+	if errors.Is(err, grovepebble.ErrNotExist) {
+		hint := "; run 'grove-pebble load --db " + *f.db + " --rows ROWS.jsonl' to create it"
+		if f.create != nil {
+			hint += ", or pass --create"
+		}
+		return nil, fmt.Errorf("%w%s", err, hint)
+	}
+	return node, err
 }
 
 // depthFlag is --depth: a number or "auto".

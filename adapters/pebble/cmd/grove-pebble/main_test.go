@@ -14,20 +14,44 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// buildCommand builds grove-pebble into a temporary directory.
+// built is the command, built once for every test that runs it: a build
+// links all of Pebble, which takes seconds.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// buildCommand builds grove-pebble into a temporary directory, once.
 func buildCommand(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "grove-pebble")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "grove-pebble-test-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "grove-pebble")
+		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // runBin runs the command and returns its exit status, stdout and stderr.
@@ -135,9 +159,11 @@ func TestCommandLoadServeSyncDump(t *testing.T) {
 		close(repairLog)
 	}()
 
-	// The database is B's: a second process cannot open it.
-	if code, _, errOut := runBin(t, bin, "dump", "--db", dbB); code != 2 || !strings.HasPrefix(errOut, "grove-pebble: dump: ") {
-		t.Errorf("dump of a served database: exit %d, %q; want 2 and a message", code, errOut)
+	// The database is B's: a second process cannot open it, and is told
+	// why in one line.
+	if code, _, errOut := runBin(t, bin, "dump", "--db", dbB); code != 2 || !strings.HasPrefix(errOut, "grove-pebble: dump: ") ||
+		!strings.Contains(errOut, "the database at "+dbB+" is in use by another process") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("dump of a served database: exit %d, %q; want 2 and one line saying it is in use by another process", code, errOut)
 	}
 
 	type syncOut struct {
@@ -169,6 +195,13 @@ func TestCommandLoadServeSyncDump(t *testing.T) {
 		}
 		slices.Sort(out)
 		return out
+	}
+	// The text output names the keys with the words of the JSON's fields.
+	code, text, errOut := runBin(t, bin, "sync", "--db", dbA, "--peer", url, "--timeout", "20s")
+	for _, want := range []string{`only here:  "user:007" (token `, `only there: 0x00ff (token `, `different:  "user:008" (token `, `different:  "user:009" (token `} {
+		if code != 1 || !strings.Contains(text, "\n"+want) && !strings.HasPrefix(text, want) {
+			t.Errorf("sync: exit %d, output %q (stderr %q) lacks a line %q", code, text, errOut, want)
+		}
 	}
 	code, found := sync()
 	if code != 1 || found.Identical || found.Repaired != nil ||
@@ -232,7 +265,21 @@ func TestCommandLoadServeSyncDump(t *testing.T) {
 func TestCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db")
+	good := writeRows(t, dir, "good.jsonl", []string{`{"key": "a", "ts": 1}`})
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"load", "--db", db, "--rows", good}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("load: exit %d, %q", code, stderr.String())
+	}
+	missing := filepath.Join(dir, "missing")
 	bad := writeRows(t, dir, "bad.jsonl", []string{`{"key": "a", "ts": 1}`, `{"key": "b", "ts": 2}`, `{"key": "c"`})
+	notDB := filepath.Join(dir, "notdb")
+	if err := os.MkdirAll(filepath.Join(notDB, "photos"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noDatabase := func(cmd, path, orCreate string) string {
+		return "grove-pebble: " + cmd + ": grovepebble: open " + path + ": grovepebble: no database: " + path +
+			" does not exist; run 'grove-pebble load --db " + path + " --rows ROWS.jsonl' to create it" + orCreate + "\n"
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -248,30 +295,45 @@ func TestCommandErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, `grove-pebble: unknown command "frobnicate"`},
 		{"dump without --db", []string{"dump"}, "grove-pebble: dump: --db is required"},
 		{"load without --rows", []string{"load", "--db", db}, "grove-pebble: load: --db and --rows are required"},
-		{"load of a malformed file", []string{"load", "--db", db, "--rows", bad}, "grove-pebble: load: " + bad + ": "},
+		{"load of a malformed file", []string{"load", "--db", missing, "--rows", bad}, "grove-pebble: load: " + bad + ": "},
 		{"load of a missing file", []string{"load", "--db", db, "--rows", filepath.Join(dir, "nope")}, "grove-pebble: load: open "},
 		{"sync without --peer", []string{"sync", "--db", db}, "grove-pebble: sync: --peer is required"},
 		{"sync with a dead peer", []string{"sync", "--db", db, "--peer", closedPort, "--timeout", "5s"}, "grove-pebble: sync: "},
 		{"serve with a bad depth", []string{"serve", "--db", db, "--depth", "99"}, "grove-pebble: serve: invalid value"},
 		{"a positional argument", []string{"dump", "--db", db, "extra"}, `grove-pebble: dump: unexpected argument "extra"`},
+		{"serve with --idle-timeout 0", []string{"serve", "--db", db, "--idle-timeout", "0"}, "grove-pebble: serve: --idle-timeout 0s: want a positive duration\n"},
+		{"serve with a negative --idle-timeout", []string{"serve", "--db", db, "--idle-timeout", "-1m"}, "grove-pebble: serve: --idle-timeout -1m0s: want a positive duration\n"},
+		{"serve of a missing database", []string{"serve", "--db", missing, "--listen", "127.0.0.1:0"}, noDatabase("serve", missing, ", or pass --create")},
+		{"sync of a missing database", []string{"sync", "--db", missing, "--peer", closedPort, "--repair"}, noDatabase("sync", missing, ", or pass --create")},
+		{"dump of a missing database", []string{"dump", "--db", missing}, noDatabase("dump", missing, "")},
+		{"sync of a file", []string{"sync", "--db", good, "--peer", closedPort}, "grove-pebble: sync: grovepebble: open " + good + ": grovepebble: not a grove node: " + good + " is a file, not a database directory\n"},
+		{"serve of another directory", []string{"serve", "--db", notDB, "--create"}, "grove-pebble: serve: grovepebble: open " + notDB + ": grovepebble: not a grove node: " + notDB + ` is not a Pebble database (no MANIFEST; it holds 1 entries, such as "photos")` + "\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// Bounded, so that a command that should have refused but
+			// serves instead fails the test rather than hanging it.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
 			var stdout, stderr bytes.Buffer
-			if code := run(context.Background(), c.args, &stdout, &stderr); code != exitError || !strings.HasPrefix(stderr.String(), c.want) {
+			if code := run(ctx, c.args, &stdout, &stderr); code != exitError || !strings.HasPrefix(stderr.String(), c.want) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), c.want)
 			}
 		})
 	}
-	// The malformed file named its line, and nothing of it was written.
-	var stdout, stderr bytes.Buffer
-	run(context.Background(), []string{"load", "--db", db, "--rows", bad}, &stdout, &stderr)
+	// The malformed file named its line, and no database was made for it;
+	// nor did serve, sync or dump make one at the missing path.
+	stderr.Reset()
+	run(context.Background(), []string{"load", "--db", missing, "--rows", bad}, &stdout, &stderr)
 	if !strings.Contains(stderr.String(), "line 3") {
 		t.Errorf("load error %q does not name line 3", stderr.String())
 	}
-	stdout.Reset()
-	if code := run(context.Background(), []string{"dump", "--db", db}, &stdout, &stderr); code != 0 || stdout.Len() != 0 {
-		t.Errorf("after a failed load: dump exit %d, %q; want 0 and no rows", code, stdout.String())
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after refusals, %s: %v; want it still absent", missing, err)
 	}
+	if entries, err := os.ReadDir(notDB); err != nil || len(entries) != 1 {
+		t.Errorf("after a refused serve --create, %s holds %v (%v); want only photos", notDB, entries, err)
+	}
+	stdout.Reset()
 	if code := run(context.Background(), []string{"help"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "grove-pebble serve") {
 		t.Errorf("help: exit %d, %q", code, stdout.String())
 	}

@@ -66,6 +66,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if err := parse(fs, args); err != nil {
 		return 0, err
 	}
+	if *idle <= 0 {
+		// The responder would quietly take zero or less for its default of
+		// 2m: whoever typed it meant something else, so say so.
+		return 0, fmt.Errorf("--idle-timeout %v: want a positive duration", *idle)
+	}
 	limit, err := tf.messageLimit()
 	if err != nil {
 		return 0, err

@@ -1,0 +1,245 @@
+package grovepebble
+
+import (
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// This file is where the Node meets the disk before and around Pebble:
+// whether a path may be opened at all, its lock, and what becomes of
+// Pebble's corruption reports and fatal errors.
+
+// checkDir decides, before anything is written, whether dir may be opened:
+// a mistyped path must not become a new empty node that a repair then fills
+// with a peer's whole replica. It reports whether dir holds a Pebble
+// database; without one, only create lets Open go on, and only into a
+// missing path or an empty directory.
+func checkDir(fs vfs.FS, dir string, create bool) (exists bool, err error) {
+	fi, err := fs.Stat(dir)
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
+		if !create {
+			return false, fmt.Errorf("%w: %s does not exist", ErrNotExist, dir)
+		}
+		return false, nil
+	case err != nil:
+		return false, err
+	case !fi.IsDir():
+		return false, fmt.Errorf("%w: %s is a file, not a database directory", ErrNotNode, dir)
+	}
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil {
+		// Unreadable, or Pebble's markers in it are: not knowable as a
+		// node or not, so neither sentinel.
+		return false, fmt.Errorf("looking for a Pebble database in %s: %w", dir, err)
+	}
+	if desc.Exists {
+		return true, nil
+	}
+	names, err := fs.List(dir)
+	if err != nil {
+		return false, err
+	}
+	if len(names) == 0 {
+		if !create {
+			return false, fmt.Errorf("%w: %s is an empty directory", ErrNotExist, dir)
+		}
+		return false, nil
+	}
+	// Even with create: a new database among another application's files
+	// would mix the two, and a mistyped path is the likelier story.
+	slices.Sort(names)
+	return false, fmt.Errorf("%w: %s is not a Pebble database (no MANIFEST; it holds %d entries, such as %q)", ErrNotNode, dir, len(names), names[0])
+}
+
+// lockDir takes Pebble's directory lock (its LOCK file) ahead of
+// pebble.Open, so that a failure to get it is known to be the lock and can
+// say so, rather than "resource temporarily unavailable".
+func lockDir(fs vfs.FS, dir string) (*pebble.Lock, error) {
+	l, err := pebble.LockDirectory(dir, fs)
+	if err == nil {
+		return l, nil
+	}
+	var pathErr *iofs.PathError
+	switch {
+	case errors.As(err, &pathErr):
+		// Creating the LOCK file failed (permissions, say): no one holds it.
+		return nil, err
+	case errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES):
+		// What fcntl(F_SETLK) returns, per POSIX, when another process holds
+		// the lock.
+		return nil, fmt.Errorf("%w: the database at %s is in use by another process (it holds the LOCK file)", ErrLocked, dir)
+	case strings.Contains(err.Error(), "lock held by current process"):
+		// Pebble's own check for a second open in one process: a plain
+		// error with no sentinel, so its text is all there is to go by.
+		return nil, fmt.Errorf("%w: the database at %s is in use: this process has it open already", ErrLocked, dir)
+	}
+	return nil, err
+}
+
+// corruptError is a Pebble corruption report made into one line that names
+// the damaged file. It matches ErrCorrupt and, through the error it wraps,
+// pebble.ErrCorruption.
+type corruptError struct {
+	where string // the file, or "the database at DIR"
+	err   error
+}
+
+func (e *corruptError) Error() string {
+	return "grovepebble: corrupt data in " + e.where + ": " + firstLine(e.err)
+}
+
+func (e *corruptError) Unwrap() []error { return []error{ErrCorrupt, e.err} }
+
+// asCorrupt turns an error that Pebble marks as corruption into a
+// corruptError naming the file — Pebble attaches the file's path to the
+// corruptions it finds reading a table — or else the database directory
+// (a damaged MANIFEST or OPTIONS file). Other errors pass unchanged.
+func asCorrupt(dir string, err error) error {
+	if err == nil || !pebble.IsCorruptionError(err) {
+		return err
+	}
+	if ce := (*corruptError)(nil); errors.As(err, &ce) {
+		return err
+	}
+	where := "the database at " + dir
+	if info := pebble.ExtractDataCorruptionInfo(err); info != nil && info.Path != "" {
+		where = info.Path
+	}
+	return &corruptError{where: where, err: err}
+}
+
+// firstLine is the first line of err's message: Pebble's errors carry
+// stack traces and detail lines after it, which bury the cause.
+func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	return cutLine(err.Error())
+}
+
+func cutLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// events receives Pebble's corruption and background-error events in place
+// of Pebble's defaults, the first of which calls Logger.Fatalf — with
+// Pebble's default logger, os.Exit(1). Pebble returns a corruption to the
+// read that found it anyway, so that read's caller reports it; a process
+// need not die for it.
+type events struct {
+	log pebble.Logger
+	// opened is set once Open has returned the Node: until then a
+	// corruption is Open's error and is not logged as well.
+	opened atomic.Bool
+	mu     sync.Mutex
+	logged map[string]bool // files whose corruption was logged
+}
+
+// install sets the handlers the caller's listener leaves unset.
+func (e *events) install(o *pebble.Options) {
+	var l pebble.EventListener
+	if o.EventListener != nil {
+		l = *o.EventListener
+	}
+	if l.DataCorruption == nil {
+		l.DataCorruption = e.corruption
+	}
+	if l.BackgroundError == nil {
+		l.BackgroundError = e.background
+	}
+	o.EventListener = &l
+}
+
+// corruption logs a damaged file once: a compaction may meet it long before
+// any call of the Node does, and then again at every retry.
+func (e *events) corruption(info pebble.DataCorruptionInfo) {
+	if !e.opened.Load() {
+		return
+	}
+	e.mu.Lock()
+	seen := e.logged[info.Path]
+	if e.logged == nil {
+		e.logged = map[string]bool{}
+	}
+	e.logged[info.Path] = true
+	e.mu.Unlock()
+	if !seen {
+		e.log.Errorf("grovepebble: corrupt data in %s: %s", info.Path, firstLine(info.Details))
+	}
+}
+
+// background logs a background error as Pebble's default does, except a
+// corruption that corruption has reported already.
+func (e *events) background(err error) {
+	if pebble.ExtractDataCorruptionInfo(err) != nil {
+		return
+	}
+	e.log.Errorf("background error: %s", firstLine(err))
+}
+
+// quietLogger is the Pebble logger of a Node opened without one. It drops
+// Pebble's informational messages — a node's own output should not be
+// buried under a line per WAL replayed — and keeps its errors. Its Fatalf
+// does not exit: Pebble calls Fatalf where it cannot go on (a failed WAL or
+// MANIFEST write, a broken invariant), and must not return into that state,
+// so Fatalf panics with a *fatalError that the Node's methods recover at
+// their boundary (see catch). A Fatalf in one of Pebble's own goroutines (a
+// flush, a compaction) has no such boundary and ends the process, as
+// Pebble requires.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) { pebble.DefaultLogger.Errorf(format, args...) }
+
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(&fatalError{msg: cutLine(fmt.Sprintf(format, args...))})
+}
+
+// fatalError is what quietLogger.Fatalf panics with, and what the Node's
+// methods then return. It matches ErrFatal.
+type fatalError struct{ msg string }
+
+func (e *fatalError) Error() string { return ErrFatal.Error() + ": " + e.msg }
+
+func (e *fatalError) Unwrap() error { return ErrFatal }
+
+// asFatal returns the fatalError a recovered panic carries, and panics on
+// with anything else: only Pebble's Fatalf is the Node's to turn into an
+// error.
+func asFatal(r any) *fatalError {
+	f, ok := r.(*fatalError)
+	if !ok {
+		panic(r)
+	}
+	return f
+}
+
+// catchFatal, deferred, turns a Fatalf panic into the error *errp.
+func catchFatal(errp *error) {
+	if r := recover(); r != nil {
+		*errp = asFatal(r)
+	}
+}
+
+// catch, deferred by every method that calls into Pebble, turns a Fatalf
+// panic into the error *errp and makes the Node refuse every later call:
+// Pebble stopped in a state nothing may build on.
+func (n *Node) catch(errp *error) {
+	if r := recover(); r != nil {
+		f := asFatal(r)
+		n.fatal.Store(f)
+		*errp = f
+	}
+}
