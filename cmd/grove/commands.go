@@ -27,10 +27,6 @@ import (
 // defaultBudget bounds the trees one command maps: sixteen depth-20 trees.
 const defaultBudget = "1GiB"
 
-// minBudget is the least room under an address-space limit that the
-// default budget shrinks to; below it the command stops and says why.
-const minBudget = 1 << 20
-
 // depthFlag holds --depth: a number or "auto".
 type depthFlag struct{ depth int }
 
@@ -65,17 +61,10 @@ func budgetFlag(fs *flag.FlagSet) func() (*arena.Budget, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--budget: %w", err)
 		}
-		if room, limited := memlimit.Room(); limited && n > room {
-			explicit := false
-			fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "budget" })
-			limit, mapped, _ := memlimit.Usage()
-			if explicit {
-				return nil, fmt.Errorf("--budget %s does not fit under the address-space limit (ulimit -v) of %s: this process maps %s already, about %s is left for trees; lower --budget or raise the limit", *s, arena.FormatBytes(limit), arena.FormatBytes(mapped), arena.FormatBytes(room))
-			}
-			if room < minBudget {
-				return nil, fmt.Errorf("the address-space limit (ulimit -v) of %s leaves no room for trees: this process maps %s already (a build with cgo maps hundreds of MiB more than one without: docs/DEPLOY.md); raise the limit", arena.FormatBytes(limit), arena.FormatBytes(mapped))
-			}
-			n = room
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "budget" })
+		if n, err = memlimit.Fit(n, explicit, "--budget "+*s); err != nil {
+			return nil, err
 		}
 		return arena.NewBudget(n), nil
 	}

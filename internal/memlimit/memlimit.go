@@ -10,6 +10,8 @@
 // to come.
 package memlimit
 
+import "fmt"
+
 // Headroom is the address space Room keeps back for what a command maps
 // besides its trees: heap growth, goroutine and thread stacks.
 const Headroom = 192 << 20
@@ -28,3 +30,29 @@ func Room() (room int64, limited bool) {
 // Usage returns RLIMIT_AS and the address space the process maps now, and
 // whether there is a limit, for messages that explain a Room of zero.
 func Usage() (limit, mapped int64, limited bool) { return usage() }
+
+// MinBudget is the least room under an address-space limit that Fit shrinks
+// a default budget to; below it Fit says why instead.
+const MinBudget = 1 << 20
+
+// Fit returns the budget to use for a requested one under an address-space
+// limit: unchanged without a limit or when it fits; shrunk to the room left
+// when it is a default; an error giving both figures when the caller asked
+// for it explicitly (flag names the flag, such as "--budget 2GiB"), or when
+// the room is under MinBudget.
+func Fit(n int64, explicit bool, flag string) (int64, error) {
+	room, limited := Room()
+	if !limited || n <= room {
+		return n, nil
+	}
+	limit, mapped, _ := Usage()
+	if explicit {
+		return 0, fmt.Errorf("%s does not fit under the address-space limit (ulimit -v) of %s: this process maps %s already, about %s is left for trees; lower it or raise the limit", flag, mib(limit), mib(mapped), mib(room))
+	}
+	if room < MinBudget {
+		return 0, fmt.Errorf("the address-space limit (ulimit -v) of %s leaves no room for trees: this process maps %s already (a build with cgo maps hundreds of MiB more than one without: docs/DEPLOY.md); raise the limit", mib(limit), mib(mapped))
+	}
+	return room, nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/internal/memlimit"
 
 	grovepebble "github.com/antientropy/grove/adapters/pebble"
 )
@@ -119,6 +120,8 @@ type nodeFlags struct {
 	budget *string
 	// create is --create, or nil for a command without it.
 	create *bool
+	// fs is the flag set, to tell an explicit --budget from the default.
+	fs *flag.FlagSet
 }
 
 func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
@@ -127,6 +130,7 @@ func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 		depth:  depthFlag{engine.AutoDepth},
 		budget: fs.String("budget", "1GiB", "memory for the tree and the snapshots repair sessions take"),
 		create: fs.Bool("create", false, "create an empty database if --db does not exist or is an empty directory"),
+		fs:     fs,
 	}
 	fs.Var(&f.depth, "depth", "tree depth 1..32, or auto")
 	return f
@@ -140,6 +144,15 @@ func (f *nodeFlags) open(ctx context.Context) (*grovepebble.Node, error) {
 	limit, err := arena.ParseBytes(*f.budget)
 	if err != nil {
 		return nil, fmt.Errorf("--budget: %w", err)
+	}
+	// Under ulimit -v: the default shrinks to fit, an explicit one that
+	// cannot is refused (as grove's commands do).
+	explicit := false
+	if f.fs != nil {
+		f.fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "budget" })
+	}
+	if limit, err = memlimit.Fit(limit, explicit, "--budget "+*f.budget); err != nil {
+		return nil, err
 	}
 	create := f.create != nil && *f.create
 	node, err := grovepebble.Open(ctx, *f.db, grovepebble.Options{Depth: f.depth.depth, Budget: arena.NewBudget(limit), Create: create})
