@@ -2,6 +2,7 @@ package arena
 
 import (
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/antientropy/grove/internal/invariants"
@@ -15,13 +16,38 @@ type Budget struct {
 	limit int64
 	used  int64
 	peak  int64
+	// page is the size mappings are rounded to and charged in: the OS's,
+	// or a larger power of two a test asks for (NewBudgetPages).
+	page int
 }
 
-// NewBudget returns a Budget of limit bytes. A limit of zero or less is a
-// budget with no capacity, rather than a panic, so that a misconfigured limit
-// surfaces as an ErrBudgetExceeded that names it at the first reservation.
+// NewBudget returns a Budget of limit bytes, charged in the OS's pages. A
+// limit of zero or less is a budget with no capacity, rather than a panic,
+// so that a misconfigured limit surfaces as an ErrBudgetExceeded that names
+// it at the first reservation.
 func NewBudget(limit int64) *Budget {
-	return &Budget{limit: max(limit, 0)}
+	return &Budget{limit: max(limit, 0), page: os.Getpagesize()}
+}
+
+// NewBudgetPages returns a Budget whose mappings are rounded to, and file
+// mappings aligned on, pages of page bytes — a power of two no smaller than
+// the OS's page. Mapping code that is correct on this machine's pages is then
+// also tested against the 16 KiB and 64 KiB pages of other kernels (Apple
+// silicon, some arm64 Linux). A page that is not such a power of two wraps
+// ErrInvalidSize.
+func NewBudgetPages(limit int64, page int) (*Budget, error) {
+	if osPage := os.Getpagesize(); page < osPage || page&(page-1) != 0 {
+		return nil, fmt.Errorf("%w: page size %d (want a power of two of at least %d)", ErrInvalidSize, page, osPage)
+	}
+	return &Budget{limit: max(limit, 0), page: page}, nil
+}
+
+// PageSize is the size Map and MapFile round mappings to and charge in.
+func (b *Budget) PageSize() int {
+	if b.page == 0 { // a Budget not made by NewBudget
+		return os.Getpagesize()
+	}
+	return b.page
 }
 
 // Reserve charges n bytes to b, all or nothing. When n does not fit, b is

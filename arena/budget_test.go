@@ -2,6 +2,7 @@ package arena
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -185,4 +186,33 @@ func mustPanic(t *testing.T, what string, f func()) {
 		}
 	}()
 	f()
+}
+
+// TestBudgetPages: a budget's page size rounds what Map charges; a page that
+// is not a power of two at least the OS's is refused.
+func TestBudgetPages(t *testing.T) {
+	osPage := os.Getpagesize()
+	for _, tc := range []struct {
+		page int
+		ok   bool
+	}{{osPage, true}, {16 << 10, true}, {64 << 10, true}, {osPage / 2, false}, {3 * osPage, false}, {0, false}} {
+		b, err := NewBudgetPages(1<<30, tc.page)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalidSize)) {
+			t.Fatalf("page %d: %v, want ok=%v", tc.page, err, tc.ok)
+		}
+		if !tc.ok {
+			continue
+		}
+		r, err := Map(b, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Reserved() != int64(tc.page) || b.Used() != int64(tc.page) || b.PageSize() != tc.page {
+			t.Fatalf("page %d: reserved %d, used %d", tc.page, r.Reserved(), b.Used())
+		}
+		r.Close()
+	}
+	if NewBudget(1).PageSize() != osPage {
+		t.Fatal("NewBudget does not use the OS page size")
+	}
 }

@@ -30,7 +30,7 @@ type Region struct {
 	closed   bool // Close unmapped it (a zero Region was never mapped)
 }
 
-// Map reserves size bytes, rounded up to the OS page size, against b and only
+// Map reserves size bytes, rounded up to b's page size, against b and only
 // then maps that much zeroed memory, so a request that does not fit never
 // touches the OS. If mapping fails the reservation is released and the error
 // wraps ErrMap, names the size and wraps the OS error. A nil b wraps
@@ -39,7 +39,7 @@ func Map(b *Budget, size int) (*Region, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: map %d B", ErrNilBudget, size)
 	}
-	page := os.Getpagesize()
+	page := b.PageSize()
 	if size <= 0 || size > math.MaxInt-(page-1) {
 		return nil, fmt.Errorf("%w: map %d B", ErrInvalidSize, size)
 	}
@@ -55,8 +55,8 @@ func Map(b *Budget, size int) (*Region, error) {
 	return &Region{budget: b, mem: mem, size: size, reserved: int64(rounded)}, nil
 }
 
-// MapFile maps size bytes of f, starting at offset (a multiple of the page
-// size), shared with the file: read-only, or read-write when writable, so
+// MapFile maps size bytes of f, starting at offset (a multiple of b's page
+// size; callers that need a file's middle map from 0 and slice), shared with the file: read-only, or read-write when writable, so
 // that stores reach the file (see Sync). Like Map, it reserves the
 // page-rounded size against b before mapping anything: a file is never a
 // way around the budget. Nothing is read: pages come in as they are touched,
@@ -70,7 +70,7 @@ func MapFile(b *Budget, f *os.File, offset int64, size int, writable bool) (*Reg
 	if b == nil {
 		return nil, fmt.Errorf("%w: map %d B of %s", ErrNilBudget, size, f.Name())
 	}
-	page := os.Getpagesize()
+	page := b.PageSize()
 	if size <= 0 || size > math.MaxInt-(page-1) || offset < 0 || offset%int64(page) != 0 {
 		return nil, fmt.Errorf("%w: map %d B at offset %d of %s", ErrInvalidSize, size, offset, f.Name())
 	}

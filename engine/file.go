@@ -190,14 +190,17 @@ func openFile(path string, budget *arena.Budget, writable bool, opts []OpenOptio
 	if budget == nil {
 		return nil, fmt.Errorf("engine: opening %s: a budget is required", path)
 	}
-	region, err := arena.MapFile(budget, f, headerSize, int(size), writable)
+	// The nodes start 4096 bytes in, which is no page boundary on kernels
+	// with 16 or 64 KiB pages (nor Windows' 64 KiB mapping granularity):
+	// map the file from its start and slice the header off.
+	region, err := arena.MapFile(budget, f, 0, int(headerSize+size), writable)
 	if err != nil {
 		return nil, fmt.Errorf("engine: opening %s: %w", path, err)
 	}
 	t := &Tree{
 		budget:    budget,
 		region:    region,
-		nodes:     region.Bytes(),
+		nodes:     region.Bytes()[headerSize:],
 		part:      h.opts.Partitioner,
 		rng:       h.opts.Range,
 		depth:     h.opts.Depth,

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -130,6 +131,11 @@ func LayoutBytes(l layout.Layout, depth int) int64 {
 // bytes), and an error wrapping arena.ErrBudgetExceeded if not even a
 // depth-0 tree fits.
 func ChooseDepth(expectedRows, available int64, l layout.Layout) (int, error) {
+	return chooseDepth(expectedRows, available, l, int64(os.Getpagesize()))
+}
+
+// chooseDepth is ChooseDepth for mappings charged in pages of page bytes.
+func chooseDepth(expectedRows, available int64, l layout.Layout, page int64) (int, error) {
 	if l == nil {
 		l = layout.BFS{}
 	}
@@ -137,20 +143,19 @@ func ChooseDepth(expectedRows, available int64, l layout.Layout) (int, error) {
 	for d < DefaultMaxDepth && int64(1)<<d < expectedRows {
 		d++
 	}
-	for d >= 0 && pageRound(LayoutBytes(l, d)) > available {
+	for d >= 0 && pageRound(LayoutBytes(l, d), page) > available {
 		d--
 	}
 	if d < 0 {
 		return 0, fmt.Errorf("%w: even a depth-0 tree (%s) does not fit in %s",
-			arena.ErrBudgetExceeded, arena.FormatBytes(pageRound(LayoutBytes(l, 0))), arena.FormatBytes(available))
+			arena.ErrBudgetExceeded, arena.FormatBytes(pageRound(LayoutBytes(l, 0), page)), arena.FormatBytes(available))
 	}
 	return d, nil
 }
 
-// pageRound rounds n up to the page size, which is what arena charges.
-func pageRound(n int64) int64 {
-	p := int64(4096)
-	return (n + p - 1) / p * p
+// pageRound rounds n up to a multiple of page, which is what arena charges.
+func pageRound(n, page int64) int64 {
+	return (n + page - 1) / page * page
 }
 
 // New creates an empty tree. Its memory is reserved against opts.Budget
@@ -174,7 +179,7 @@ func New(opts Options) (*Tree, error) {
 	}
 	depth := opts.Depth
 	if depth == AutoDepth {
-		d, err := ChooseDepth(opts.ExpectedRows, opts.Budget.Available(), opts.Layout)
+		d, err := chooseDepth(opts.ExpectedRows, opts.Budget.Available(), opts.Layout, int64(opts.Budget.PageSize()))
 		if err != nil {
 			return nil, err
 		}
