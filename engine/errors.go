@@ -21,6 +21,10 @@ var (
 	ErrOutOfRange = errors.New("engine: token outside the tree's range")
 	// ErrNodeIndex means a node (level, index) that the tree does not have.
 	ErrNodeIndex = errors.New("engine: no such node")
+	// ErrInUse means a tree file is open writable elsewhere — in another
+	// process, or another Tree of this one — and may not be opened writable
+	// again: two writers would corrupt it.
+	ErrInUse = errors.New("engine: tree file is in use")
 	// ErrReadOnly means a write to a tree opened read-only from a file.
 	ErrReadOnly = errors.New("engine: tree is read-only")
 	// ErrBadUpdate means an update that cannot be applied as given, such as

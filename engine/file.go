@@ -168,6 +168,13 @@ func openFile(path string, budget *arena.Budget, writable bool, opts []OpenOptio
 			f.Close()
 		}
 	}()
+	if writable {
+		// One writer per file, as bbolt locks its database: held until
+		// Close closes f.
+		if err := lockWriter(f); err != nil {
+			return nil, fmt.Errorf("%w: %s is open for writing elsewhere (%v)", ErrInUse, path, err)
+		}
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("engine: opening tree: %w", err)

@@ -65,6 +65,10 @@ func runApply(args []string, e *env) (int, error) {
 		return 0, err
 	}
 	defer tmp.Abort()
+	// The tree's own writer lock takes over from the copy's.
+	if err := tmp.HandOff(); err != nil {
+		return 0, err
+	}
 	t, err := engine.OpenWritable(tmp.Name(), b)
 	if err != nil {
 		return 0, err

@@ -95,6 +95,14 @@ func Create(path string, perm fs.FileMode) (*File, error) {
 	}
 }
 
+// HandOff releases the file's writer lock for a caller that takes its own
+// exclusive lock on it at once — engine.OpenWritable's, which a second lock
+// from this one would refuse — and which then keeps CleanStale away as this
+// one did. In the moment between, another process's CleanStale may remove
+// the file; the caller's open or Commit then fails, and the target is left
+// as it was.
+func (f *File) HandOff() error { return unlockWriter(f.File) }
+
 // Target returns the path the file replaces on Commit.
 func (f *File) Target() string { return f.target }
 

@@ -79,3 +79,5 @@ func sameFile(f *os.File) (bool, error) {
 	}
 	return os.SameFile(a, b), nil
 }
+
+func unlockWriter(f *os.File) error { return flock(f, unix.LOCK_UN) }
