@@ -28,7 +28,7 @@ var wantFigures = []string{
 	"rows_efficiency", "rows_efficiency_sorted", "rows_efficiency_random", "rows_efficiency_load",
 	"grove_rows_per_s_sorted", "grove_rows_per_s_random", "grove_rows_per_s_load", "sha256_rows_per_s_one_core",
 	"heap_alloc_bytes", "gc_cycles", "load_heap_alloc_bytes", "load_gc_cycles",
-	"pointer_tree_heap_bytes", "inner_levels_ns",
+	"pointer_tree_heap_bytes", "inner_levels_ns", "kernel_pair_ns", "inner_levels_floor_ns", "inner_levels_vs_floor",
 	"diff_k1_ns", "diff_k1_nodes", "diff_k10_ns", "diff_k10_nodes", "diff_k1000_ns", "diff_k1000_nodes",
 	"bytes_per_leaf", "cores_available",
 }
@@ -71,6 +71,11 @@ func TestRunQuick(t *testing.T) {
 		t.Errorf("%d figures, want %d: %v", len(rep.Figures), len(wantFigures), rep.Figures)
 	}
 	f := rep.Figures
+	// Run fails below floor/1.5; a figure that low means the timed work was
+	// not the whole computation.
+	if f["inner_levels_vs_floor"] < 1/1.5 || f["kernel_pair_ns"] <= 0 {
+		t.Errorf("inner levels at %.2f× the kernel floor (kernel %.1f ns a pair)", f["inner_levels_vs_floor"], f["kernel_pair_ns"])
+	}
 	if f["rows"] != QuickRows || f["leaves"] != 1<<QuickDepth {
 		t.Errorf("rows %v, leaves %v; want %d and %d", f["rows"], f["leaves"], QuickRows, 1<<QuickDepth)
 	}
