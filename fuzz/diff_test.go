@@ -134,6 +134,35 @@ func sameDigests(a, b [][32]byte) bool { return slices.Equal(a, b) }
 // a tree built from B's rows. Every byte charged is returned.
 func FuzzDiffBruteForce(f *testing.F) {
 	ctx := context.Background()
+	// Trees over the whole ring of each partitioner, one per depth, made
+	// when first needed and kept for the process: Diff must refuse them
+	// against a tree of another partitioner or range. Making one costs a
+	// mapping, a page fault and an unmapping, as much as the rest of a
+	// small input.
+	var whole [3][9]*engine.Tree // [partitioner id][depth]
+	f.Cleanup(func() {
+		for _, byDepth := range whole {
+			for _, tr := range byDepth {
+				if tr != nil {
+					tr.Close()
+				}
+			}
+		}
+	})
+	wholeRing := func(t *testing.T, p token.Partitioner, depth int) *engine.Tree {
+		if tr := whole[p.ID()][depth]; tr != nil {
+			return tr
+		}
+		tr, err := engine.New(engine.Options{Partitioner: p, Depth: depth, Budget: arena.NewBudget(1 << 20), NoHugePages: true})
+		if err == nil {
+			err = tr.Hash(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole[p.ID()][depth] = tr
+		return tr
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &input{b: data}
 		mode := in.byte()
@@ -309,10 +338,14 @@ func FuzzDiffBruteForce(f *testing.F) {
 		}
 		wantCompared := 1 + 2*len(inner)
 
-		for _, order := range [][2]*engine.Tree{{a, b}, {b, a}} {
+		var ab *engine.DiffResult // Diff(a, b), for CompareKeys below
+		for i, order := range [][2]*engine.Tree{{a, b}, {b, a}} {
 			res, err := engine.Diff(ctx, order[0], order[1])
 			if err != nil {
 				t.Fatalf("Diff: %v", err)
+			}
+			if i == 0 {
+				ab = res
 			}
 			if res.Depth != d || res.DifferingLeaves != len(leaves) || !slices.Equal(res.Ranges, wantRanges) ||
 				res.NodesCompared != wantCompared || res.Identical() != (len(leaves) == 0) {
@@ -324,23 +357,15 @@ func FuzzDiffBruteForce(f *testing.F) {
 		}
 
 		// Trees over another range or partitioner are not comparable.
-		var other engine.Options
+		var op token.Partitioner
 		if rng != p.Range() {
-			other = engine.Options{Partitioner: p, Range: p.Range()}
+			op = p
 		} else if mode&1 != 0 {
-			other = engine.Options{Partitioner: token.Murmur3{}}
+			op = token.Murmur3{}
 		} else {
-			other = engine.Options{Partitioner: token.ByteOrdered{}}
+			op = token.ByteOrdered{}
 		}
-		other.Budget, other.Depth = budget, d
-		o, err := engine.New(other)
-		if err != nil {
-			t.Fatal(err)
-		}
-		trees = append(trees, o)
-		if err := o.Hash(ctx); err != nil {
-			t.Fatal(err)
-		}
+		o := wholeRing(t, op, d)
 		if _, err := engine.Diff(ctx, a, o); !errors.Is(err, engine.ErrIncompatible) {
 			t.Fatalf("Diff of trees over %v (%s) and %v (%s): %v, want ErrIncompatible", rng, p.Name(), o.Range(), o.Partitioner().Name(), err)
 		}
@@ -364,10 +389,7 @@ func FuzzDiffBruteForce(f *testing.F) {
 
 		// CompareKeys over Diff's ranges, with every row of each side
 		// (those outside the tree's range too) in the sources.
-		res, err := engine.Diff(ctx, a, b)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := ab
 		kd, err := engine.CompareKeys(ctx, p, res.Ranges, &sliceSource{rows: allA}, &sliceSource{rows: allB})
 		if err != nil {
 			t.Fatalf("CompareKeys: %v", err)

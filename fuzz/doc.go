@@ -20,15 +20,38 @@
 //   - FuzzLayoutSlot: both layouts against a reference loop implementation,
 //     and a bijection check of Slot onto [0, Slots) for small depths.
 //   - FuzzBudget: arena.Budget and Region accounting against a model.
+//   - FuzzResponderRequests: a repair.Responder fed a real session's Hello
+//     and then arbitrary Descend, Reconcile, Push, Commit and Close
+//     requests fails only with the protocol's sentinels, and its replica's
+//     live tree always equals a tree computed from its rows.
+//   - FuzzInitiatorAnswers: repair.Sync against a peer whose answers the
+//     fuzzer rewrites fails only with the protocol's sentinels, keeps both
+//     replicas' trees equal to their rows, and against an honest peer finds
+//     the two planted keys.
+//
+// Every execution is kept as cheap as what it checks allows: trees are a
+// few KiB, the protocol targets build their two replicas once per worker
+// process and put them back after an input that wrote rows, buffers and
+// files are reused, and no target does work proportional to a size an
+// input merely claims (a tree file's header may claim 256 GiB of nodes; it
+// is refused from its first page). What is left is mostly the engine's own
+// mapping and unmapping of each tree, and Go's per-execution coverage
+// bookkeeping, which grows with all the code linked into this package.
 //
 // Run one target with, for example:
 //
-//	go test -run '^$' -fuzz '^FuzzDiffBruteForce$' -fuzztime 10m -fuzzminimizetime 5s -parallel 1 ./fuzz/
+//	go test -run '^$' -fuzz '^FuzzDiffBruteForce$' -fuzztime 10m -parallel 2 ./fuzz/
 //
-// (Go spends up to a minute minimising each new interesting input by
-// default, during which a one-worker run executes nothing new; 5s is
-// plenty for inputs this small.) A failure is written to
-// testdata/fuzz/<Target>/ and then runs with the seeds in go test ./fuzz/.
+// Go minimises each input that reaches new coverage, on the worker that
+// found it, and counts that worker's executions only when it is done, so
+// the progress line shows none meanwhile; its minimiser is quadratic in
+// the input's length and, for inputs over a few hundred bytes, runs until
+// -fuzzminimizetime (60s by default), when the coordinator may kill the
+// worker and count none of them. This package's TestMain makes the default
+// 10000x (executions, which the worker stops at by itself); give
+// -fuzzminimizetime to choose otherwise, say a minute to minimise a
+// failure. A failure is written to testdata/fuzz/<Target>/ and then runs
+// with the seeds in go test ./fuzz/.
 //
 // Seed files are regenerated from the code with
 //

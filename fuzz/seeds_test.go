@@ -191,6 +191,20 @@ func treeFileSeeds(t *testing.T) map[string][]any {
 	add("compact-depth-40", compact(mut(base, set(offDepth, 40))), allFixes)
 	add("compact-rows-2^62", compact(mut(base, u64(offRows, 1<<62))), allFixes)
 	add("blocked-padding-changed", mut(blocked, func(b []byte) { b[len(b)-1] ^= 1 }), fixBodyCRC|fixHeaderCRC)
+	// Deep trees from a header and one node's worth of bytes (fixFill):
+	// hashed into valid files, or left inconsistent for Verify to find.
+	filled := func(l layout.Layout, depth int, flags uint32) []byte {
+		b := compact(savedTree(t, m3, token.Range{}, 0, l, 10))[:offReserved+32]
+		b[offDepth] = byte(depth)
+		binary.LittleEndian.PutUint32(b[offFlags:], flags)
+		return b
+	}
+	const fillFixes = fixCompact | fixFill | fixBodyCRC | fixRoot | fixHeaderCRC
+	add("fill-bfs-d10-hashed", filled(layout.BFS{}, fillMaxDepth, 0), fillFixes|fixHash)
+	add("fill-blocked-d9-hashed", filled(layout.Blocked{}, 9, 0), fillFixes|fixHash)
+	add("fill-blocked-d8-unhashed", filled(layout.Blocked{}, 8, 0), fillFixes)
+	add("fill-blocked-d7-dirty-writable", filled(layout.Blocked{}, 7, flagDirty), fillFixes|fixWritable)
+	add("fill-bfs-d11-too-deep", filled(layout.BFS{}, fillMaxDepth+1, 0), fillFixes|fixHash)
 
 	// Store the rest compact: a 4 KiB header of zeros is 16 KiB in the
 	// corpus format. The checksum is then recomputed when the file is
