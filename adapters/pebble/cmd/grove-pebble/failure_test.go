@@ -206,3 +206,16 @@ func TestSyncVocabulary(t *testing.T) {
 		}
 	}
 }
+
+// TestStdoutWriteError: a failed write to stdout is exit 2, naming it.
+func TestStdoutWriteError(t *testing.T) {
+	var errOut bytes.Buffer
+	code := run(context.Background(), []string{"help"}, failWriter{}, &errOut)
+	if code != exitError || !strings.Contains(errOut.String(), "writing to standard output") {
+		t.Fatalf("help to a failing stdout: exit %d, %q", code, errOut.String())
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }

@@ -59,8 +59,46 @@ func commands() []command {
 	}
 }
 
-// run is main without the process: tests call it directly.
+// run is main without the process: tests call it directly. A failed write
+// to stdout makes the run exit 2, whatever the command found: output cut
+// short is never success.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	out := &checkedWriter{w: stdout}
+	code := dispatch(ctx, args, out, stderr)
+	if out.err != nil {
+		fmt.Fprintf(stderr, "grove-pebble: writing to standard output: %v\n", out.err)
+		return exitError
+	}
+	return code
+}
+
+// checkedWriter remembers the first write error, so output written with
+// fmt.Fprint* still fails the run.
+type checkedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// Sync passes through to stdout when it is a file.
+func (c *checkedWriter) Sync() error {
+	if f, ok := c.w.(interface{ Sync() error }); ok {
+		return f.Sync()
+	}
+	return nil
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		if len(args) == 0 {
