@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+
+	"github.com/antientropy/grove/internal/cliout"
 )
 
 // exit statuses.
@@ -57,7 +59,7 @@ type env struct {
 	stdout, stderr io.Writer
 	// out is stdout, for commands that must notice a failed write before
 	// they return (serve, which runs until stopped).
-	out *checkedWriter
+	out *cliout.Writer
 	// quiet silences progress bars; they are drawn only when stderr is a
 	// terminal anyway.
 	quiet bool
@@ -113,47 +115,16 @@ func takeGlobals(args []string) ([]string, globals, error) {
 // command returns, a failed write to stdout makes the run exit 2: output cut
 // short is never success.
 func run(args []string, stdout, stderr io.Writer) int {
-	out := &checkedWriter{w: stdout}
+	out := &cliout.Writer{W: stdout}
 	code := dispatch(args, out, stderr)
-	if out.err != nil {
-		fmt.Fprintf(stderr, "grove: writing to standard output: %v\n", out.err)
+	if out.Err() != nil {
+		fmt.Fprintf(stderr, "grove: writing to standard output: %v\n", out.Err())
 		return exitError
 	}
 	return code
 }
 
-// checkedWriter remembers the first write error, so that output written
-// with fmt.Fprint* (whose errors nobody checks line by line) still fails
-// the run.
-type checkedWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (c *checkedWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	if err != nil {
-		c.err = err
-	}
-	return n, err
-}
-
-// Err returns the first write error.
-func (c *checkedWriter) Err() error { return c.err }
-
-// Sync flushes stdout to its file, when it is one, so a line like serve's
-// "serving ... on URL" reaches a pipe at once.
-func (c *checkedWriter) Sync() error {
-	if f, ok := c.w.(interface{ Sync() error }); ok {
-		return f.Sync()
-	}
-	return nil
-}
-
-func dispatch(args []string, stdout *checkedWriter, stderr io.Writer) int {
+func dispatch(args []string, stdout *cliout.Writer, stderr io.Writer) int {
 	args, g, err := takeGlobals(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "grove: %v\n", err)

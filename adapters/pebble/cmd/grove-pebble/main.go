@@ -21,6 +21,7 @@ import (
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/internal/cliout"
 	"github.com/antientropy/grove/internal/memlimit"
 
 	grovepebble "github.com/antientropy/grove/adapters/pebble"
@@ -63,39 +64,13 @@ func commands() []command {
 // to stdout makes the run exit 2, whatever the command found: output cut
 // short is never success.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	out := &checkedWriter{w: stdout}
+	out := &cliout.Writer{W: stdout}
 	code := dispatch(ctx, args, out, stderr)
-	if out.err != nil {
-		fmt.Fprintf(stderr, "grove-pebble: writing to standard output: %v\n", out.err)
+	if out.Err() != nil {
+		fmt.Fprintf(stderr, "grove-pebble: writing to standard output: %v\n", out.Err())
 		return exitError
 	}
 	return code
-}
-
-// checkedWriter remembers the first write error, so output written with
-// fmt.Fprint* still fails the run.
-type checkedWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (c *checkedWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	if err != nil {
-		c.err = err
-	}
-	return n, err
-}
-
-// Sync passes through to stdout when it is a file.
-func (c *checkedWriter) Sync() error {
-	if f, ok := c.w.(interface{ Sync() error }); ok {
-		return f.Sync()
-	}
-	return nil
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
