@@ -41,10 +41,13 @@ type Key struct {
 	Token token.Token
 }
 
-// CompareKeys scans both row sources and compares, row by row, only the rows
-// whose tokens fall inside ranges — the differing ranges a Diff returned —
-// so its memory and work grow with the difference, not with the data. Keys
-// come out in token order (then byte order).
+// CompareKeys reads both row sources from start to end and keeps, and
+// compares row by row, only the rows whose tokens fall inside ranges — the
+// differing ranges a Diff returned. Its memory grows with the difference;
+// its work does not: every row of both sources is read and its token
+// computed, so a caller with an ordered store should scan only the ranges
+// instead (as a repair session does). Keys come out in token order (then
+// byte order).
 //
 // Each side is treated as a multiset of rows: a key is Different when its
 // rows on the two sides are not the same multiset (a key stored twice on one
