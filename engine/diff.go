@@ -47,6 +47,12 @@ func Diff(ctx context.Context, a, b *Tree) (res *DiffResult, err error) {
 			m.Error("diff")
 		}
 	}()
+	// Before any fold: folding incompatible trees would spend a mapping and
+	// a pass over every leaf only to fail, or fail for the wrong reason.
+	// The fields compared never change after construction.
+	if err := compatible(a, b); err != nil {
+		return nil, err
+	}
 	if a.depth != b.depth {
 		deep, shallow := a, b
 		if b.depth > a.depth {
