@@ -57,9 +57,6 @@ func commands() []command {
 // and the global options.
 type env struct {
 	stdout, stderr io.Writer
-	// out is stdout, for commands that must notice a failed write before
-	// they return (serve, which runs until stopped).
-	out *cliout.Writer
 	// quiet silences progress bars; they are drawn only when stderr is a
 	// terminal anyway.
 	quiet bool
@@ -150,7 +147,7 @@ func dispatch(args []string, stdout *cliout.Writer, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "grove: %s: %v\n", c.name, err)
 			return exitError
 		}
-		code, err := c.run(args[1:], &env{stdout: stdout, out: stdout, stderr: stderr, quiet: g.quiet})
+		code, err := c.run(args[1:], &env{stdout: stdout, stderr: stderr, quiet: g.quiet})
 		if perr := stop(); perr != nil && err == nil {
 			err = perr
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/antientropy/grove/internal/atomicfile"
 )
@@ -25,8 +26,7 @@ func checkOutput(what, out string, inputs map[string]string) error {
 			if in == "" {
 				continue
 			}
-			ist, err := os.Stat(in)
-			if err == nil && os.SameFile(st, ist) {
+			if same, _ := sameFile(out, in); same {
 				return fmt.Errorf("%s %s is the same file as %s %s: refusing to overwrite an input", what, out, name, in)
 			}
 		}
@@ -54,7 +54,7 @@ func checkProfiles(g globals, args []string) error {
 			continue // not there yet: it names no input
 		}
 		for _, a := range args {
-			if _, v, ok := cutFlagValue(a); ok {
+			if _, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
 				a = v
 			}
 			if ast, err := os.Stat(a); err == nil && os.SameFile(st, ast) {
@@ -66,19 +66,6 @@ func checkProfiles(g globals, args []string) error {
 		return errors.New("--cpuprofile and --memprofile name the same file")
 	}
 	return nil
-}
-
-// cutFlagValue splits "--name=value".
-func cutFlagValue(a string) (name, value string, ok bool) {
-	if len(a) < 2 || a[0] != '-' {
-		return "", "", false
-	}
-	for i := 1; i < len(a); i++ {
-		if a[i] == '=' {
-			return a[:i], a[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // sameFile reports whether two existing paths are one file.

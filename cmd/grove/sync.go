@@ -28,6 +28,7 @@ import (
 	"github.com/antientropy/grove/engine/rowstore"
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/internal/atomicfile"
+	"github.com/antientropy/grove/internal/cliout"
 	"github.com/antientropy/grove/metrics"
 	"github.com/antientropy/grove/metrics/prom"
 	"github.com/antientropy/grove/rpc"
@@ -235,10 +236,14 @@ func runServe(args []string, e *env) (int, error) {
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "serving %d rows (depth %d) on %s://%s\n", replica.Store().Len(), replica.Tree().Depth(), scheme, ln.Addr())
-	e.out.Sync()
-	if err := e.out.Err(); err != nil {
-		ln.Close()
-		return 0, err // run reports it
+	// serve runs until stopped: a stdout that cannot take this line must
+	// end it now, not when it is stopped.
+	if out, ok := e.stdout.(*cliout.Writer); ok {
+		out.Sync()
+		if err := out.Err(); err != nil {
+			ln.Close()
+			return 0, err // run reports it
+		}
 	}
 	if err := rpc.ServeUntil(ctx, srv, ln, 5*time.Second); err != nil {
 		return 0, err

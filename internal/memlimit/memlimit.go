@@ -12,24 +12,20 @@ package memlimit
 
 import "fmt"
 
-// Headroom is the address space Room keeps back for what a command maps
+// Headroom is the address space Fit keeps back for what a command maps
 // besides its trees: heap growth, goroutine and thread stacks.
 const Headroom = 192 << 20
 
-// Room returns the address space left for trees under RLIMIT_AS — the limit
+// room returns the address space left for trees under RLIMIT_AS — the limit
 // less what the process maps now, less Headroom — and whether there is a
 // limit at all. Without one (or where it cannot be read), limited is false.
-func Room() (room int64, limited bool) {
+func room() (left int64, limited bool) {
 	limit, mapped, ok := usage()
 	if !ok {
 		return 0, false
 	}
 	return max(0, limit-mapped-Headroom), true
 }
-
-// Usage returns RLIMIT_AS and the address space the process maps now, and
-// whether there is a limit, for messages that explain a Room of zero.
-func Usage() (limit, mapped int64, limited bool) { return usage() }
 
 // MinBudget is the least room under an address-space limit that Fit shrinks
 // a default budget to; below it Fit says why instead.
@@ -41,11 +37,11 @@ const MinBudget = 1 << 20
 // for it explicitly (flag names the flag, such as "--budget 2GiB"), or when
 // the room is under MinBudget.
 func Fit(n int64, explicit bool, flag string) (int64, error) {
-	room, limited := Room()
+	room, limited := room()
 	if !limited || n <= room {
 		return n, nil
 	}
-	limit, mapped, _ := Usage()
+	limit, mapped, _ := usage()
 	if explicit {
 		return 0, fmt.Errorf("%s does not fit under the address-space limit (ulimit -v) of %s: this process maps %s already, about %s is left for trees; lower it or raise the limit", flag, mib(limit), mib(mapped), mib(room))
 	}

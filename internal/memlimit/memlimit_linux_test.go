@@ -19,7 +19,7 @@ func TestRoom(t *testing.T) {
 		var lim unix.Rlimit
 		unix.Getrlimit(unix.RLIMIT_AS, &lim)
 		if lim.Cur == unix.RLIM_INFINITY {
-			if _, limited := Room(); limited {
+			if _, limited := room(); limited {
 				t.Fatal("Room reports a limit where there is none")
 			}
 		}
@@ -35,7 +35,7 @@ func TestRoom(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_AS, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
 		t.Fatal(err)
 	}
-	room, limited := Room()
+	room, limited := room()
 	vm := vmSize(t)
 	want := int64(limit) - vm - Headroom
 	if !limited || room <= 0 || room > want+16<<20 || room < want-64<<20 {
