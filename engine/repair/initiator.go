@@ -142,7 +142,8 @@ type Result struct {
 	// Refused are differing keys longer than MaxKeyBytes, on either side:
 	// they are listed among the keys above but never moved, so one such row
 	// fails alone rather than failing the session. A repair that refused a
-	// key does not converge (Converged stays false), and it is no error.
+	// key does not converge (Converged stays false), and it is no error; the
+	// final sum check still holds for every other row.
 	Refused []engine.Key
 	// Converged reports, after a repair, that both sides' sums agree.
 	Converged bool
@@ -187,6 +188,9 @@ type initiator struct {
 	view    *engine.Tree
 	key     fpKey
 	depth   int
+	// refusedGap is what the refused rows leave between the two sums after
+	// a repair: the peer's versions of them less ours.
+	refusedGap engine.Digest
 }
 
 // call runs one round trip and counts it.
@@ -546,6 +550,12 @@ func (in *initiator) classify(mine, theirs []version) (toPush, toApply []engine.
 		}
 		if len(k.Key) > MaxKeyBytes {
 			in.res.Refused = append(in.res.Refused, k)
+			for i := range b {
+				in.refusedGap.Add(&b[i].dig)
+			}
+			for i := range a {
+				in.refusedGap.Sub(&a[i].dig)
+			}
 			continue
 		}
 		win, here := winner(a, b)
@@ -633,12 +643,12 @@ func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) e
 	if err != nil {
 		return err
 	}
+	// The refused rows still differ, as reported: everything else must
+	// have converged.
+	ours.Add(&in.refusedGap)
 	if ours != theirSum {
-		if len(in.res.Refused) > 0 {
-			return nil // the refused rows still differ, as reported
-		}
 		return fmt.Errorf("%w: after the repair the sums still differ (writes raced it?)", ErrNotConverged)
 	}
-	in.res.Converged = true
+	in.res.Converged = len(in.res.Refused) == 0
 	return nil
 }

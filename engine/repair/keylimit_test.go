@@ -3,6 +3,7 @@ package repair
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -137,4 +138,24 @@ func keysOfRows(rs []engine.Row) []string {
 		out = append(out, string(r.Key[:min(len(r.Key), 8)]))
 	}
 	return out
+}
+
+// lossyReplica drops every row Apply is given: a write lost after the
+// session, which the final sum check must catch.
+type lossyReplica struct{ *StoreReplica }
+
+func (lossyReplica) Apply(ctx context.Context, rows []engine.Row) (int, error) { return 0, nil }
+
+// TestRefusedKeyKeepsTheSumCheck: with a refused key in the session, a
+// repair whose other rows did not all land still fails ErrNotConverged: the
+// check allows for exactly the refused rows' difference, nothing more.
+func TestRefusedKeyKeepsTheSumCheck(t *testing.T) {
+	huge := engine.Row{Key: bytes.Repeat([]byte("h"), MaxKeyBytes+1), Value: []byte("v"), TS: 7}
+	here := []engine.Row{{Key: []byte("a"), Value: []byte("1"), TS: 1}}
+	peer := []engine.Row{{Key: []byte("a"), Value: []byte("2"), TS: 2}, huge}
+	a, b := newReplica(t, here, 8), newReplica(t, peer, 8)
+	_, err := Sync(context.Background(), lossyReplica{a}, NewResponder(b, ResponderOptions{}), Options{Repair: true})
+	if !errors.Is(err, ErrNotConverged) {
+		t.Fatalf("got %v, want ErrNotConverged", err)
+	}
 }
