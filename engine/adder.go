@@ -104,6 +104,6 @@ func (a *adder) flush() error {
 	}
 	t.rows.Add(int64(len(pending)))
 	a.added += int64(len(pending))
-	t.markBulk()
+	t.markUnrecorded()
 	return nil
 }

@@ -268,7 +268,7 @@ func BenchmarkRehashDirty(b *testing.B) {
 				b.StopTimer()
 				start := time.Now()
 				for i := range rows {
-					tr.Insert(&rows[i])
+					tr.Update(nil, &rows[i])
 				}
 				upd += time.Since(start)
 				b.StartTimer()

@@ -255,7 +255,7 @@ func TestSaveSurvivesSIGKILL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kill %d after %d saves: the target does not open (a partial file?): %v", i, k, err)
 		}
-		if tr.FileDirty() {
+		if tr.Dirty() {
 			t.Errorf("kill %d: a saved file opens dirty", i)
 		}
 		if err := tr.Verify(ctx); err != nil {
@@ -359,7 +359,7 @@ func TestWritableSurvivesSIGKILL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kill %d: the file does not open: %v\n%s", i, err, c.output())
 		}
-		if !tr.FileDirty() {
+		if !tr.Dirty() {
 			clean++
 			if err := tr.Verify(ctx); err != nil {
 				t.Errorf("kill %d: a clean file does not verify: %v", i, err)
@@ -388,7 +388,7 @@ func TestWritableSurvivesSIGKILL(t *testing.T) {
 			if err := w.Hash(ctx); err != nil {
 				t.Fatalf("kill %d: Hash: %v", i, err)
 			}
-			if err := w.Sync(); err != nil {
+			if err := w.Checkpoint(); err != nil {
 				t.Fatalf("kill %d: Sync: %v", i, err)
 			}
 			if err := w.Verify(ctx); err != nil {
@@ -399,7 +399,7 @@ func TestWritableSurvivesSIGKILL(t *testing.T) {
 			if err != nil {
 				t.Fatalf("kill %d: reopening the repaired file: %v", i, err)
 			}
-			if r.FileDirty() {
+			if r.Dirty() {
 				t.Errorf("kill %d: the repaired file reopens dirty", i)
 			}
 			if err := r.Verify(ctx); err != nil {
@@ -444,7 +444,7 @@ func writableChild(t *testing.T) {
 		if err := w.Hash(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Sync(); err != nil {
+		if err := w.Checkpoint(); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Printf("synced %d\n", w.Rows())

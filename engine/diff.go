@@ -2,9 +2,7 @@ package engine
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"fmt"
 	"unsafe"
 
 	"github.com/antientropy/grove/engine/token"
@@ -29,36 +27,83 @@ type DiffResult struct {
 // Identical reports whether the trees had the same root.
 func (r *DiffResult) Identical() bool { return r.DifferingLeaves == 0 }
 
+// Comparable is a tree Diff can compare: a live *Tree or a frozen *View.
+type Comparable interface {
+	// Depth is the number of levels below the root.
+	Depth() int
+	// Fold returns the tree of the given shallower depth that a build from
+	// the same rows would give.
+	Fold(ctx context.Context, depth int) (*View, error)
+	// base is the tree's nodes, for Diff to read under readLock.
+	base() *shape
+	// readLock holds the tree's nodes still until unlock is called; it
+	// fails if the tree is closed or its inner nodes are not current.
+	readLock() (unlock func(), err error)
+}
+
+func (t *Tree) base() *shape { return &t.shape }
+func (v *View) base() *shape { return &v.shape }
+
+func (t *Tree) readLock() (func(), error) {
+	t.mu.RLock()
+	switch {
+	case t.closed:
+		t.mu.RUnlock()
+		return nil, ErrClosed
+	case t.dirty.Load():
+		t.mu.RUnlock()
+		return nil, ErrNotHashed
+	}
+	return t.mu.RUnlock, nil
+}
+
+func (v *View) readLock() (func(), error) {
+	v.mu.RLock()
+	switch {
+	case v.closed:
+		v.mu.RUnlock()
+		return nil, ErrClosed
+	case !v.hashed:
+		v.mu.RUnlock()
+		return nil, ErrNotHashed
+	}
+	return v.mu.RUnlock, nil
+}
+
 // Diff compares two hashed trees and returns the token ranges where they
 // differ. It descends only into subtrees whose hashes differ, so identical
 // trees cost one comparison and k differing leaves cost O(k·depth).
 //
 // Trees of different depths are compared exactly at the shallower depth: the
-// deeper tree is folded first (see Fold), which needs a temporary tree of the
-// shallower depth charged to the deeper tree's budget. Trees with different
-// partitioners, ranges or format versions give ErrIncompatible.
-func Diff(ctx context.Context, a, b *Tree) (res *DiffResult, err error) {
+// deeper tree is folded first (see Tree.Fold), which needs a temporary tree
+// of the shallower depth charged to the deeper tree's budget. Trees with
+// different partitioners, ranges or format versions give ErrIncompatible.
+func Diff(ctx context.Context, a, b Comparable) (res *DiffResult, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m := cmp.Or(a.metrics, b.metrics)
+	sa, sb := a.base(), b.base()
+	obs := sa.obs
+	if _, none := obs.(nopObserver); none {
+		obs = sb.obs
+	}
 	defer func() {
 		if err != nil {
-			m.Error("diff")
+			obs.DiffFailed()
 		}
 	}()
 	// Before any fold: folding incompatible trees would spend a mapping and
 	// a pass over every leaf only to fail, or fail for the wrong reason.
 	// The fields compared never change after construction.
-	if err := compatible(a, b); err != nil {
+	if err := compatible(sa, sb); err != nil {
 		return nil, err
 	}
-	if a.depth != b.depth {
+	if sa.depth != sb.depth {
 		deep, shallow := a, b
-		if b.depth > a.depth {
+		if sb.depth > sa.depth {
 			deep, shallow = b, a
 		}
-		folded, err := deep.Fold(ctx, shallow.depth)
+		folded, err := deep.Fold(ctx, shallow.Depth())
 		if err != nil {
 			return nil, err
 		}
@@ -68,54 +113,46 @@ func Diff(ctx context.Context, a, b *Tree) (res *DiffResult, err error) {
 		}
 		return Diff(ctx, a, folded)
 	}
-	unlock, err := rlockPair(a, b)
+	unlock, err := lockPair(a, b)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := compatible(a, b); err != nil {
-		return nil, err
-	}
 	// Counted here, where the walk happens, not in the folding call above.
-	m.Diffed()
-	if a.dirty.Load() || b.dirty.Load() {
-		return nil, ErrNotHashed
-	}
-	w := diffWalk{a: a, b: b, res: &DiffResult{Depth: a.depth}}
+	obs.Diffed()
+	w := diffWalk{a: sa, b: sb, res: &DiffResult{Depth: sa.depth}}
 	if err := w.walk(ctx, 0, 0); err != nil {
 		return nil, err
 	}
 	return w.res, nil
 }
 
-// rlockPair read-locks both trees in address order, so that two Diffs of the
+// lockPair read-locks both trees in address order, so that two Diffs of the
 // same pair in opposite orders cannot deadlock against waiting writers, and
 // read-locks a tree compared with itself only once (RWMutex forbids
 // recursive read locks).
-func rlockPair(a, b *Tree) (unlock func(), err error) {
+func lockPair(a, b Comparable) (unlock func(), err error) {
 	first, second := a, b
-	if uintptr(unsafe.Pointer(b)) < uintptr(unsafe.Pointer(a)) {
+	if uintptr(unsafe.Pointer(b.base())) < uintptr(unsafe.Pointer(a.base())) {
 		first, second = b, a
 	}
-	first.mu.RLock()
-	if second != first {
-		second.mu.RLock()
+	u1, err := first.readLock()
+	if err != nil {
+		return nil, err
 	}
-	unlock = func() {
-		if second != first {
-			second.mu.RUnlock()
-		}
-		first.mu.RUnlock()
+	if second.base() == first.base() {
+		return u1, nil
 	}
-	if a.closed || b.closed {
-		unlock()
-		return nil, ErrClosed
+	u2, err := second.readLock()
+	if err != nil {
+		u1()
+		return nil, err
 	}
-	return unlock, nil
+	return func() { u2(); u1() }, nil
 }
 
 type diffWalk struct {
-	a, b *Tree
+	a, b *shape
 	res  *DiffResult
 }
 
@@ -149,48 +186,4 @@ func (w *diffWalk) walk(ctx context.Context, level, index int) error {
 		return err
 	}
 	return w.walk(ctx, level+1, 2*index+1)
-}
-
-// Fold returns the tree of the given shallower depth that a build from the
-// same rows would give, byte for byte: the leaf boundaries nest exactly, so
-// each of its leaves is the sum of the 2^(Depth−depth) leaves below it; its
-// inner levels are then hashed. The new tree is charged to t's budget and
-// has t's partitioner, range and layout; the caller closes it.
-func (t *Tree) Fold(ctx context.Context, depth int) (*Tree, error) {
-	if depth < 0 || depth > t.depth {
-		return nil, fmt.Errorf("%w: cannot fold depth %d to %d", ErrDepth, t.depth, depth)
-	}
-	t.mu.RLock()
-	if t.closed {
-		t.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	f, err := t.newLike(depth)
-	if err != nil {
-		t.mu.RUnlock()
-		return nil, fmt.Errorf("engine: folding depth %d to %d: %w", t.depth, depth, err)
-	}
-	f.version = t.version
-	shift := t.depth - depth
-	for j := range 1 << depth {
-		if j%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				t.mu.RUnlock()
-				f.Close()
-				return nil, err
-			}
-		}
-		var acc [4]uint64
-		for i := j << shift; i < (j+1)<<shift; i++ {
-			sumLanes(&acc, t.node(t.depth, i))
-		}
-		putLanes(f.node(depth, j), &acc)
-	}
-	f.rows.Store(t.rows.Load())
-	t.mu.RUnlock()
-	if err := f.Hash(ctx); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }

@@ -133,8 +133,8 @@ func TestDiffBruteForce(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkKeys(t, "only in A", keys.OnlyInA, onlyA)
-				checkKeys(t, "only in B", keys.OnlyInB, onlyB)
+				checkKeys(t, "only in A", keys.OnlyHere, onlyA)
+				checkKeys(t, "only in B", keys.OnlyThere, onlyB)
 				checkKeys(t, "different", keys.Different, changed)
 			}
 		}

@@ -6,7 +6,7 @@ import "errors"
 // of arena's or token's), with the details of what was wrong; callers test
 // them with errors.Is.
 var (
-	// ErrClosed is returned by every method of a Tree after Close.
+	// ErrClosed is returned by every method of a tree or view after Close.
 	ErrClosed = errors.New("engine: tree closed")
 	// ErrIncompatible means two trees cannot be compared: they use different
 	// partitioners, cover different ranges, or were built under different
@@ -25,8 +25,9 @@ var (
 	// process, or another Tree of this one — and may not be opened writable
 	// again: two writers would corrupt it.
 	ErrInUse = errors.New("engine: tree file is in use")
-	// ErrReadOnly means a write to a tree opened read-only from a file.
-	ErrReadOnly = errors.New("engine: tree is read-only")
+	// ErrNoFile means a file operation (Checkpoint) on a tree that lives in
+	// memory only.
+	ErrNoFile = errors.New("engine: tree has no file")
 	// ErrBadUpdate means an update that cannot be applied as given, such as
 	// an old and a new row with different keys.
 	ErrBadUpdate = errors.New("engine: bad update")

@@ -64,7 +64,7 @@ func ExampleDiff() {
 	if err != nil {
 		panic(err)
 	}
-	for _, k := range keys.OnlyInA {
+	for _, k := range keys.OnlyHere {
 		fmt.Printf("only in A: %s\n", k.Key)
 	}
 	for _, k := range keys.Different {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/antientropy/grove/arena"
@@ -180,7 +181,7 @@ func TestWritableDirtyFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.FileDirty() {
+	if !r.Dirty() {
 		t.Fatal("the dirty flag did not reach the file before the nodes changed")
 	}
 	if _, err := r.Root(); !errors.Is(err, ErrNotHashed) {
@@ -192,13 +193,13 @@ func TestWritableDirtyFlag(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatalf("Close of a read-only file tree: %v", err)
 	}
-	if err := w.Sync(); !errors.Is(err, ErrNotHashed) {
+	if err := w.Checkpoint(); !errors.Is(err, ErrNotHashed) {
 		t.Fatalf("Sync before Hash: %v", err)
 	}
 	if err := w.Hash(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Sync(); err != nil {
+	if err := w.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
 	if w.FileDirty() {
@@ -211,8 +212,8 @@ func TestWritableDirtyFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if r.FileDirty() || r.Rows() != int64(len(rows)) {
-		t.Fatalf("after Sync: dirty %v, rows %d", r.FileDirty(), r.Rows())
+	if r.Dirty() || r.Rows() != int64(len(rows)) {
+		t.Fatalf("after Sync: dirty %v, rows %d", r.Dirty(), r.Rows())
 	}
 	if err := r.Verify(ctx); err != nil {
 		t.Fatalf("Verify after Sync: %v", err)
@@ -220,19 +221,8 @@ func TestWritableDirtyFlag(t *testing.T) {
 	if got, _ := r.Root(); got != wantRoot {
 		t.Fatal("file updated in place differs from a tree built from all the rows")
 	}
-	// Read-only trees refuse every write.
-	for name, err := range map[string]error{
-		"Add":  r.Add(&rows[0]),
-		"Hash": r.Hash(ctx),
-		"Sync": r.Sync(),
-	} {
-		if !errors.Is(err, ErrReadOnly) {
-			t.Errorf("%s on a read-only tree: %v", name, err)
-		}
-	}
-	if _, err := r.AddFrom(ctx, &sliceSource{rows: rows[:10]}); !errors.Is(err, ErrReadOnly) {
-		t.Errorf("AddFrom on a read-only tree: %v", err)
-	}
+	// A read-only tree cannot be written: View has no method that writes
+	// (TestViewsHaveNoWriters).
 
 	// A writable tree closed without Sync stays dirty; Hash and Sync repair it.
 	w, _ = OpenWritable(path, budget)
@@ -245,7 +235,7 @@ func TestWritableDirtyFlag(t *testing.T) {
 	if err := w.Hash(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Sync(); err != nil {
+	if err := w.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Verify(ctx); err != nil {
@@ -280,5 +270,25 @@ func BenchmarkOpen(b *testing.B) {
 			b.Fatal(err)
 		}
 		t.Close()
+	}
+}
+
+// TestViewsHaveNoWriters: a read-only or frozen tree refuses every write by
+// having no method that writes, where it once answered ErrReadOnly at run
+// time.
+func TestViewsHaveNoWriters(t *testing.T) {
+	writers := []string{"Add", "AddDigest", "AddFrom", "Load", "Update", "UpdateDigest", "Hash", "Rehash", "Checkpoint"}
+	for _, typ := range []reflect.Type{reflect.TypeFor[*View](), reflect.TypeFor[*LeafView]()} {
+		for _, m := range writers {
+			if _, ok := typ.MethodByName(m); ok {
+				t.Errorf("%s has a method %s", typ, m)
+			}
+		}
+	}
+	// The live tree does have them: the list names real methods.
+	for _, m := range writers {
+		if _, ok := reflect.TypeFor[*Tree]().MethodByName(m); !ok {
+			t.Errorf("*Tree has no method %s", m)
+		}
 	}
 }

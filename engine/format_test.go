@@ -70,7 +70,7 @@ func TestFormatDocVectors(t *testing.T) {
 	defer tr.Close()
 	copy(tr.node(1, 0), digests[0][:])
 	copy(tr.node(1, 1), digests[1][:])
-	if err := hashLevels(t.Context(), tr, 1); err != nil {
+	if err := hashLevels(t.Context(), &tr.shape, 1); err != nil {
 		t.Fatal(err)
 	}
 	mustEqualHex(t, "inner node", tr.node(0, 0), "2d32402e9fff9e6d0bc44077ce8bb32d141a132ebca17027c2a8add62b9ac120")

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math/bits"
+	"runtime"
 	"sync"
 
 	"github.com/antientropy/grove/simd"
@@ -13,22 +15,26 @@ import (
 // noticed within microseconds.
 const hashChunk = 4096
 
-// hashLevels recomputes every inner node of t from its leaves. The tree is
-// cut at a split level with at least 4 subtrees per worker, so workers stay
-// busy even when one is descheduled; each worker hashes whole subtrees from
-// the leaves up to the split level, then one goroutine finishes the top.
-// Callers hold t.mu for writing.
-func hashLevels(ctx context.Context, t *Tree, workers int) error {
-	if t.depth == 0 {
+// hashLevels recomputes every inner node of s from its leaves, on up to
+// workers goroutines (GOMAXPROCS when workers <= 0). The tree is cut at a
+// split level with at least 4 subtrees per worker, so workers stay busy even
+// when one is descheduled; each worker hashes whole subtrees from the leaves
+// up to the split level, then one goroutine finishes the top. The caller
+// keeps everyone else off s's nodes.
+func hashLevels(ctx context.Context, s *shape, workers int) error {
+	if s.depth == 0 {
 		return nil
 	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
 	split := 0
-	for split < t.depth && 1<<split < 4*workers {
+	for split < s.depth && 1<<split < 4*workers {
 		split++
 	}
-	if workers <= 1 || t.depth-split < 4 {
+	if workers <= 1 || s.depth-split < 4 {
 		// Too small to be worth a goroutine: the tree fits in cache.
-		return hashSubtree(ctx, t, 0, 0, t.depth-1, newGather(t))
+		return hashSubtree(ctx, s, 0, 0, s.depth-1, newGather(s))
 	}
 	var (
 		wg   sync.WaitGroup
@@ -41,9 +47,9 @@ func hashLevels(ctx context.Context, t *Tree, workers int) error {
 	close(next)
 	for w := range workers {
 		wg.Go(func() {
-			g := newGather(t)
+			g := newGather(s)
 			for root := range next {
-				if err := hashSubtree(ctx, t, split, root, t.depth-1, g); err != nil {
+				if err := hashSubtree(ctx, s, split, root, s.depth-1, g); err != nil {
 					errs[w] = err
 					return
 				}
@@ -56,12 +62,12 @@ func hashLevels(ctx context.Context, t *Tree, workers int) error {
 			return err
 		}
 	}
-	return hashSubtree(ctx, t, 0, 0, split-1, newGather(t))
+	return hashSubtree(ctx, s, 0, 0, split-1, newGather(s))
 }
 
 // hashSubtree computes the inner nodes of the subtree rooted at (level,
 // index) on levels deepest up to level, bottom-up.
-func hashSubtree(ctx context.Context, t *Tree, level, index, deepest int, g *gather) error {
+func hashSubtree(ctx context.Context, s *shape, level, index, deepest int, g *gather) error {
 	for l := deepest; l >= level; l-- {
 		width := 1 << (l - level)
 		first := index * width
@@ -70,7 +76,7 @@ func hashSubtree(ctx context.Context, t *Tree, level, index, deepest int, g *gat
 				return err
 			}
 			to := min(from+hashChunk, first+width)
-			if err := hashRange(t, l, from, to, g); err != nil {
+			if err := hashRange(s, l, from, to, g); err != nil {
 				return err
 			}
 		}
@@ -78,48 +84,166 @@ func hashSubtree(ctx context.Context, t *Tree, level, index, deepest int, g *gat
 	return nil
 }
 
-// gather is a worker's scratch space for layouts whose levels are not
-// contiguous: children are copied in, hashed in one batched call, and the
-// parents copied out. The copies cost a few ns per node against ~43 ns to
-// hash it, and keep the batched kernel usable for every layout.
-type gather struct {
-	src, dst []byte
-}
-
-// newGather returns scratch space for t's layout, or nil when the layout
-// needs none.
-func newGather(t *Tree) *gather {
-	if t.layout.LevelContiguous() {
+// hashRange sets the nodes [from, to) of level l from their children: in
+// place when the layout keeps each level contiguous (a parent run and its
+// children's run are then two slices), through g otherwise.
+func hashRange(s *shape, l, from, to int, g *gather) error {
+	if g == nil {
+		ps := s.layout.Slot(s.depth, l, from) * NodeSize
+		cs := s.layout.Slot(s.depth, l+1, 2*from) * NodeSize
+		n := to - from
+		if err := simd.HashPairs(s.nodes[ps:ps+n*NodeSize], s.nodes[cs:cs+2*n*NodeSize]); err != nil {
+			return fmt.Errorf("engine: hashing level %d: %w", l, err)
+		}
 		return nil
 	}
-	return newScratch()
+	return g.parents(s, l, to-from, func(i int) int { return from + i }, store(s, l))
+}
+
+// rehashMarked recomputes the inner nodes above the leaves marked in marks,
+// level by level with the batched kernel, and clears the marks. When most
+// paths are marked it recomputes every inner node instead, which is faster
+// than gathering them. The caller keeps everyone else off s's nodes.
+func rehashMarked(ctx context.Context, s *shape, marks []uint64, workers int) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var cur []int
+	for w, word := range marks {
+		for word != 0 {
+			cur = append(cur, w*64+bits.TrailingZeros64(word))
+			word &= word - 1
+		}
+	}
+	clear(marks)
+	if len(cur) > 1<<s.depth/8 {
+		return hashLevels(ctx, s, workers)
+	}
+	g := newScratch() // shared by the levels hashed on this goroutine
+	for l := s.depth - 1; l >= 0 && len(cur) > 0; l-- {
+		// cur is sorted, so the parents come out sorted with duplicates
+		// adjacent.
+		parents := cur[:0]
+		for _, c := range cur {
+			if p := c >> 1; len(parents) == 0 || parents[len(parents)-1] != p {
+				parents = append(parents, p)
+			}
+		}
+		cur = parents
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := hashNodes(s, l, cur, workers, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hashNodes recomputes the listed nodes of level l, in parallel when there
+// are enough of them to be worth it.
+func hashNodes(s *shape, l int, idx []int, workers int, g *gather) error {
+	const perWorker = 2048
+	if workers <= 1 || len(idx) < 2*perWorker {
+		return g.parents(s, l, len(idx), func(i int) int { return idx[i] }, store(s, l))
+	}
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, workers)
+	)
+	chunk := (len(idx) + workers - 1) / workers
+	for w := range workers {
+		part := idx[min(w*chunk, len(idx)):min((w+1)*chunk, len(idx))]
+		wg.Go(func() {
+			errs[w] = newScratch().parents(s, l, len(part), func(i int) int { return part[i] }, store(s, l))
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// store returns the parents callback that writes each computed node of
+// level l into s.
+func store(s *shape, l int) func(p int, d []byte) error {
+	return func(p int, d []byte) error {
+		copy(s.node(l, p), d)
+		return nil
+	}
+}
+
+// gather is a goroutine's scratch space for hashing nodes whose children do
+// not lie in one run: children are copied in, hashed in one batched call,
+// and each parent handed on. The copies cost a few ns per node against tens
+// to hash it, and keep the batched kernel usable for every layout and for
+// scattered dirty paths.
+type gather struct {
+	src, dst []byte
 }
 
 // gatherChunk is how many parents one gathered batch holds: 24 KiB of
 // scratch, which stays in L1 beside the nodes being read.
 const gatherChunk = 256
 
-// hashRange sets the nodes [from, to) of level l from their children.
-func hashRange(t *Tree, l, from, to int, g *gather) error {
-	if g == nil {
-		ps := t.layout.Slot(t.depth, l, from) * NodeSize
-		cs := t.layout.Slot(t.depth, l+1, 2*from) * NodeSize
-		n := to - from
-		if err := simd.HashPairs(t.nodes[ps:ps+n*NodeSize], t.nodes[cs:cs+2*n*NodeSize]); err != nil {
-			return fmt.Errorf("engine: hashing level %d: %w", l, err)
-		}
+func newScratch() *gather {
+	return &gather{src: make([]byte, 2*gatherChunk*NodeSize), dst: make([]byte, gatherChunk*NodeSize)}
+}
+
+// newGather returns scratch space for s's layout, or nil when the layout
+// keeps levels contiguous and needs none.
+func newGather(s *shape) *gather {
+	if s.layout.LevelContiguous() {
 		return nil
 	}
-	for start := from; start < to; start += gatherChunk {
-		n := min(gatherChunk, to-start)
-		for i := range 2 * n {
-			copy(g.src[i*NodeSize:], t.node(l+1, 2*start+i))
+	return newScratch()
+}
+
+// parents computes the n nodes parent(0), …, parent(n−1) of level l from
+// their children in s, a batch at a time, and hands each to emit, in order.
+func (g *gather) parents(s *shape, l, n int, parent func(i int) int, emit func(p int, d []byte) error) error {
+	for start := 0; start < n; start += gatherChunk {
+		m := min(gatherChunk, n-start)
+		for i := range m {
+			p := parent(start + i)
+			copy(g.src[2*i*NodeSize:], s.node(l+1, 2*p))
+			copy(g.src[(2*i+1)*NodeSize:], s.node(l+1, 2*p+1))
 		}
-		if err := simd.HashPairs(g.dst[:n*NodeSize], g.src[:2*n*NodeSize]); err != nil {
+		if err := simd.HashPairs(g.dst[:m*NodeSize], g.src[:2*m*NodeSize]); err != nil {
 			return fmt.Errorf("engine: hashing level %d: %w", l, err)
 		}
-		for i := range n {
-			copy(t.node(l, start+i), g.dst[i*NodeSize:(i+1)*NodeSize])
+		for i := range m {
+			if err := emit(parent(start+i), g.dst[i*NodeSize:(i+1)*NodeSize]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkInner verifies every inner node of s against the hash of its
+// children, bottom-up, and names the first that differs; name says whose
+// nodes they are.
+func checkInner(ctx context.Context, s *shape, name string) error {
+	g := newScratch()
+	for l := s.depth - 1; l >= 0; l-- {
+		for start := 0; start < 1<<l; start += hashChunk {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n := min(hashChunk, 1<<l-start)
+			err := g.parents(s, l, n, func(i int) int { return start + i }, func(p int, d []byte) error {
+				if string(s.node(l, p)) != string(d) {
+					return corrupt(name, "node (%d, %d) is not the hash of its children", l, p)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil

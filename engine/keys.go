@@ -13,15 +13,18 @@ import (
 	"github.com/antientropy/grove/engine/token"
 )
 
-// KeyDiff lists the exact keys in which two row sets differ.
+// KeyDiff lists the exact keys in which two row sets differ: "here" is the
+// first set given to CompareKeys, "there" the second, as in a repair
+// session's Result.
 type KeyDiff struct {
-	OnlyInA   []Key // present in A, absent from B
-	OnlyInB   []Key // present in B, absent from A
+	OnlyHere  []Key // present here, absent there
+	OnlyThere []Key // present there, absent here
 	Different []Key // present in both with a different value, timestamp or tombstone
 
-	// A and B count the rows each side had inside the compared ranges: what
-	// two peers would exchange (keys and digests) to find these keys.
-	A, B RangeRows
+	// Here and There count the rows each side had inside the compared
+	// ranges: what two peers would exchange (keys and digests) to find
+	// these keys.
+	Here, There RangeRows
 }
 
 // RangeRows counts the rows of one side inside the compared ranges.
@@ -32,7 +35,7 @@ type RangeRows struct {
 
 // Identical reports whether no key differs.
 func (k *KeyDiff) Identical() bool {
-	return len(k.OnlyInA)+len(k.OnlyInB)+len(k.Different) == 0
+	return len(k.OnlyHere)+len(k.OnlyThere)+len(k.Different) == 0
 }
 
 // Key is a row key and its token.
@@ -52,16 +55,16 @@ type Key struct {
 // Each side is treated as a multiset of rows: a key is Different when its
 // rows on the two sides are not the same multiset (a key stored twice on one
 // side and once on the other differs, just as its leaf sums do).
-func CompareKeys(ctx context.Context, p token.Partitioner, ranges []token.Range, a, b RowSource) (*KeyDiff, error) {
+func CompareKeys(ctx context.Context, p token.Partitioner, ranges []token.Range, here, there RowSource) (*KeyDiff, error) {
 	if !slices.IsSortedFunc(ranges, func(x, y token.Range) int { return cmp.Compare(x.Lo, y.Lo) }) {
 		return nil, fmt.Errorf("engine: CompareKeys: ranges must be in ring order")
 	}
 	out := &KeyDiff{}
-	ra, err := collectRows(ctx, p, ranges, a, &out.A)
+	ra, err := collectRows(ctx, p, ranges, here, &out.Here)
 	if err != nil {
 		return nil, fmt.Errorf("engine: reading side A: %w", err)
 	}
-	rb, err := collectRows(ctx, p, ranges, b, &out.B)
+	rb, err := collectRows(ctx, p, ranges, there, &out.There)
 	if err != nil {
 		return nil, fmt.Errorf("engine: reading side B: %w", err)
 	}
@@ -70,17 +73,17 @@ func CompareKeys(ctx context.Context, p token.Partitioner, ranges []token.Range,
 		key := Key{Key: []byte(k), Token: p.Token([]byte(k))}
 		switch {
 		case !ok:
-			out.OnlyInA = append(out.OnlyInA, key)
+			out.OnlyHere = append(out.OnlyHere, key)
 		case !slices.Equal(da, db):
 			out.Different = append(out.Different, key)
 		}
 	}
 	for k := range rb {
 		if _, ok := ra[k]; !ok {
-			out.OnlyInB = append(out.OnlyInB, Key{Key: []byte(k), Token: p.Token([]byte(k))})
+			out.OnlyThere = append(out.OnlyThere, Key{Key: []byte(k), Token: p.Token([]byte(k))})
 		}
 	}
-	for _, l := range [][]Key{out.OnlyInA, out.OnlyInB, out.Different} {
+	for _, l := range [][]Key{out.OnlyHere, out.OnlyThere, out.Different} {
 		sort.Slice(l, func(i, j int) bool {
 			if l[i].Token != l[j].Token {
 				return l[i].Token < l[j].Token

@@ -3,7 +3,7 @@ package engine
 import "encoding/binary"
 
 // A leaf is the multiset sum of its rows' digests: four little-endian uint64
-// lanes added lane-wise mod 2^64 (DESIGN.md). Addition commutes, so rows can
+// lanes added lane-wise mod 2^64 (docs/FORMAT.md). Addition commutes, so rows can
 // be added from any number of goroutines in any order. Writers serialise per
 // band of leaves (Tree.bands), so a leaf is updated with plain loads and
 // stores: the locked adds of an atomic scheme cost more than the hashing
@@ -49,4 +49,11 @@ func putLanes(dst []byte, acc *[4]uint64) {
 	binary.LittleEndian.PutUint64(dst[8:], acc[1])
 	binary.LittleEndian.PutUint64(dst[16:], acc[2])
 	binary.LittleEndian.PutUint64(dst[24:], acc[3])
+}
+
+// sumRun adds every 32-byte leaf of run into acc lane-wise.
+func sumRun(acc *[4]uint64, run []byte) {
+	for o := 0; o < len(run); o += NodeSize {
+		sumLanes(acc, run[o:o+NodeSize])
+	}
 }

@@ -45,20 +45,20 @@ func (w *liveWorker) step(t *testing.T, tr *Tree) {
 	case op < 4 || len(keys) == 0: // insert a new key
 		r := Row{Key: fmt.Appendf(nil, "w%d-k%d", w.id, w.next), Value: fmt.Appendf(nil, "v%d", w.rnd.Int()), TS: int64(w.rnd.IntN(1000))}
 		w.next++
-		err = tr.Insert(&r)
+		err = tr.Update(nil, &r)
 		w.rows[string(r.Key)] = r
 	case op < 7: // replace a value
 		old := w.rows[keys[w.rnd.IntN(len(keys))]]
 		r := Row{Key: old.Key, Value: fmt.Appendf(nil, "v%d", w.rnd.Int()), TS: old.TS + 1}
-		err = tr.Replace(&old, &r)
+		err = tr.Update(&old, &r)
 		w.rows[string(r.Key)] = r
 	case op < 9: // write a tombstone
 		old := w.rows[keys[w.rnd.IntN(len(keys))]]
-		err = tr.Delete(&old, old.TS+1)
+		err = tr.Update(&old, &Row{Key: old.Key, TS: old.TS + 1, Deleted: true})
 		w.rows[string(old.Key)] = Row{Key: old.Key, TS: old.TS + 1, Deleted: true}
 	default: // purge a row
 		old := w.rows[keys[w.rnd.IntN(len(keys))]]
-		err = tr.Purge(&old)
+		err = tr.Update(&old, nil)
 		delete(w.rows, string(old.Key))
 	}
 	if err != nil {
@@ -97,10 +97,10 @@ func TestLiveMatchesRebuild(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			if round == 0 && !tr.bulk.Load() {
+			if round == 0 && !tr.needsFullHash.Load() {
 				t.Fatal("the first rehash after a build must be a full one")
 			}
-			if round > 0 && tr.bulk.Load() {
+			if round > 0 && tr.needsFullHash.Load() {
 				t.Fatal("updates alone marked the tree for a full rehash")
 			}
 			if err := tr.Hash(ctx); err != nil {
@@ -143,11 +143,11 @@ func TestSnapshot(t *testing.T) {
 	}
 	defer tr.Close()
 	for i := range rows[:2000] {
-		tr.Insert(&rows[i])
+		tr.Update(nil, &rows[i])
 	}
 	tr.Hash(ctx)
 	for i := range rows[2000:2500] {
-		tr.Insert(&rows[2000+i]) // unhashed when the snapshot is taken
+		tr.Update(nil, &rows[2000+i]) // unhashed when the snapshot is taken
 	}
 	snap, err := tr.Snapshot(ctx)
 	if err != nil {
@@ -157,7 +157,7 @@ func TestSnapshot(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range rows[2500:] {
-			tr.Insert(&rows[2500+i])
+			tr.Update(nil, &rows[2500+i])
 		}
 	})
 	wg.Wait()
@@ -168,11 +168,7 @@ func TestSnapshot(t *testing.T) {
 	if err := snap.Verify(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for name, err := range map[string]error{"Insert": snap.Insert(&rows[0]), "Hash": snap.Hash(ctx), "Add": snap.Add(&rows[0])} {
-		if !errors.Is(err, ErrReadOnly) {
-			t.Errorf("%s on a snapshot: %v", name, err)
-		}
-	}
+	// A snapshot has no method that writes: TestViewsHaveNoWriters.
 	tr.Hash(ctx)
 	if res, err := Diff(ctx, tr, snap); err != nil || res.DifferingLeaves == 0 {
 		t.Fatalf("live tree vs snapshot: %v %v", res, err)
@@ -185,16 +181,16 @@ func TestUpdateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	if err := tr.Replace(&Row{Key: []byte("a")}, &Row{Key: []byte("b")}); !errors.Is(err, ErrBadUpdate) {
+	if err := tr.Update(&Row{Key: []byte("a")}, &Row{Key: []byte("b")}); !errors.Is(err, ErrBadUpdate) {
 		t.Fatalf("different keys: %v", err)
 	}
 	half, _ := New(Options{Depth: 4, Range: token.Range{Lo: 0, Hi: 10}, Budget: newBudget()})
 	defer half.Close()
-	if err := half.Insert(&Row{Key: []byte("x")}); !errors.Is(err, ErrOutOfRange) {
+	if err := half.Update(nil, &Row{Key: []byte("x")}); !errors.Is(err, ErrOutOfRange) {
 		t.Fatalf("out of range: %v", err)
 	}
 	var row Row = Row{Key: []byte("k"), Value: make([]byte, 64)}
-	if a := testing.AllocsPerRun(1000, func() { tr.Replace(&row, &row) }); a != 0 {
+	if a := testing.AllocsPerRun(1000, func() { tr.Update(&row, &row) }); a != 0 {
 		t.Fatalf("Replace: %v allocations", a)
 	}
 }
@@ -221,21 +217,21 @@ func TestLiveFileInPlace(t *testing.T) {
 		old := rows[i]
 		switch i % 3 {
 		case 0:
-			w.Purge(&old)
+			w.Update(&old, nil)
 			delete(all, string(old.Key))
 		case 1:
-			w.Delete(&old, old.TS+1)
+			w.Update(&old, &Row{Key: old.Key, TS: old.TS + 1, Deleted: true})
 			all[string(old.Key)] = Row{Key: old.Key, TS: old.TS + 1, Deleted: true}
 		case 2:
 			n := Row{Key: old.Key, Value: []byte("new"), TS: old.TS}
-			w.Replace(&old, &n)
+			w.Update(&old, &n)
 			all[string(old.Key)] = n
 		}
 	}
 	if err := w.Hash(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Sync(); err != nil {
+	if err := w.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()

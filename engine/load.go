@@ -64,7 +64,7 @@ func (b *loadBatch) row(i int, r *Row) {
 func (t *Tree) Load(ctx context.Context, src RowSource, workers int) (n int64, err error) {
 	defer func() {
 		if err != nil {
-			t.metrics.Error("build")
+			t.obs.BuildFailed()
 		}
 	}()
 	if workers <= 0 {

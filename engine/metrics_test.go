@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -18,7 +19,7 @@ func TestMetrics(t *testing.T) {
 	b := newBudget()
 	m.AddBudget("test", b)
 	rows := randomRows(rand.New(rand.NewPCG(9, 9)), 500)
-	a, err := New(Options{Depth: 8, Budget: b, Metrics: m})
+	a, err := New(Options{Depth: 8, Budget: b, Observer: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func TestMetrics(t *testing.T) {
 	if err := a.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	opened, err := Open(path, b, WithMetrics(m))
+	opened, err := Open(path, b, WithObserver(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestMetrics(t *testing.T) {
 	if v.Budgets[0].Used != b.Used() || v.Budgets[0].Used == 0 {
 		t.Fatalf("budget %+v, budget used %d", v.Budgets[0], b.Used())
 	}
-	for _, tr := range []*Tree{a, snap, shallow, opened} {
+	for _, tr := range []io.Closer{a, snap, shallow, opened} {
 		tr.Close()
 		tr.Close() // idempotent: counted once
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -56,10 +57,7 @@ func TestOpenNotATreeFile(t *testing.T) {
 					t.Skip(tc.skip)
 				}
 				budget := arena.NewBudget(1 << 20)
-				open := Open
-				if writable {
-					open = OpenWritable
-				}
+				open := openAs(writable)
 				tr, err := open(tc.path, budget)
 				if err == nil {
 					tr.Close()
@@ -177,10 +175,7 @@ func TestOpenDamagedHeaderOfHugeTree(t *testing.T) {
 			}
 			for _, writable := range []bool{false, true} {
 				budget := arena.NewBudget(limit)
-				open := Open
-				if writable {
-					open = OpenWritable
-				}
+				open := openAs(writable)
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
 				tr, err := open(path, budget)
@@ -227,4 +222,12 @@ func BenchmarkOpenDamagedHeader(b *testing.B) {
 			}
 		})
 	}
+}
+
+// openAs returns Open or OpenWritable, as one function type.
+func openAs(writable bool) func(string, *arena.Budget) (io.Closer, error) {
+	if writable {
+		return func(p string, b *arena.Budget) (io.Closer, error) { return OpenWritable(p, b) }
+	}
+	return func(p string, b *arena.Budget) (io.Closer, error) { return Open(p, b) }
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/antientropy/grove/engine/token"
 )
 
-// The oracle: the definitions of DESIGN.md written out again the slow, plain
+// The oracle: the definitions of docs/FORMAT.md written out again the slow, plain
 // way, with crypto/sha256 and no shared code, so the engine is checked
 // against the definitions rather than against itself.
 

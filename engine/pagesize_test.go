@@ -62,13 +62,13 @@ func TestOpenAtLargerPages(t *testing.T) {
 				t.Fatalf("page %d, %s: OpenWritable: %v", page, l.Name(), err)
 			}
 			extra := Row{Key: []byte("one more"), Value: []byte("v"), TS: 1}
-			if err := w.Insert(&extra); err != nil {
+			if err := w.Update(nil, &extra); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.Hash(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := w.Sync(); err != nil {
+			if err := w.Checkpoint(); err != nil {
 				t.Fatal(err)
 			}
 			after, _ := w.Root()

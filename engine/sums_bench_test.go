@@ -29,7 +29,7 @@ func BenchmarkLeafSnapshot20(b *testing.B) {
 	t := filled20(b)
 	b.SetBytes(32 << 20)
 	for b.Loop() {
-		s, err := t.LeafSnapshot(ctx)
+		s, err := t.LeafView(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,25 +3,29 @@
 //
 // A Tree covers one range (lo, hi] of a partitioner's ring and splits it into
 // 2^depth equal leaves. A leaf is the lane-wise sum of the digests of the rows
-// whose tokens fall in it; an inner node is SHA-256 of its two children. Rows
-// are added from any number of goroutines, then Hash computes the inner
-// levels, and Diff walks two trees down only the paths where they differ.
-// The definitions are in DESIGN.md and docs/FORMAT.md.
+// whose tokens fall in it; an inner node is SHA-256 of its two children.
+//
+// Three types hold trees, one per role. A Tree is live: rows are added and
+// updated from any number of goroutines, Hash computes the inner levels, and
+// a tree from OpenWritable changes its file in place. A View is frozen and
+// read-only: a Tree's Snapshot, a file from Open, or a Fold. A LeafView is a
+// Tree's leaves alone, frozen for a repair session. Diff walks two trees,
+// live or frozen, down only the paths where they differ.
+//
+// The definitions are in docs/FORMAT.md; docs/ARCHITECTURE.md says how the
+// packages fit together.
 package engine
 
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/layout"
-	"github.com/antientropy/grove/metrics"
 )
 
 // FormatVersion names the definitions a tree's digests follow: the row
@@ -67,32 +71,26 @@ type Options struct {
 	// at depth 20 here); a node that cannot afford the kernel's occasional
 	// compaction stall on first touch sets this.
 	NoHugePages bool
-	// Metrics, if set, counts the tree while it is open, its builds and
-	// rehashes, the diffs it takes part in, and their errors. Snapshots and
-	// folds of the tree count in the same Set.
-	Metrics *metrics.Set
+	// Observer, if set, is told when the tree is mapped and unmapped, of
+	// its builds and rehashes, the diffs it takes part in, and their errors
+	// (metrics.Set is one). Snapshots and folds of the tree report to it too.
+	Observer Observer
 }
 
-// Tree is a Merkle tree over a token range, stored outside the Go heap.
+// Tree is the Merkle tree a node keeps live over a token range, stored
+// outside the Go heap: rows are added and updated as they are written, Hash
+// brings the inner levels up to date, and Snapshot and LeafView freeze it
+// for a reader. It lives in memory (New) or in a tree file it changes in
+// place (OpenWritable).
 //
 // A Tree is safe for concurrent use. Adding rows takes the read side of the
-// tree's lock: adders only touch leaves, with atomic adds, so they run in
-// parallel with each other but never with Hash or Close, which take the write
-// side. Diff and node reads take the read side too.
+// tree's lock: writers touch only leaves, under one of leafBands locks, so
+// they run in parallel with each other but never with Hash or Close, which
+// take the write side. Diff and node reads take the read side too.
 type Tree struct {
-	mu     sync.RWMutex
-	budget *arena.Budget
-	region *arena.Region // nil once closed
-	nodes  []byte        // region's memory; never handed out
+	mu sync.RWMutex
+	shape
 	closed bool
-
-	part   token.Partitioner
-	rng    token.Range
-	depth  int
-	layout layout.Layout
-	// version is the FormatVersion the digests follow: FormatVersion for a
-	// tree built here, the file's for one loaded from disk.
-	version uint16
 
 	// bands serialise writers per 1/leafBands of the leaves, which are then
 	// updated with plain loads and stores; leaf i is in band i>>bandShift.
@@ -101,19 +99,14 @@ type Tree struct {
 
 	rows  atomic.Int64
 	dirty atomic.Bool // leaves changed since the last Hash
+	// needsFullHash says leaves changed in ways the dirty-leaf bitmap did
+	// not record (a build, or a file left dirty), so the next Hash
+	// recomputes every inner node rather than only the marked paths.
+	needsFullHash atomic.Bool
+	live          atomic.Pointer[liveState]
+	liveMu        sync.Mutex
 
-	// file is set for a tree mapped from a tree file (Open, OpenWritable).
-	file *treeFile
-
-	// bulk says leaves changed in ways the dirty-leaf bitmap did not record
-	// (a build, or a file left dirty), so the next Hash recomputes every
-	// inner node rather than only the marked paths.
-	bulk atomic.Bool
-	live atomic.Pointer[liveState]
-
-	metrics *metrics.Set // nil: not counted
-	liveMu  sync.Mutex
-	frozen  bool // a Snapshot: never written again
+	file *treeFile // the file a tree from OpenWritable changes; else nil
 }
 
 // TreeBytes is the memory a tree of the given depth takes in the default
@@ -158,9 +151,9 @@ func pageRound(n, page int64) int64 {
 	return (n + page - 1) / page * page
 }
 
-// New creates an empty tree. Its memory is reserved against opts.Budget
-// before anything is mapped: a tree that does not fit fails with an error
-// wrapping arena.ErrBudgetExceeded and nothing is mapped.
+// New creates an empty tree in memory. Its memory is reserved against
+// opts.Budget before anything is mapped: a tree that does not fit fails with
+// an error wrapping arena.ErrBudgetExceeded and nothing is mapped.
 func New(opts Options) (*Tree, error) {
 	if opts.Budget == nil {
 		return nil, fmt.Errorf("engine: Options.Budget is required")
@@ -188,64 +181,25 @@ func New(opts Options) (*Tree, error) {
 	if depth < 0 || depth > MaxDepth {
 		return nil, fmt.Errorf("%w: %d (want 0..%d, or auto)", ErrDepth, depth, MaxDepth)
 	}
-	size := LayoutBytes(opts.Layout, depth)
-	if size > math.MaxInt {
-		return nil, fmt.Errorf("%w: depth %d needs %d bytes, more than this platform can map", ErrDepth, depth, size)
-	}
-	region, err := arena.Map(opts.Budget, int(size))
+	s, err := mapShape(opts.Budget, opts.Partitioner, opts.Range, depth, opts.Layout, opts.Observer, !opts.NoHugePages)
 	if err != nil {
-		return nil, fmt.Errorf("engine: tree of depth %d: %w", depth, err)
+		return nil, err
 	}
-	if !opts.NoHugePages {
-		// Advice only: on failure the tree is merely slower.
-		_ = region.AdviseHugePages()
-	}
-	t := &Tree{
-		budget:    opts.Budget,
-		region:    region,
-		nodes:     region.Bytes(),
-		part:      opts.Partitioner,
-		rng:       opts.Range,
-		depth:     depth,
-		layout:    opts.Layout,
-		version:   FormatVersion,
-		bandShift: max(0, depth-6), // 2^6 = leafBands
-		metrics:   opts.Metrics,
-	}
-	t.metrics.TreeOpened()
+	t := newTree(s)
 	// A fresh mapping is all zeros: every leaf is the empty sum and, until
 	// Hash runs, the inner nodes are not yet right.
 	t.dirty.Store(true)
-	t.bulk.Store(true)
+	t.needsFullHash.Store(true)
 	return t, nil
 }
 
-// Depth is the number of levels below the root.
-func (t *Tree) Depth() int { return t.depth }
-
-// Leaves is the number of leaves, 2^Depth.
-func (t *Tree) Leaves() int { return 1 << t.depth }
-
-// Range is the (lo, hi] range the tree covers.
-func (t *Tree) Range() token.Range { return t.rng }
-
-// Partitioner is the partitioner that maps keys to tokens for this tree.
-func (t *Tree) Partitioner() token.Partitioner { return t.part }
-
-// Layout is how the nodes are placed in memory.
-func (t *Tree) Layout() layout.Layout { return t.layout }
-
-// Bytes is the size of the tree's nodes outside the Go heap.
-func (t *Tree) Bytes() int64 { return LayoutBytes(t.layout, t.depth) }
+// newTree returns a live tree over the nodes of s.
+func newTree(s shape) *Tree {
+	return &Tree{shape: s, bandShift: max(0, s.depth-6)} // 2^6 = leafBands
+}
 
 // Rows is the number of rows added (less those removed).
 func (t *Tree) Rows() int64 { return t.rows.Load() }
-
-// node returns the 32 bytes of node (level, index). Callers hold t.mu.
-func (t *Tree) node(level, index int) []byte {
-	s := t.layout.Slot(t.depth, level, index) * NodeSize
-	return t.nodes[s : s+NodeSize : s+NodeSize]
-}
 
 // Add adds one row to the leaf its key's token falls in. It is safe to call
 // from many goroutines at once; it allocates nothing for rows whose encoding
@@ -270,12 +224,12 @@ func (t *Tree) markDirty() {
 	}
 }
 
-// markBulk records that leaves changed without being marked in the
+// markUnrecorded records that leaves changed without being marked in the
 // dirty-leaf bitmap, as the build paths do.
-func (t *Tree) markBulk() {
+func (t *Tree) markUnrecorded() {
 	t.markDirty()
-	if !t.bulk.Load() {
-		t.bulk.Store(true)
+	if !t.needsFullHash.Load() {
+		t.needsFullHash.Store(true)
 	}
 }
 
@@ -294,9 +248,9 @@ func truncKey(k []byte) []byte {
 // Hash brings the inner nodes up to date with the leaves. After a build it
 // recomputes every inner node: workers, bounded by GOMAXPROCS, each take
 // whole subtrees, and the few levels above them finish on one goroutine.
-// After updates (Update and its wrappers) it recomputes only the paths above
-// the changed leaves, level by level with the batched kernel. It blocks
-// writers for its duration, so readers never see a half-hashed tree.
+// After updates it recomputes only the paths above the changed leaves, level
+// by level with the batched kernel. It blocks writers for its duration, so
+// readers never see a half-hashed tree.
 func (t *Tree) Hash(ctx context.Context) error { return t.hash(ctx, false) }
 
 // Rehash recomputes every inner node from the leaves, as Hash does after a
@@ -315,32 +269,31 @@ func (t *Tree) hash(ctx context.Context, full bool) error {
 		return err
 	}
 	if full {
-		t.markBulk()
+		t.markUnrecorded()
 	}
 	if !t.dirty.Load() {
 		return nil
 	}
-	workers := runtime.GOMAXPROCS(0)
 	l := t.live.Load()
-	if t.bulk.Load() || l == nil {
-		if err := hashLevels(ctx, t, workers); err != nil {
-			t.metrics.Error("hash")
+	if t.needsFullHash.Load() || l == nil {
+		if err := hashLevels(ctx, &t.shape, 0); err != nil {
+			t.obs.HashFailed()
 			return err
 		}
 		if l != nil {
 			clear(l.bits)
 		}
-		t.metrics.Built()
-	} else if err := rehashDirty(ctx, t, l.bits, workers); err != nil {
+		t.obs.Built()
+	} else if err := rehashMarked(ctx, &t.shape, l.bits, 0); err != nil {
 		// Some marks may be cleared already: only a full rehash is sure.
-		t.bulk.Store(true)
-		t.metrics.Error("hash")
+		t.needsFullHash.Store(true)
+		t.obs.HashFailed()
 		return err
 	} else {
-		t.metrics.Rehashed()
+		t.obs.Rehashed()
 	}
 	t.dirty.Store(false)
-	t.bulk.Store(false)
+	t.needsFullHash.Store(false)
 	return nil
 }
 
@@ -357,8 +310,8 @@ func (t *Tree) Node(level, index int) (Digest, error) {
 	if t.closed {
 		return Digest{}, ErrClosed
 	}
-	if level < 0 || level > t.depth || index < 0 || index >= 1<<level {
-		return Digest{}, fmt.Errorf("%w: (%d, %d) in a tree of depth %d", ErrNodeIndex, level, index, t.depth)
+	if err := t.checkNode(level, index); err != nil {
+		return Digest{}, err
 	}
 	if level < t.depth && t.dirty.Load() {
 		return Digest{}, ErrNotHashed
@@ -366,8 +319,36 @@ func (t *Tree) Node(level, index int) (Digest, error) {
 	return Digest(t.node(level, index)), nil
 }
 
+// Sums writes into dst the subtree sums of the len(dst) consecutive nodes
+// at level starting at index first (see subtreeSums). Leaves are always
+// current, so Sums needs no Hash.
+func (t *Tree) Sums(ctx context.Context, level, first int, dst []Digest) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return ErrClosed
+	}
+	return subtreeSums(ctx, t.depth, level, first, dst, t.eachLeafRun)
+}
+
+// Fold returns the hashed, frozen tree of the given shallower depth that a
+// build from the same rows would give, byte for byte: each of its leaves is
+// the sum of the 2^(Depth−depth) leaves below it. It reads only leaves, so
+// t need not be hashed. The view is charged to t's budget; the caller closes
+// it.
+func (t *Tree) Fold(ctx context.Context, depth int) (*View, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	return t.fold(ctx, depth, t.rows.Load())
+}
+
 // Close unmaps the tree's memory and returns it to the budget. Every method
-// called afterwards returns ErrClosed. Close is idempotent.
+// called afterwards returns ErrClosed. Close is idempotent. A writable file
+// tree closed without Checkpoint keeps its dirty flag on disk: that is how
+// the next Open learns the file may be inconsistent.
 func (t *Tree) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -375,33 +356,14 @@ func (t *Tree) Close() error {
 		return nil
 	}
 	t.closed = true
-	t.metrics.TreeClosed()
-	t.nodes = nil
-	err := t.region.Close()
+	err := t.unmap()
 	if lerr := t.closeLive(); err == nil {
 		err = lerr
 	}
-	t.region = nil
-	if t.file != nil && t.file.f != nil {
-		// An unsynced writable tree keeps its dirty flag on disk: that is
-		// how the next Open learns the file may be inconsistent.
+	if t.file != nil {
 		if cerr := t.file.f.Close(); err == nil {
 			err = cerr
 		}
 	}
 	return err
-}
-
-// compatible reports, as an error wrapping ErrIncompatible, why a and b
-// cannot be compared.
-func compatible(a, b *Tree) error {
-	switch {
-	case a.version != b.version:
-		return fmt.Errorf("%w: format versions %d and %d", ErrIncompatible, a.version, b.version)
-	case a.part.ID() != b.part.ID():
-		return fmt.Errorf("%w: partitioners %s and %s", ErrIncompatible, a.part.Name(), b.part.Name())
-	case a.rng != b.rng:
-		return fmt.Errorf("%w: ranges %s and %s", ErrIncompatible, a.rng, b.rng)
-	}
-	return nil
 }

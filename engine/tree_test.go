@@ -351,7 +351,7 @@ func TestUseAfterClose(t *testing.T) {
 		"Fold":      func() error { _, err := tr.Fold(ctx, 3); return err },
 		"Save":      func() error { return tr.Save(t.TempDir() + "/x.tree") },
 		"Verify":    func() error { return tr.Verify(ctx) },
-		"Sync":      func() error { return tr.Sync() },
+		"Sync":      func() error { return tr.Checkpoint() },
 		"Load": func() error {
 			_, err := tr.Load(ctx, &sliceSource{rows: []Row{{Key: []byte("k")}}}, 2)
 			return err

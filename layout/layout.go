@@ -2,7 +2,7 @@
 // its index within that level, to a slot in a flat array of fixed-size nodes.
 //
 // The engine never computes a slot itself, so a layout that groups nodes for
-// locality (the page-blocked layout of DESIGN.md) can replace the
+// locality (the page-blocked layout, docs/ARCHITECTURE.md) can replace the
 // breadth-first one without touching the engine. Every function is pure: no
 // I/O, no allocation, no state.
 package layout

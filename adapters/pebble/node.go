@@ -482,10 +482,10 @@ func (n *Node) Sum(ctx context.Context) (engine.Digest, error) {
 }
 
 // View implements repair.Replica with a snapshot of the live tree's
-// leaves (Tree.LeafSnapshot: a session reads only subtree sums), taken while
+// leaves (Tree.LeafView: a session reads only subtree sums), taken while
 // no write is in flight, so it matches the data at that instant. The
 // snapshot is charged to the Node's budget until release.
-func (n *Node) View(ctx context.Context) (*engine.Tree, func(), error) {
+func (n *Node) View(ctx context.Context) (*engine.LeafView, func(), error) {
 	if err := n.use(); err != nil {
 		return nil, nil, err
 	}
@@ -497,7 +497,7 @@ func (n *Node) View(ctx context.Context) (*engine.Tree, func(), error) {
 	}
 	// A session reads only subtree sums: the leaves are enough, and the
 	// live tree's inner nodes can stay unhashed until someone asks for Root.
-	v, err := n.tree.LeafSnapshot(ctx)
+	v, err := n.tree.LeafView(ctx)
 	n.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err

@@ -107,7 +107,7 @@ func runApply(args []string, e *env) (int, error) {
 	if err := t.Hash(ctx); err != nil {
 		return 0, err
 	}
-	if err := t.Sync(); err != nil {
+	if err := t.Checkpoint(); err != nil {
 		return 0, err
 	}
 	root, _ := t.Root()

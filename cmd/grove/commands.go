@@ -245,7 +245,7 @@ func runDiff(args []string, e *env) (int, error) {
 	// Open reads only the headers; a damaged node could hide a divergence,
 	// so the command checks every byte first (~40 ms a depth-20 tree).
 	ctx := context.Background()
-	for _, t := range []*engine.Tree{a, bt} {
+	for _, t := range []*engine.View{a, bt} {
 		if err := t.Verify(ctx); err != nil {
 			return 0, err
 		}
@@ -323,14 +323,14 @@ func runKeys(args []string, e *env) (int, error) {
 		return 0, err
 	}
 	if *asJSON {
-		out := keysJSON{Identical: kd.Identical(), OnlyInA: repair.ReportKeys(kd.OnlyInA), OnlyInB: repair.ReportKeys(kd.OnlyInB), Different: repair.ReportKeys(kd.Different)}
+		out := keysJSON{Identical: kd.Identical(), OnlyInA: repair.ReportKeys(kd.OnlyHere), OnlyInB: repair.ReportKeys(kd.OnlyThere), Different: repair.ReportKeys(kd.Different)}
 		if err := writeJSON(stdout, out); err != nil {
 			return 0, err
 		}
 	} else if kd.Identical() {
 		fmt.Fprintln(stdout, "identical")
 	} else {
-		printKeys(stdout, [2]string{"only in A", "only in B"}, kd.OnlyInA, kd.OnlyInB, kd.Different)
+		printKeys(stdout, [2]string{"only in A", "only in B"}, kd.OnlyHere, kd.OnlyThere, kd.Different)
 	}
 	if kd.Identical() {
 		return exitOK, nil
@@ -448,7 +448,7 @@ func runInspect(args []string, e *env) (int, error) {
 		Rows:        t.Rows(),
 		Bytes:       t.Bytes(),
 		Root:        hex.EncodeToString(root[:]),
-		Clean:       !t.FileDirty(),
+		Clean:       !t.Dirty(),
 	}
 	if *asJSON {
 		return exitOK, writeJSON(stdout, info)

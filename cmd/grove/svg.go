@@ -8,15 +8,23 @@ import (
 	"os"
 
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/internal/atomicfile"
 	"github.com/antientropy/grove/viz"
 )
+
+// diffSide is what the picture shows of a compared tree, live or frozen.
+type diffSide interface {
+	Range() token.Range
+	Bytes() int64
+	Rows() int64
+}
 
 // writeDiffSVG draws what Diff found between trees a and b (named nameA and
 // nameB in the picture) as an SVG ring at path. Like every file the command
 // writes, it goes to a temporary name beside path, is fsynced and renamed,
 // so path is either the whole picture or untouched, never half of one.
-func writeDiffSVG(path string, nameA, nameB string, a, b *engine.Tree, res *engine.DiffResult) error {
+func writeDiffSVG(path string, nameA, nameB string, a, b diffSide, res *engine.DiffResult) error {
 	ring := viz.Ring{
 		// Diff refuses trees whose ranges differ, so a's range is both.
 		Range:           a.Range(),

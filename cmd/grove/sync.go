@@ -102,7 +102,7 @@ func (f *replicaFlags) loadReplica(ctx context.Context, e *env) (*repair.StoreRe
 			return nil, nil, err
 		}
 	}
-	tree, err := repair.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: budget, Metrics: f.metrics})
+	tree, err := repair.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: budget, Observer: f.metrics})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", *f.rows, err)
 	}

@@ -185,7 +185,7 @@ type initiator struct {
 	opts    *Options
 	res     *Result
 	session []byte
-	view    *engine.Tree
+	view    *engine.LeafView
 	key     fpKey
 	depth   int
 	// refusedGap is what the refused rows leave between the two sums after

@@ -322,7 +322,7 @@ type racingReplica struct {
 	write *engine.Row
 }
 
-func (r *racingReplica) View(ctx context.Context) (*engine.Tree, func(), error) {
+func (r *racingReplica) View(ctx context.Context) (*engine.LeafView, func(), error) {
 	v, release, err := r.StoreReplica.View(ctx)
 	if err == nil && r.write != nil {
 		if _, err := r.StoreReplica.Apply(ctx, []engine.Row{*r.write}); err != nil {

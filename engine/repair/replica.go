@@ -22,12 +22,12 @@ type Replica interface {
 	// every row in its range (see engine.Tree.Sums). It decides in one round
 	// trip whether two replicas agree, before any snapshot is taken.
 	Sum(ctx context.Context) (engine.Digest, error)
-	// View returns a tree whose leaves do not change until release is
-	// called, consistent with the rows Scan returned at the moment it was
-	// taken. A session reads only its subtree sums (Tree.Sums), so its inner
-	// nodes need not be hashed: Tree.LeafSnapshot is enough. Writes may go on; a session notices rows that changed under its
-	// view in the leaves it reconciles and fails with ErrChanged.
-	View(ctx context.Context) (view *engine.Tree, release func(), err error)
+	// View returns the live tree's leaves frozen until release is called,
+	// consistent with the rows Scan returned at the moment it was taken
+	// (Tree.LeafView): a session reads only subtree sums. Writes may go on;
+	// a session notices rows that changed under its view in the leaves it
+	// reconciles and fails with ErrChanged.
+	View(ctx context.Context) (view *engine.LeafView, release func(), err error)
 	// Scan calls fn for every row whose token is in r. The *Row is valid only
 	// during the call.
 	Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) error
@@ -101,9 +101,9 @@ func (s *StoreReplica) Sum(ctx context.Context) (engine.Digest, error) {
 }
 
 // View implements Replica with a snapshot of the live tree's leaves.
-func (s *StoreReplica) View(ctx context.Context) (*engine.Tree, func(), error) {
+func (s *StoreReplica) View(ctx context.Context) (*engine.LeafView, func(), error) {
 	s.mu.RLock()
-	v, err := s.tree.LeafSnapshot(ctx)
+	v, err := s.tree.LeafView(ctx)
 	s.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err

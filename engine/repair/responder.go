@@ -70,7 +70,7 @@ type Responder struct {
 type session struct {
 	mu      sync.Mutex
 	id      string
-	view    *engine.Tree
+	view    *engine.LeafView
 	release func()
 	key     fpKey
 	depth   int      // the meeting depth
@@ -347,7 +347,7 @@ type leafRows struct {
 // their digests add up to the view's leaf: rows that changed after the view
 // was taken would make the session compare one state's rows against
 // another's tree.
-func scanLeaf(ctx context.Context, replica Replica, view *engine.Tree, key *fpKey, depth int, i uint32, into *leafRows) error {
+func scanLeaf(ctx context.Context, replica Replica, view *engine.LeafView, key *fpKey, depth int, i uint32, into *leafRows) error {
 	into.rows, into.dig, into.fp = into.rows[:0], into.dig[:0], into.fp[:0]
 	var h engine.Hasher
 	var total engine.Digest
