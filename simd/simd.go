@@ -58,14 +58,6 @@ func HashPairs(dst, src []byte) error {
 	return nil
 }
 
-// Pair returns SHA-256(left ‖ right), one inner node. It serves the diff path
-// and incremental updates, which recompute single nodes, so it uses
-// crypto/sha256: the batched kernel's arguments escape, and a single pair
-// gains little from it. It does not allocate.
-func Pair(left, right *[32]byte) [32]byte {
-	return pairGeneric(left, right)
-}
-
 // Sum256 returns the SHA-256 digest of b. grove uses it for row digests, so
 // it runs once per row written: it must not allocate, and b (often a scratch
 // buffer on the caller's stack) does not escape.
@@ -122,14 +114,6 @@ func hashPairsGeneric(dst, src []byte) {
 		copy(dst[:32], d[:])
 		src, dst = src[64:], dst[32:]
 	}
-}
-
-// pairGeneric is Pair on crypto/sha256.
-func pairGeneric(left, right *[32]byte) [32]byte {
-	var b [64]byte
-	copy(b[:32], left[:])
-	copy(b[32:], right[:])
-	return sha256.Sum256(b[:])
 }
 
 // addr is where b starts, for error messages; a uintptr, unlike a pointer,
