@@ -54,10 +54,10 @@ func BenchmarkOnePair(b *testing.B) {
 	})
 }
 
-// The Sum256 benchmarks decide which implementation Sum256 uses; their
-// medians are recorded in its doc comment. Row encodings are typically
-// 100-130 bytes. impl=Sum256 is the exported function, a check that it runs
-// at the speed of the implementation it picked. Compare with
+// The Sum256 benchmarks decide which implementation Sum256 uses. Row
+// encodings are typically 100-130 bytes. impl=Sum256 is the exported
+// function, a check that it runs at the speed of the implementation it
+// picked. Compare with (benchstat is golang.org/x/perf/cmd/benchstat)
 //
 //	go test -run '^$' -bench Sum256 -count 20 ./simd/ > sum.txt
 //	benchstat -col /impl -filter '.name:Sum256' sum.txt
