@@ -60,7 +60,7 @@ func Map(b *Budget, size int) (*Region, error) {
 // that stores reach the file (see Sync). Like Map, it reserves the
 // page-rounded size against b before mapping anything: a file is never a
 // way around the budget. Nothing is read: pages come in as they are touched,
-// which is what lets a large tree open in microseconds.
+// so opening a large tree does not wait for the whole file.
 //
 // The caller checks the file is at least offset+size bytes long first, and
 // must not let it be truncated while mapped: touching a page past the end of

@@ -44,8 +44,8 @@ type Config struct {
 	Depth, Rows int
 	// Reps is how many times each measurement runs; the report gives the
 	// median. Zero: 5 for the inner levels and 3 for the row builds in a
-	// full run, 3 for both in a quick one. Diffs, which take microseconds,
-	// always run 41 times (15 in a quick run).
+	// full run, 3 for both in a quick one. Diffs, which are short
+	// (BenchmarkDiff measures them), always run 41 times (15 in a quick run).
 	Reps int
 	// Seed generates the corpus; zero means DefaultSeed.
 	Seed uint64

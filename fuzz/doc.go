@@ -10,10 +10,13 @@
 //     nothing charged, or gives a tree whose header fields, leaves and inner
 //     nodes agree with the file as this package parses it, and whose Verify
 //     verdict agrees with a from-scratch recomputation of every inner node.
-//   - FuzzRowReader, FuzzChangeReader, FuzzRowRoundTrip: engine/jsonl
-//     against a strict reference decoder of docs/FORMAT.md's rules, the
-//     changes reader's own checks, and encode→decode round trips of
-//     arbitrary rows.
+//   - FuzzRowReader: engine/jsonl's row reader against a strict reference
+//     decoder of docs/FORMAT.md's rules, line by line, rows and errors.
+//   - FuzzChangeReader: engine/jsonl's changes reader on arbitrary bytes
+//     fails only with ErrBadRow naming the line, and returns only changes a
+//     live tree can apply.
+//   - FuzzRowRoundTrip: arbitrary rows, encoded as JSON lines in any form
+//     the format allows, read back exactly and on the right line.
 //   - FuzzDiffBruteForce: engine.Diff and engine.CompareKeys on small trees
 //     (any depths 0..8, both layouts, both partitioners, any range) against a
 //     per-key multiset comparison.

@@ -31,24 +31,33 @@ func BenchmarkHashPairs(b *testing.B) {
 
 var pairSink [32]byte
 
-// BenchmarkPair times every Pair implementation on one pair.
-func BenchmarkPair(b *testing.B) {
-	var l, r [32]byte
-	l[0], r[0] = 1, 2
-	for _, k := range pairKernels() {
-		b.Run(k.name, func(b *testing.B) {
-			b.SetBytes(64)
-			for b.Loop() {
-				pairSink = k.fn(&l, &r)
+// BenchmarkOnePair times one inner node, as the diff path and incremental
+// updates hash it: HashPairs on one pair, with its length and overlap checks
+// and dispatch, against crypto/sha256.Sum256 of the same 64 bytes.
+func BenchmarkOnePair(b *testing.B) {
+	src := make([]byte, 64)
+	src[0], src[32] = 1, 2
+	dst := make([]byte, 32)
+	b.Run("HashPairs", func(b *testing.B) {
+		b.SetBytes(64)
+		for b.Loop() {
+			if err := HashPairs(dst, src); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+		}
+	})
+	b.Run("crypto", func(b *testing.B) {
+		b.SetBytes(64)
+		for b.Loop() {
+			pairSink = sha256.Sum256(src)
+		}
+	})
 }
 
-// The Sum256 benchmarks decide which implementation Sum256 uses; their
-// medians are recorded in its doc comment. Row encodings are typically
-// 100-130 bytes. impl=Sum256 is the exported function, a check that it runs
-// at the speed of the implementation it picked. Compare with
+// The Sum256 benchmarks decide which implementation Sum256 uses. Row
+// encodings are typically 100-130 bytes. impl=Sum256 is the exported
+// function, a check that it runs at the speed of the implementation it
+// picked. Compare with (benchstat is golang.org/x/perf/cmd/benchstat)
 //
 //	go test -run '^$' -bench Sum256 -count 20 ./simd/ > sum.txt
 //	benchstat -col /impl -filter '.name:Sum256' sum.txt

@@ -1,6 +1,7 @@
 package simd_test
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 
@@ -24,10 +25,8 @@ func ExampleHashPairs() {
 	fmt.Println(hex.EncodeToString(parents[:32]))
 	fmt.Println(hex.EncodeToString(root))
 
-	// The same root, one node at a time.
-	var p [32]byte
-	copy(p[:], parents[:32])
-	r := simd.Pair(&p, &p)
+	// A parent is SHA-256(left ‖ right): the same root from crypto/sha256.
+	r := sha256.Sum256(parents)
 	fmt.Println(hex.EncodeToString(r[:]))
 	// Output:
 	// f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b

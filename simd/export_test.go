@@ -20,17 +20,6 @@ func kernels() []kernel {
 	return ks
 }
 
-// pairKernel is one Pair implementation.
-type pairKernel struct {
-	name string
-	fn   func(left, right *[32]byte) [32]byte
-}
-
-// pairKernels lists the Pair implementations this build can run here.
-func pairKernels() []pairKernel {
-	return []pairKernel{{"generic", pairGeneric}}
-}
-
 // rowKernel is one Sum256 implementation.
 type rowKernel struct {
 	name string

@@ -35,9 +35,8 @@ import (
 // noescape, so a stack array passed here moves to the heap: pass heap or
 // mmap'd memory.
 //
-// Hashing 2^19 pairs (the leaves of a depth-20 tree into their parents)
-// takes 43 ns per pair on gohashtree's SHA-NI kernel against 122 ns on the
-// crypto/sha256 loop (medians of 20 runs, Zen 3; BenchmarkHashPairs).
+// BenchmarkHashPairs measures each kernel, in ns/pair, on one pair and on a
+// whole level of a depth-20 tree.
 func HashPairs(dst, src []byte) error {
 	if len(dst)%32 != 0 || len(src) != 2*len(dst) {
 		return fmt.Errorf("%w: HashPairs: len(dst) = %d, len(src) = %d; want len(dst) a multiple of 32 and len(src) = 2*len(dst)",
@@ -58,14 +57,6 @@ func HashPairs(dst, src []byte) error {
 	return nil
 }
 
-// Pair returns SHA-256(left ‖ right), one inner node. It serves the diff path
-// and incremental updates, which recompute single nodes, so it uses
-// crypto/sha256: the batched kernel's arguments escape, and a single pair
-// gains little from it. It does not allocate.
-func Pair(left, right *[32]byte) [32]byte {
-	return pairGeneric(left, right)
-}
-
 // Sum256 returns the SHA-256 digest of b. grove uses it for row digests, so
 // it runs once per row written: it must not allocate, and b (often a scratch
 // buffer on the caller's stack) does not escape.
@@ -73,19 +64,8 @@ func Pair(left, right *[32]byte) [32]byte {
 // On amd64 with SHA-NI it is github.com/minio/sha256-simd, elsewhere
 // crypto/sha256. Both use SHA-NI there, but minio calls its kernel directly,
 // while Go 1.26's crypto/sha256.Sum256 builds a hash.Hash from the FIPS 140
-// module and writes through it, which costs 8-15% on row-sized inputs. Medians of 20 runs on the machine
-// grove is tuned on (AMD EPYC Zen 3, 2 cores, Go 1.26.8, linux/amd64), ns/op:
-//
-//	size   crypto/sha256   minio/sha256-simd
-//	 64 B          115.4               103.5   (-10%)
-//	 96 B          123.5               104.5   (-15%)
-//	128 B          150.7               139.2    (-8%)
-//	256 B          231.8               213.8    (-8%)
-//
-// Reproduce with (benchstat is golang.org/x/perf/cmd/benchstat):
-//
-//	go test -run '^$' -bench Sum256 -count 20 ./simd/ > sum.txt
-//	benchstat -col /impl -filter '.name:Sum256' sum.txt
+// module and writes through it, an overhead every row pays.
+// BenchmarkSum256 measures the two against each other on row-sized inputs.
 //
 // Without SHA-NI minio's Sum256 falls back to pure Go, and on arm64 the two
 // have not been compared, so those use crypto/sha256; Features says which
@@ -122,14 +102,6 @@ func hashPairsGeneric(dst, src []byte) {
 		copy(dst[:32], d[:])
 		src, dst = src[64:], dst[32:]
 	}
-}
-
-// pairGeneric is Pair on crypto/sha256.
-func pairGeneric(left, right *[32]byte) [32]byte {
-	var b [64]byte
-	copy(b[:32], left[:])
-	copy(b[32:], right[:])
-	return sha256.Sum256(b[:])
 }
 
 // addr is where b starts, for error messages; a uintptr, unlike a pointer,

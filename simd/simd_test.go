@@ -170,29 +170,40 @@ func TestHashPairsOverlap(t *testing.T) {
 	}
 }
 
-func TestPair(t *testing.T) {
-	for _, k := range append(pairKernels(), pairKernel{"Pair", Pair}) {
+// TestOnePair hashes single inner nodes, SHA-256(left ‖ right), as the diff
+// path and incremental updates do: through HashPairs on one 64-byte pair and
+// through every kernel directly, each against crypto/sha256.
+func TestOnePair(t *testing.T) {
+	ks := append(kernels(), kernel{"HashPairs", func(dst, src []byte) {
+		if err := HashPairs(dst, src); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	for _, k := range ks {
 		t.Run(k.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(9, 10))
-			for i := 0; i < 1000; i++ {
-				var l, rr [32]byte
-				copy(l[:], randomBytes(r, 32))
-				copy(rr[:], randomBytes(r, 32))
-				lc, rc := l, rr
-				want := sha256.Sum256(append(l[:], rr[:]...))
-				if got := k.fn(&l, &rr); got != want {
-					t.Fatalf("Pair(%x, %x) = %x, want %x", l, rr, got, want)
+			pair := func(l, rr []byte) [32]byte {
+				src := append(bytes.Clone(l), rr...)
+				dst := make([]byte, 32)
+				k.fn(dst, src)
+				if !bytes.Equal(src[:32], l) || !bytes.Equal(src[32:], rr) {
+					t.Fatal("hashing a pair modified its inputs")
 				}
-				if l != lc || rr != rc {
-					t.Fatal("Pair modified its inputs")
+				return [32]byte(dst)
+			}
+			for i := 0; i < 1000; i++ {
+				l, rr := randomBytes(r, 32), randomBytes(r, 32)
+				want := sha256.Sum256(append(bytes.Clone(l), rr...))
+				if got := pair(l, rr); got != want {
+					t.Fatalf("pair (%x, %x) = %x, want %x", l, rr, got, want)
 				}
 			}
 			// Order matters: a tree whose children are swapped is a
 			// different tree.
-			var a, b [32]byte
+			a, b := make([]byte, 32), make([]byte, 32)
 			a[0] = 1
-			if k.fn(&a, &b) == k.fn(&b, &a) {
-				t.Fatal("Pair is symmetric")
+			if pair(a, b) == pair(b, a) {
+				t.Fatal("pair hashing is symmetric")
 			}
 		})
 	}
@@ -233,23 +244,18 @@ func TestNoAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(20, func() { err = HashPairs(dst, src) }); a != 0 || err != nil {
 		t.Errorf("HashPairs: %v allocations per 1024-pair call (error %v), want 0", a, err)
 	}
+	// One pair, as the diff path and incremental updates hash it: every
+	// kernel and HashPairs on a single 64-byte pair.
+	pairSrc, pairDst := src[:64], dst[:32]
+	for _, k := range kernels() {
+		if a := testing.AllocsPerRun(100, func() { k.fn(pairDst, pairSrc) }); a != 0 {
+			t.Errorf("kernel %s: %v allocations per one-pair call, want 0", k.name, a)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { err = HashPairs(pairDst, pairSrc) }); a != 0 || err != nil {
+		t.Errorf("HashPairs: %v allocations per one-pair call (error %v), want 0", a, err)
+	}
 	var sink [32]byte
-	// Called directly, not through pairKernels: a call through a func value
-	// makes escape analysis assume the arguments escape.
-	if a := testing.AllocsPerRun(100, func() {
-		var left, right [32]byte
-		left[0] = sink[1]
-		sink = Pair(&left, &right)
-	}); a != 0 {
-		t.Errorf("Pair: %v allocations per call, want 0", a)
-	}
-	if a := testing.AllocsPerRun(100, func() {
-		var left, right [32]byte
-		left[0] = sink[1]
-		sink = pairGeneric(&left, &right)
-	}); a != 0 {
-		t.Errorf("pairGeneric: %v allocations per call, want 0", a)
-	}
 	row := src[:117]
 	if a := testing.AllocsPerRun(100, func() { sink = Sum256(row) }); a != 0 {
 		t.Errorf("Sum256: %v allocations per call, want 0", a)
@@ -305,11 +311,11 @@ func TestFeatures(t *testing.T) {
 // the stack mid-call; a wrong result or a crash here means a buffer was not
 // where the kernel was told it was.
 func TestStackGrowth(t *testing.T) {
-	var l, r [32]byte
-	for i := range l {
-		l[i], r[i] = byte(i), byte(3*i+1)
+	var lr [64]byte // one pair: left ‖ right
+	for i := range 32 {
+		lr[i], lr[32+i] = byte(i), byte(3*i+1)
 	}
-	want := sha256.Sum256(append(l[:], r[:]...))
+	want := sha256.Sum256(lr[:])
 	var wantPairs [4 * 32]byte
 	var src [4 * 64]byte
 	for i := range src {
@@ -323,9 +329,13 @@ func TestStackGrowth(t *testing.T) {
 			pad[depth%64]++
 			return recurse(depth-1, pad)
 		}
-		ll, rr := l, r
-		if got := Pair(&ll, &rr); got != want {
-			return fmt.Errorf("Pair: got %x, want %x", got, want)
+		pair := lr
+		var got [32]byte
+		if err := HashPairs(got[:], pair[:]); err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("HashPairs on one pair: got %x, want %x", got, want)
 		}
 		s := src
 		var d [4 * 32]byte

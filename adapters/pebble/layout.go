@@ -16,8 +16,7 @@ import (
 const (
 	layoutVersion = 1
 
-	metaPrefix = 0x00
-	rowPrefix  = 0x01
+	rowPrefix = 0x01
 
 	tokenBytes  = 8
 	keyHeader   = 1 + tokenBytes // prefix and token before the row key
@@ -27,8 +26,9 @@ const (
 )
 
 var (
-	// metaFormat and metaRows are the metadata keys. They are never written
-	// to, only copied into batches, so sharing them is safe.
+	// metaFormat and metaRows are the metadata keys: prefix 0x00, then a
+	// name. They are never written to, only copied into batches, so sharing
+	// them is safe.
 	metaFormat = []byte("\x00format")
 	metaRows   = []byte("\x00rows")
 )

@@ -100,7 +100,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"value shorter than its header", good, val[:valueHeader-1], false},
 		{"reserved flag bit", good, append([]byte{0x02}, val[1:]...), false},
 		{"key shorter than its header", good[:keyHeader-1], val, false},
-		{"metadata prefix", append([]byte{metaPrefix}, good[1:]...), val, false},
+		// 0x00 is the metadata keys' prefix (doc.go; metaFormat, metaRows).
+		{"metadata prefix", append([]byte{0x00}, good[1:]...), val, false},
 		{"token not the key's", appendRowKey(nil, p.Token([]byte("k"))+1, []byte("k")), val, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
