@@ -177,11 +177,11 @@ func (r *Responder) account(req, resp proto.Message, err error) {
 	}
 	var out int64
 	if err == nil {
-		out = int64(proto.Size(resp))
+		out = MessageBytes(resp)
 	} else {
 		m.Error("session")
 	}
-	m.Exchanged(metrics.Responder, out, int64(proto.Size(req)))
+	m.Exchanged(metrics.Responder, out, MessageBytes(req))
 }
 
 // Hello implements Peer.
