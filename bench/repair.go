@@ -140,7 +140,7 @@ func (s *sourceA) NextRow(r *engine.Row) error {
 }
 
 // newRepairReplicas builds the two replicas of a scenario.
-func newRepairReplicas(ctx context.Context, cfg RepairConfig, budget *arena.Budget) (a, b *repair.StoreReplica, err error) {
+func newRepairReplicas(ctx context.Context, cfg RepairConfig, budget *arena.Budget) (a, b *rowstore.Replica, err error) {
 	rnd := rand.New(rand.NewPCG(cfg.Seed, 0x72657061))
 	plan := make(map[int]int, cfg.Differ)
 	var extra []int
@@ -152,16 +152,16 @@ func newRepairReplicas(ctx context.Context, cfg RepairConfig, budget *arena.Budg
 		}
 		plan[rnd.IntN(cfg.Rows)] = kind
 	}
-	build := func(src engine.RowSource) (*repair.StoreReplica, error) {
+	build := func(src engine.RowSource) (*rowstore.Replica, error) {
 		st, err := rowstore.Load(ctx, token.Murmur3{}, src)
 		if err != nil {
 			return nil, err
 		}
-		t, err := repair.BuildTree(ctx, st, engine.Options{Depth: cfg.Depth, Budget: budget})
+		t, err := rowstore.BuildTree(ctx, st, engine.Options{Depth: cfg.Depth, Budget: budget})
 		if err != nil {
 			return nil, err
 		}
-		return repair.NewStoreReplica(st, t), nil
+		return rowstore.NewReplica(st, t), nil
 	}
 	a, err = build(&sourceA{replicaRows{n: cfg.Rows, seed: cfg.Seed, plan: plan}})
 	if err != nil {
@@ -177,14 +177,14 @@ func newRepairReplicas(ctx context.Context, cfg RepairConfig, budget *arena.Budg
 
 // models prices the Cassandra and row-hash approaches on the scenario's
 // differing leaves.
-func models(ctx context.Context, a, b *repair.StoreReplica, f *RepairFigures) error {
+func models(ctx context.Context, a, b *rowstore.Replica, f *RepairFigures) error {
 	d, err := engine.Diff(ctx, a.Tree(), b.Tree())
 	if err != nil {
 		return err
 	}
 	f.CassandraTreeBytes = int64(36) << d.Depth
 	for _, r := range d.Ranges {
-		for _, side := range []*repair.StoreReplica{a, b} {
+		for _, side := range []*rowstore.Replica{a, b} {
 			err := side.Store().Scan(ctx, r, func(row *engine.Row) error {
 				f.CassandraStreamBytes += int64(engine.EncodedLen(row))
 				f.RowHashBytes += 8
@@ -222,7 +222,7 @@ func RunRepair(ctx context.Context, cfg RepairConfig) (*RepairFigures, error) {
 // SyncLoopback serves replica b on a loopback port through the rpc
 // transport, syncs a against it, and reports the cost, with the Cassandra and
 // row-hash models computed on the differing leaves before the session.
-func SyncLoopback(ctx context.Context, a, b *repair.StoreReplica, opts repair.Options) (*RepairFigures, error) {
+func SyncLoopback(ctx context.Context, a, b *rowstore.Replica, opts repair.Options) (*RepairFigures, error) {
 	f := &RepairFigures{Depth: min(a.Tree().Depth(), b.Tree().Depth())}
 	if err := models(ctx, a, b, f); err != nil {
 		return nil, err

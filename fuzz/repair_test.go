@@ -65,7 +65,7 @@ type fixture struct {
 	root  engine.Digest
 	tree  *engine.Tree
 	store *rowstore.Store
-	rep   *repair.StoreReplica
+	rep   *rowstore.Replica
 	// inUse is set while an input runs: still set when the next one starts,
 	// the last one failed or panicked half-way, and the replica is built
 	// afresh rather than trusted.
@@ -83,12 +83,12 @@ func newFixture(f *testing.F, n, skip, tweak int) *fixture {
 func (fx *fixture) build(tb testing.TB) {
 	ctx := context.Background()
 	fx.store = fx.loadStore(tb)
-	tree, err := repair.BuildTree(ctx, fx.store, engine.Options{Depth: replicaDepth, Budget: arena.NewBudget(1 << 20), NoHugePages: true})
+	tree, err := rowstore.BuildTree(ctx, fx.store, engine.Options{Depth: replicaDepth, Budget: arena.NewBudget(1 << 20), NoHugePages: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	fx.tree = tree
-	fx.rep = repair.NewStoreReplica(fx.store, tree)
+	fx.rep = rowstore.NewReplica(fx.store, tree)
 	if fx.sum, err = fx.rep.Sum(ctx); err != nil {
 		tb.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func (fx *fixture) loadStore(tb testing.TB) *rowstore.Store {
 
 // replica returns the fixture's replica for one input, as it was built.
 // Call done when the input has run.
-func (fx *fixture) replica(t *testing.T) *repair.StoreReplica {
+func (fx *fixture) replica(t *testing.T) *rowstore.Replica {
 	if fx.inUse {
 		fx.tree.Close()
 		fx.build(t)
@@ -146,7 +146,7 @@ func (fx *fixture) done(t *testing.T) {
 		t.Fatalf("restored tree: root %x (%v), %d rows; built %x, %d rows", root[:4], err, fx.tree.Rows(), fx.root[:4], len(fx.rows))
 	}
 	fx.store = fx.loadStore(t)
-	fx.rep = repair.NewStoreReplica(fx.store, fx.tree)
+	fx.rep = rowstore.NewReplica(fx.store, fx.tree)
 	fx.inUse = false
 }
 
@@ -154,7 +154,7 @@ func (fx *fixture) done(t *testing.T) {
 // from its rows, computed here from docs/FORMAT.md (rowDigest, lane-wise
 // leaf sums, SHA-256 inner nodes) rather than by the engine: whatever
 // messages arrived, tree and rows never part.
-func treeMatchesStore(t *testing.T, r *repair.StoreReplica) {
+func treeMatchesStore(t *testing.T, r *rowstore.Replica) {
 	t.Helper()
 	tree := r.Tree()
 	p, rng, depth := tree.Partitioner(), tree.Range(), tree.Depth()

@@ -66,7 +66,9 @@ type Stats struct {
 	// error.
 	Calls, Failures int64
 	// MessageBytesSent and MessageBytesReceived sum the encoded sizes of
-	// the requests sent and the responses received.
+	// the requests sent and the responses received, as repair.MessageBytes
+	// gives them: the figure repair.Stats and the metrics use too, so a
+	// session's bytes read the same here as there.
 	MessageBytesSent, MessageBytesReceived int64
 	// WireBytesWritten and WireBytesRead count bytes on the client's TCP
 	// connections, handshakes included. Zero with ClientOptions.HTTPClient.
@@ -246,13 +248,13 @@ func call[Req, Res any](ctx context.Context, c *Client, req *Req, fn func(contex
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	c.calls.Add(1)
-	c.sent.Add(int64(proto.Size(any(req).(proto.Message))))
+	c.sent.Add(repair.MessageBytes(any(req).(proto.Message)))
 	res, err := fn(ctx, connect.NewRequest(req))
 	if err != nil {
 		c.failures.Add(1)
 		return nil, c.fromConnectError(err, ctx.Err())
 	}
-	c.received.Add(int64(proto.Size(any(res.Msg).(proto.Message))))
+	c.received.Add(repair.MessageBytes(any(res.Msg).(proto.Message)))
 	return res.Msg, nil
 }
 

@@ -124,7 +124,7 @@ func runDemo(args []string, e *env) (int, error) {
 		fmt.Fprintf(stdout, "%-40s %10s %16s %14s\n", name, roundDuration(d), arena.FormatBytes(b.Used()), arena.FormatBytes(int64(ms.HeapAlloc)))
 	}
 
-	nodes := make([]*repair.StoreReplica, len(names))
+	nodes := make([]*rowstore.Replica, len(names))
 	defer func() {
 		for _, r := range nodes {
 			if r != nil {
@@ -138,11 +138,11 @@ func runDemo(args []string, e *env) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		t, err := repair.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: b})
+		t, err := rowstore.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: b})
 		if err != nil {
 			return 0, err
 		}
-		nodes[i] = repair.NewStoreReplica(store, t)
+		nodes[i] = rowstore.NewReplica(store, t)
 		step(fmt.Sprintf("load %s, build its tree (depth %d)", name, depth), time.Since(start))
 	}
 

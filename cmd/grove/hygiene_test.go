@@ -220,6 +220,7 @@ func TestKilledApplyLeavesNothingForGood(t *testing.T) {
 	chPath := filepath.Join(dir, "changes.jsonl")
 	os.WriteFile(chPath, ch.Bytes(), 0o644)
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	killed := 0
 	for kill := range 4 {
 		cmd := exec.Command(bin, "apply", tree, "--in", chPath)
 		if err := cmd.Start(); err != nil {
@@ -234,13 +235,23 @@ func TestKilledApplyLeavesNothingForGood(t *testing.T) {
 		time.Sleep(time.Duration(rnd.IntN(50)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		// The run before this one removed its predecessor's copy.
-		if ts := tempsIn(t, dir); len(ts) != 1 {
-			t.Fatalf("kill %d: temporary files %v, want the killed run's one", kill, ts)
+		// The run before this one removed its predecessor's copy; a run
+		// that finished before the signal came leaves none of its own.
+		want := 1
+		if cmd.ProcessState.Success() {
+			want = 0
+		} else {
+			killed++
+		}
+		if ts := tempsIn(t, dir); len(ts) != want {
+			t.Fatalf("kill %d: temporary files %v, want %d (the run exited %v)", kill, ts, want, cmd.ProcessState)
 		}
 		if code, _, errOut := grove(t, "verify", tree); code != 0 {
 			t.Fatalf("after a kill the tree does not verify: %s", errOut)
 		}
+	}
+	if killed == 0 {
+		t.Fatal("every apply finished before its kill: the test killed nothing")
 	}
 	emptyCh := filepath.Join(dir, "none.jsonl")
 	os.WriteFile(emptyCh, nil, 0o644)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/jsonl"
-	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/engine/rowstore"
 	"github.com/antientropy/grove/internal/atomicfile"
 )
 
@@ -23,7 +23,7 @@ import (
 // the responder's Commit fails with the reason; so the file always holds
 // what the server serves.
 type savingReplica struct {
-	*repair.StoreReplica
+	*rowstore.Replica
 	out string
 	// logf logs a repair that could not be saved.
 	logf func(format string, a ...any)
@@ -46,7 +46,7 @@ func (s *savingReplica) apply(ctx context.Context, rows []engine.Row) (int, erro
 	defer s.mu.Unlock()
 	changes := s.winners(rows)
 	if len(changes) == 0 {
-		return s.StoreReplica.Apply(ctx, rows)
+		return s.Replica.Apply(ctx, rows)
 	}
 	f, err := atomicfile.Create(s.out, 0o644)
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *savingReplica) apply(ctx context.Context, rows []engine.Row) (int, erro
 	if err := f.Sync(); err != nil {
 		return 0, fmt.Errorf("--repair-out %s: %w; the repair was not applied", s.out, err)
 	}
-	n, err := s.StoreReplica.Apply(ctx, rows)
+	n, err := s.Replica.Apply(ctx, rows)
 	if err != nil {
 		return n, err
 	}

@@ -76,7 +76,7 @@ func (f *replicaFlags) messageLimit() (int, error) {
 // loadReplica reads the rows file into a store (several rows for one key
 // reconcile as a storage engine's compaction would: the newest wins) and
 // builds its tree.
-func (f *replicaFlags) loadReplica(ctx context.Context, e *env) (*repair.StoreReplica, func(), error) {
+func (f *replicaFlags) loadReplica(ctx context.Context, e *env) (*rowstore.Replica, func(), error) {
 	if *f.rows == "" {
 		return nil, nil, errors.New("--rows is required")
 	}
@@ -102,11 +102,11 @@ func (f *replicaFlags) loadReplica(ctx context.Context, e *env) (*repair.StoreRe
 			return nil, nil, err
 		}
 	}
-	tree, err := repair.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: budget, Observer: f.metrics})
+	tree, err := rowstore.BuildTree(ctx, store, engine.Options{Depth: depth, Budget: budget, Observer: f.metrics})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", *f.rows, err)
 	}
-	return repair.NewStoreReplica(store, tree), func() { tree.Close() }, nil
+	return rowstore.NewReplica(store, tree), func() { tree.Close() }, nil
 }
 
 // tlsConfig returns nil without --tls-cert/--tls-ca, else the server's or
@@ -128,7 +128,7 @@ type replicaEnv struct {
 	ctx     context.Context
 	limit   int
 	tls     *tls.Config
-	replica *repair.StoreReplica
+	replica *rowstore.Replica
 	close   func()
 }
 
@@ -201,7 +201,7 @@ func runServe(args []string, e *env) (int, error) {
 	}
 	var served repair.Replica = replica
 	if *rf.repairOut != "" {
-		served = &savingReplica{StoreReplica: replica, out: *rf.repairOut, logf: logf}
+		served = &savingReplica{Replica: replica, out: *rf.repairOut, logf: logf}
 	}
 	opts.OnCommit = func(ctx context.Context, applied int) error {
 		msg := fmt.Sprintf("repair: %d rows written, %d rows held", applied, replica.Store().Len())

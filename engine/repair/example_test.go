@@ -23,18 +23,18 @@ func (r *exampleRows) NextRow(row *engine.Row) error {
 }
 
 // exampleReplica loads rows into a store and builds its live tree.
-func exampleReplica(budget *arena.Budget, rows ...engine.Row) *repair.StoreReplica {
+func exampleReplica(budget *arena.Budget, rows ...engine.Row) *rowstore.Replica {
 	ctx := context.Background()
 	src := exampleRows(rows)
 	store, err := rowstore.Load(ctx, token.Murmur3{}, &src)
 	if err != nil {
 		panic(err)
 	}
-	tree, err := repair.BuildTree(ctx, store, engine.Options{Depth: 10, Budget: budget})
+	tree, err := rowstore.BuildTree(ctx, store, engine.Options{Depth: 10, Budget: budget})
 	if err != nil {
 		panic(err)
 	}
-	return repair.NewStoreReplica(store, tree)
+	return rowstore.NewReplica(store, tree)
 }
 
 // Two replicas that missed a write each and disagree on a third key find

@@ -38,7 +38,7 @@ func (r *rows) NextRow(row *engine.Row) error {
 	return nil
 }
 
-func replica(t *testing.T, rs []engine.Row) *repair.StoreReplica {
+func replica(t *testing.T, rs []engine.Row) *rowstore.Replica {
 	t.Helper()
 	ctx := context.Background()
 	src := rows(slices.Clone(rs))
@@ -46,16 +46,16 @@ func replica(t *testing.T, rs []engine.Row) *repair.StoreReplica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := repair.BuildTree(ctx, st, engine.Options{Depth: 12, Budget: arena.NewBudget(1 << 30)})
+	tree, err := rowstore.BuildTree(ctx, st, engine.Options{Depth: 12, Budget: arena.NewBudget(1 << 30)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tree.Close() })
-	return repair.NewStoreReplica(st, tree)
+	return rowstore.NewReplica(st, tree)
 }
 
 // pair returns two replicas differing in a few rows of every kind.
-func pair(t *testing.T) (a, b *repair.StoreReplica) {
+func pair(t *testing.T) (a, b *rowstore.Replica) {
 	rnd := rand.New(rand.NewPCG(11, 12))
 	base := make([]engine.Row, 4000)
 	for i := range base {
@@ -70,7 +70,7 @@ func pair(t *testing.T) (a, b *repair.StoreReplica) {
 }
 
 // snapshotRows returns a replica's rows, to check nothing changed.
-func snapshotRows(t *testing.T, r *repair.StoreReplica) []engine.Digest {
+func snapshotRows(t *testing.T, r *rowstore.Replica) []engine.Digest {
 	t.Helper()
 	var out []engine.Digest
 	r.Store().All(context.Background(), func(row *engine.Row) error {
@@ -166,7 +166,7 @@ func (h *hook) Commit(ctx context.Context, r *grovev1.CommitRequest) (*grovev1.C
 }
 
 // syncOK checks a session converges and finds the four planted keys.
-func syncOK(t *testing.T, a *repair.StoreReplica, peer repair.Peer) {
+func syncOK(t *testing.T, a *rowstore.Replica, peer repair.Peer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -385,7 +385,7 @@ func TestIncompatibleOverTheWire(t *testing.T) {
 	}
 	defer tree.Close()
 	tree.Hash(context.Background())
-	other := repair.NewStoreReplica(rowstore.New(token.Murmur3{}), tree)
+	other := rowstore.NewReplica(rowstore.New(token.Murmur3{}), tree)
 	url, _ := serve(t, repair.NewResponder(other, repair.ResponderOptions{}), 0)
 	_, err = repair.Sync(context.Background(), a, client(t, url, 0), repair.Options{})
 	if !errors.Is(err, repair.ErrIncompatible) {

@@ -106,7 +106,8 @@ func (o *Options) fill() {
 // Stats count what a session cost.
 type Stats struct {
 	// BytesSent and BytesReceived are protocol message bytes (the encoded
-	// size of each request and answer), whatever carries them.
+	// size of each request and answer, by MessageBytes), whatever carries
+	// them.
 	BytesSent, BytesReceived int64
 	// RowBytesSent and RowBytesReceived are the part of those that are the
 	// differing rows themselves.
@@ -195,7 +196,7 @@ type initiator struct {
 
 // call runs one round trip and counts it.
 func call[Req, Resp proto.Message](ctx context.Context, in *initiator, f func(context.Context, Req) (Resp, error), req Req) (Resp, error) {
-	sent := int64(proto.Size(req))
+	sent := MessageBytes(req)
 	in.res.BytesSent += sent
 	resp, err := f(ctx, req)
 	if err != nil {
@@ -203,7 +204,7 @@ func call[Req, Resp proto.Message](ctx context.Context, in *initiator, f func(co
 		in.opts.Metrics.Exchanged(metrics.Initiator, sent, 0)
 		return resp, err
 	}
-	received := int64(proto.Size(resp))
+	received := MessageBytes(resp)
 	in.res.RoundTrips++
 	in.res.BytesReceived += received
 	in.opts.Metrics.Exchanged(metrics.Initiator, sent, received)

@@ -1,4 +1,4 @@
-package repair
+package repair_test
 
 import (
 	"bytes"
@@ -8,7 +8,11 @@ import (
 	"testing"
 
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/rowstore"
 	grovev1 "github.com/antientropy/grove/proto/grove/v1"
+
+	// Dot-imported, as in repair_test.go.
+	. "github.com/antientropy/grove/engine/repair"
 )
 
 // TestOversizedKeyFailsAlone: a row whose key is over MaxKeyBytes, on
@@ -61,7 +65,7 @@ func TestOversizedKeyFailsAlone(t *testing.T) {
 				want = slices.DeleteFunc(want, func(r engine.Row) bool { return bytes.Equal(r.Key, []byte("b")) && r.TS == 1 })
 				for _, side := range []struct {
 					name    string
-					r       *StoreReplica
+					r       *rowstore.Replica
 					hasHuge bool
 				}{{"here", a, slices.ContainsFunc(tc.here, func(r engine.Row) bool { return len(r.Key) > MaxKeyBytes })}, {"peer", b, slices.ContainsFunc(tc.peer, func(r engine.Row) bool { return len(r.Key) > MaxKeyBytes })}} {
 					got := rowsOf(t, side.r)
@@ -90,7 +94,7 @@ func TestResponderSkipsOversizedPushedRow(t *testing.T) {
 	}
 	// A key in a differing leaf, for the row that must land.
 	var key []byte
-	shape := r.replica.Shape()
+	shape := ShapeOf(r)
 	for i := 0; ; i++ {
 		key = []byte{'z', byte(i), byte(i >> 8)}
 		leaf := shape.Range.LeafOf(shape.Partitioner.Token(key), 8)
@@ -142,7 +146,7 @@ func keysOfRows(rs []engine.Row) []string {
 
 // lossyReplica drops every row Apply is given: a write lost after the
 // session, which the final sum check must catch.
-type lossyReplica struct{ *StoreReplica }
+type lossyReplica struct{ *rowstore.Replica }
 
 func (lossyReplica) Apply(ctx context.Context, rows []engine.Row) (int, error) { return 0, nil }
 

@@ -1,4 +1,4 @@
-package repair
+package repair_test
 
 import (
 	"bytes"
@@ -18,6 +18,11 @@ import (
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/metrics"
 	grovev1 "github.com/antientropy/grove/proto/grove/v1"
+
+	// Dot-imported: these tests were written inside the package, and moved
+	// out only because their replicas come from package rowstore, which
+	// imports this one.
+	. "github.com/antientropy/grove/engine/repair"
 )
 
 type sliceSource struct {
@@ -34,23 +39,23 @@ func (s *sliceSource) NextRow(r *engine.Row) error {
 	return nil
 }
 
-func newReplica(t testing.TB, rows []engine.Row, depth int) *StoreReplica {
+func newReplica(t testing.TB, rows []engine.Row, depth int) *rowstore.Replica {
 	t.Helper()
 	ctx := context.Background()
 	st, err := rowstore.Load(ctx, token.Murmur3{}, &sliceSource{rows: rows})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := BuildTree(ctx, st, engine.Options{Depth: depth, Budget: arena.NewBudget(4 << 30)})
+	tree, err := rowstore.BuildTree(ctx, st, engine.Options{Depth: depth, Budget: arena.NewBudget(4 << 30)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tree.Close() })
-	return NewStoreReplica(st, tree)
+	return rowstore.NewReplica(st, tree)
 }
 
 // rowsOf returns every row of a replica, in order.
-func rowsOf(t testing.TB, r *StoreReplica) []engine.Row {
+func rowsOf(t testing.TB, r *rowstore.Replica) []engine.Row {
 	t.Helper()
 	var out []engine.Row
 	err := r.Store().All(context.Background(), func(row *engine.Row) error {
@@ -235,7 +240,7 @@ func TestSyncMatchesBruteForce(t *testing.T) {
 
 // checkHolds checks a replica holds exactly want and its tree equals a tree
 // rebuilt from want.
-func checkHolds(t *testing.T, r *StoreReplica, want map[string]engine.Row, depth int) {
+func checkHolds(t *testing.T, r *rowstore.Replica, want map[string]engine.Row, depth int) {
 	t.Helper()
 	got := rowsOf(t, r)
 	if len(got) != len(want) {
@@ -308,7 +313,7 @@ func TestIncompatible(t *testing.T) {
 	if err := tree.Hash(ctx); err != nil {
 		t.Fatal(err)
 	}
-	other := NewStoreReplica(rowstore.New(token.Murmur3{}), tree)
+	other := rowstore.NewReplica(rowstore.New(token.Murmur3{}), tree)
 	_, err = Sync(ctx, ra, NewResponder(other, ResponderOptions{}), Options{})
 	if !errors.Is(err, ErrIncompatible) {
 		t.Fatalf("different ranges: %v, want ErrIncompatible", err)
@@ -318,14 +323,14 @@ func TestIncompatible(t *testing.T) {
 // racingReplica writes a row into a differing leaf after the view is taken,
 // as a node's write path would during a session.
 type racingReplica struct {
-	*StoreReplica
+	*rowstore.Replica
 	write *engine.Row
 }
 
 func (r *racingReplica) View(ctx context.Context) (*engine.LeafView, func(), error) {
-	v, release, err := r.StoreReplica.View(ctx)
+	v, release, err := r.Replica.View(ctx)
 	if err == nil && r.write != nil {
-		if _, err := r.StoreReplica.Apply(ctx, []engine.Row{*r.write}); err != nil {
+		if _, err := r.Replica.Apply(ctx, []engine.Row{*r.write}); err != nil {
 			release()
 			return nil, nil, err
 		}
@@ -348,7 +353,7 @@ func TestChangedUnderSession(t *testing.T) {
 	// the one being reconciled.
 	w := base[42]
 	w.Value, w.TS = []byte("racing"), w.TS+5
-	racing := &racingReplica{StoreReplica: rb, write: &w}
+	racing := &racingReplica{Replica: rb, write: &w}
 	beforeA, beforeB := rowsOf(t, ra), rowsOf(t, rb)
 	beforeB[slices.IndexFunc(beforeB, func(r engine.Row) bool { return bytes.Equal(r.Key, w.Key) })] = w
 	resp := NewResponder(racing, ResponderOptions{})
@@ -454,7 +459,7 @@ func TestMetricsBothSides(t *testing.T) {
 		t.Fatalf("responder %+v, want %+v", got, mirror)
 	}
 	// A session the responder refuses counts as failed on both sides.
-	bad := paramsOf(ra.Shape())
+	bad := ParamsOf(ra.Shape())
 	bad.Protocol++
 	if _, err := resp.Hello(context.Background(), &grovev1.HelloRequest{Params: bad}); !errors.Is(err, ErrIncompatible) {
 		t.Fatal(err)
@@ -507,7 +512,7 @@ func TestConcurrentSessions(t *testing.T) {
 	base := baseRows(rnd, 4000)
 	b := newReplica(t, base, 12)
 	resp := NewResponder(b, ResponderOptions{})
-	var initiators []*StoreReplica
+	var initiators []*rowstore.Replica
 	for range 3 {
 		a, _ := diverge(rnd, base, 30)
 		initiators = append(initiators, newReplica(t, a, 12))
@@ -563,4 +568,13 @@ func TestHeldBytesBounded(t *testing.T) {
 	if _, err := Sync(context.Background(), a, NewResponder(b, ResponderOptions{}), Options{Repair: true}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cloneRow copies a row out of a Scan callback, whose *Row is valid only
+// during the call.
+func cloneRow(r *engine.Row) *engine.Row {
+	c := *r
+	c.Key = append([]byte(nil), r.Key...)
+	c.Value = append([]byte(nil), r.Value...)
+	return &c
 }

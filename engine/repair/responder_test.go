@@ -1,4 +1,4 @@
-package repair
+package repair_test
 
 import (
 	"context"
@@ -8,13 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/antientropy/grove/engine/rowstore"
 	grovev1 "github.com/antientropy/grove/proto/grove/v1"
+
+	// Dot-imported, as in repair_test.go.
+	. "github.com/antientropy/grove/engine/repair"
 )
 
 // openSession opens a session on a responder whose replica differs from
 // ours in one row, with a first band of one level, as a hostile initiator
 // would before misbehaving.
-func openSession(t *testing.T) (*Responder, []byte, *StoreReplica) {
+func openSession(t *testing.T) (*Responder, []byte, *rowstore.Replica) {
 	t.Helper()
 	rnd := rand.New(rand.NewPCG(21, 22))
 	base := baseRows(rnd, 2000)
@@ -24,7 +28,7 @@ func openSession(t *testing.T) (*Responder, []byte, *StoreReplica) {
 	r := NewResponder(b, ResponderOptions{})
 	sum, _ := a.Sum(context.Background())
 	hello, err := r.Hello(context.Background(), &grovev1.HelloRequest{
-		Params: paramsOf(a.Shape()), Sum: sum[:], Salt: make([]byte, SaltBytes), Levels: 1,
+		Params: ParamsOf(a.Shape()), Sum: sum[:], Salt: make([]byte, SaltBytes), Levels: 1,
 	})
 	if err != nil || len(hello.GetSession()) == 0 || len(hello.GetBand().GetValues()) != FingerprintBytes {
 		t.Fatalf("hello: %v %v", hello, err)
@@ -67,7 +71,7 @@ func TestResponderRefuses(t *testing.T) {
 			return err
 		}, ErrBadMessage},
 		{"band over the message limit", func(r *Responder, id []byte) error {
-			r.opts.MaxMessageBytes = 1100
+			SetMaxMessageBytes(r, 1100)
 			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{3}, Levels: 7})
 			return err
 		}, ErrLimit},
@@ -108,9 +112,9 @@ func descendToLeaves(t *testing.T, r *Responder, id []byte) []byte {
 		if _, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: differ, Levels: 1}); err != nil {
 			t.Fatal(err)
 		}
-		differ = newBitmap(2 << level)
+		differ = NewBitmap(2 << level)
 		for i := range 2 << level {
-			setBit(differ, i)
+			SetBit(differ, i)
 		}
 	}
 	return differ
@@ -158,7 +162,7 @@ func TestResponderRefusesRows(t *testing.T) {
 			var key []byte
 			for i := 0; ; i++ { // a key whose leaf is not 0
 				key = []byte{byte(i), byte(i >> 8)}
-				if r.replica.Shape().Range.LeafOf(r.replica.Shape().Partitioner.Token(key), 8) != 0 {
+				if ShapeOf(r).Range.LeafOf(ShapeOf(r).Partitioner.Token(key), 8) != 0 {
 					break
 				}
 			}
@@ -188,7 +192,7 @@ func TestResponderRefusesRows(t *testing.T) {
 // an initiator that died pins a snapshot for no longer than that.
 func TestSessionExpires(t *testing.T) {
 	r, id, _ := openSession(t)
-	r.opts.IdleTimeout = time.Millisecond
+	SetIdleTimeout(r, time.Millisecond)
 	// The timer armed at Hello runs the old timeout; a call re-arms it.
 	if _, err := r.Descend(context.Background(), &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 1}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/bits"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/antientropy/grove/engine"
 )
 
@@ -96,3 +98,10 @@ func checkBitmap(b []byte, n int, what string) (int, error) {
 
 func putFP(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
 func fpAt(b []byte, i int) uint32     { return binary.LittleEndian.Uint32(b[4*i:]) }
+
+// MessageBytes is what one protocol message counts for in every byte figure
+// grove reports — Stats, both roles' metrics and rpc.Stats: its encoded
+// size, before any transport's framing. Each counter takes the figure from
+// here, so one session reads the same bytes wherever it is measured, and a
+// message is sized once per counter that sees it.
+func MessageBytes(m proto.Message) int64 { return int64(proto.Size(m)) }

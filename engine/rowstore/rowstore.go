@@ -1,6 +1,8 @@
 // Package rowstore keeps one replica's rows in memory: what `grove serve`,
 // `grove sync` and tests use as a replica's table. A real node keeps its rows
-// in its own storage engine and only needs the engine package.
+// in its own storage engine and only needs the engine package. Replica puts a
+// Store and its live tree behind repair.Replica, for sessions of package
+// repair; that package does not depend on this one.
 //
 // A Store holds at most one row per key (the version a replica keeps) in
 // (token, key) order, so that the rows of a token range are scanned in order
