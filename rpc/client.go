@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/antientropy/grove/engine/repair"
 	grovev1 "github.com/antientropy/grove/proto/grove/v1"
@@ -57,19 +56,14 @@ type ClientOptions struct {
 	HTTPClient *http.Client
 }
 
-// Stats counts a Client's traffic since NewClient. Message bytes are the
-// protocol's own (encoded protobuf messages); wire bytes are everything on
-// the TCP connections, so WireBytesWritten − MessageBytesSent is the cost of
-// HTTP/2 framing, headers, gRPC envelopes and TLS.
+// Stats counts a Client's traffic since NewClient: calls, and bytes on the
+// wire. The protocol's own message bytes are counted once, by the session
+// (repair.Stats); the wire bytes less those are the cost of HTTP/2 framing,
+// headers, gRPC envelopes and TLS.
 type Stats struct {
 	// Calls is how many calls were started, Failures how many returned an
 	// error.
 	Calls, Failures int64
-	// MessageBytesSent and MessageBytesReceived sum the encoded sizes of
-	// the requests sent and the responses received, as repair.MessageBytes
-	// gives them: the figure repair.Stats and the metrics use too, so a
-	// session's bytes read the same here as there.
-	MessageBytesSent, MessageBytesReceived int64
 	// WireBytesWritten and WireBytesRead count bytes on the client's TCP
 	// connections, handshakes included. Zero with ClientOptions.HTTPClient.
 	WireBytesWritten, WireBytesRead int64
@@ -85,7 +79,6 @@ type Client struct {
 	http    *http.Client
 
 	calls, failures atomic.Int64
-	sent, received  atomic.Int64
 	wire            *wireCounter
 	// certAsked records that a peer asked for a client certificate this
 	// client does not have. The peer's refusal then often reaches the
@@ -217,10 +210,8 @@ func (c *Client) Peer() string { return c.peer }
 // Stats returns the client's traffic counters.
 func (c *Client) Stats() Stats {
 	s := Stats{
-		Calls:                c.calls.Load(),
-		Failures:             c.failures.Load(),
-		MessageBytesSent:     c.sent.Load(),
-		MessageBytesReceived: c.received.Load(),
+		Calls:    c.calls.Load(),
+		Failures: c.failures.Load(),
 	}
 	if c.wire != nil {
 		s.WireBytesWritten = c.wire.written.Load()
@@ -248,13 +239,11 @@ func call[Req, Res any](ctx context.Context, c *Client, req *Req, fn func(contex
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	c.calls.Add(1)
-	c.sent.Add(repair.MessageBytes(any(req).(proto.Message)))
 	res, err := fn(ctx, connect.NewRequest(req))
 	if err != nil {
 		c.failures.Add(1)
 		return nil, c.fromConnectError(err, ctx.Err())
 	}
-	c.received.Add(repair.MessageBytes(any(res.Msg).(proto.Message)))
 	return res.Msg, nil
 }
 

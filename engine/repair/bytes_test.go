@@ -10,8 +10,9 @@ import (
 )
 
 // TestBytesCountedOnce runs a repair over the network and reads its message
-// bytes from all four places that count them: the session's Stats, the
-// initiator's metrics, the rpc client's Stats and the responder's metrics.
+// bytes from the places that report them: the session's Stats, the
+// initiator's metrics and the responder's metrics (the rpc client counts
+// only calls and wire bytes, which must exceed the messages).
 // Each message is one figure (repair.MessageBytes): a message counted twice
 // anywhere, or sized differently by two counters, breaks the equalities.
 func TestBytesCountedOnce(t *testing.T) {
@@ -33,7 +34,7 @@ func TestBytesCountedOnce(t *testing.T) {
 		t.Fatalf("Stats counted %d bytes sent, %d received", sent, received)
 	}
 	wire := c.Stats()
-	if wire.MessageBytesSent != sent || wire.MessageBytesReceived != received || wire.Calls != trips || wire.Failures != 0 {
+	if wire.WireBytesWritten <= sent || wire.WireBytesRead <= received || wire.Calls != trips || wire.Failures != 0 {
 		t.Errorf("rpc.Stats %+v; the session counted %d sent, %d received in %d round trips", wire, sent, received, trips)
 	}
 	if got, want := mi.Values().Initiator, (metrics.Sessions{Started: 1, BytesSent: sent, BytesReceived: received, RoundTrips: trips}); got != want {
