@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
@@ -285,14 +284,6 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// keyText prints a key for people: quoted text when UTF-8, else 0x-hex.
-func keyText(k []byte) string {
-	if utf8.Valid(k) {
-		return strconv.Quote(string(k))
-	}
-	return "0x" + hex.EncodeToString(k)
 }
 
 type keysJSON struct {

@@ -29,6 +29,7 @@ import (
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/internal/atomicfile"
 	"github.com/antientropy/grove/internal/cliout"
+	"github.com/antientropy/grove/internal/keytext"
 	"github.com/antientropy/grove/metrics"
 	"github.com/antientropy/grove/metrics/prom"
 	"github.com/antientropy/grove/rpc"
@@ -315,7 +316,7 @@ func runSync(args []string, e *env) (int, error) {
 		// Every other row was repaired; these could not be, so the run is
 		// not a success.
 		for _, k := range res.Refused {
-			fmt.Fprintf(e.stderr, "grove: sync: refused %s…: a key of %d bytes, over the limit of %d\n", keyText(k.Key[:min(len(k.Key), 32)]), len(k.Key), engine.MaxKeyBytes)
+			fmt.Fprintf(e.stderr, "grove: sync: refused %s…: a key of %d bytes, over the limit of %d\n", keytext.Quote(k.Key[:min(len(k.Key), 32)]), len(k.Key), engine.MaxKeyBytes)
 		}
 		return 0, fmt.Errorf("%d rows not repaired: keys over %d bytes (engine.MaxKeyBytes); the other differences were repaired", n, engine.MaxKeyBytes)
 	}
@@ -334,7 +335,7 @@ func printKeys(w io.Writer, names [2]string, onlyA, onlyB, different []engine.Ke
 		keys []engine.Key
 	}{{names[0], onlyA}, {names[1], onlyB}, {"different", different}} {
 		for _, k := range l.keys {
-			fmt.Fprintf(w, "%-10s %s (token %d)\n", l.name+":", keyText(k.Key), k.Token)
+			fmt.Fprintf(w, "%-10s %s (token %d)\n", l.name+":", keytext.Quote(k.Key), k.Token)
 		}
 	}
 }

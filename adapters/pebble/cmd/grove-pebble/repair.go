@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,14 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/internal/keytext"
 	"github.com/antientropy/grove/rpc"
 )
 
@@ -122,14 +120,6 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	return exitOK, nil
 }
 
-// keyText prints a key for people: quoted text when UTF-8, else 0x-hex.
-func keyText(k []byte) string {
-	if utf8.Valid(k) {
-		return strconv.Quote(string(k))
-	}
-	return "0x" + hex.EncodeToString(k)
-}
-
 func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
 	nf := addNodeFlags(fs)
@@ -190,7 +180,7 @@ func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 			keys []engine.Key
 		}{{"only here", res.OnlyHere}, {"only there", res.OnlyThere}, {"different", res.Different}} {
 			for _, k := range l.keys {
-				fmt.Fprintf(stdout, "%-11s %s (token %d)\n", l.name+":", keyText(k.Key), k.Token)
+				fmt.Fprintf(stdout, "%-11s %s (token %d)\n", l.name+":", keytext.Quote(k.Key), k.Token)
 			}
 		}
 		fmt.Fprintf(stdout, "%d bytes sent, %d received (%d and %d of them rows), %d round trips\n",
