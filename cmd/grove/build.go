@@ -15,7 +15,7 @@ func runBuild(args []string, e *env) (int, error) {
 	in := c.String("in", "", "rows, JSON Lines (`FILE`)")
 	out := c.String("out", "", "tree `FILE` to write")
 	depth := c.withDepth()
-	layoutName := c.String("layout", "bfs", "node layout: bfs (breadth-first) or blocked (7-level subtrees per 4 KiB page)")
+	layoutName := c.String("layout", "bfs", "node `LAYOUT`: bfs (breadth-first) or blocked (7-level subtrees per 4 KiB page)")
 	if _, err := c.parse(args, 0); err != nil {
 		return 0, err
 	}
