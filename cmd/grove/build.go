@@ -14,7 +14,7 @@ func runBuild(args []string, e *env) (int, error) {
 	c := newCmdline("build").withBudget()
 	in := c.String("in", "", "rows, JSON Lines (`FILE`)")
 	out := c.String("out", "", "tree `FILE` to write")
-	depth := c.withDepth()
+	depth := c.depthFlag()
 	layoutName := c.String("layout", "bfs", "node `LAYOUT`: bfs (breadth-first) or blocked (7-level subtrees per 4 KiB page)")
 	if _, err := c.parse(args, 0); err != nil {
 		return 0, err

@@ -31,8 +31,9 @@ func (c *cmdline) withBudget() *cmdline {
 	return c
 }
 
-// withDepth adds --depth, auto by default; the engine builds 0..MaxDepth.
-func (c *cmdline) withDepth() *cli.Depth {
+// depthFlag adds --depth, auto by default, from 0: the engine builds a
+// one-leaf tree.
+func (c *cmdline) depthFlag() *cli.Depth {
 	return cli.AddDepth(c.FlagSet, 0)
 }
 

@@ -20,7 +20,7 @@ func runKeys(args []string, e *env) (int, error) {
 	stdout := e.stdout
 	c := newCmdline("keys").withBudget()
 	asJSON := c.Bool("json", false, "print JSON")
-	depth := c.withDepth()
+	depth := c.depthFlag()
 	pos, err := c.parse(args, 2)
 	if err != nil {
 		return 0, err
