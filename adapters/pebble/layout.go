@@ -2,14 +2,12 @@ package grovepebble
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"math"
-	"strconv"
-	"unicode/utf8"
 
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/internal/keytext"
 )
 
 // The storage layout; doc.go describes it byte by byte.
@@ -117,8 +115,5 @@ func keyText(k []byte) string {
 	if len(k) > max {
 		k, suffix = k[:max], fmt.Sprintf("… (%d bytes)", len(k))
 	}
-	if utf8.Valid(k) {
-		return strconv.Quote(string(k)) + suffix
-	}
-	return "0x" + hex.EncodeToString(k) + suffix
+	return keytext.Quote(k) + suffix
 }

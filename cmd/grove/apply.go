@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,17 +18,16 @@ import (
 // leaves the original exactly as it was.
 func runApply(args []string, e *env) (int, error) {
 	stdout := e.stdout
-	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
-	in := fs.String("in", "", "changes, JSON Lines (docs/LIVE.md)")
-	budget := budgetFlag(fs)
-	pos, err := parse(fs, args, 1)
+	cl := newCmdline("apply").withBudget()
+	in := cl.String("in", "", "changes, JSON Lines (`FILE`; docs/LIVE.md)")
+	pos, err := cl.parse(args, 1)
 	if err != nil {
 		return 0, err
 	}
 	if *in == "" {
 		return 0, errors.New("--in is required")
 	}
-	b, err := budget()
+	b, err := cl.budget()
 	if err != nil {
 		return 0, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 
 	"github.com/antientropy/grove/bench"
@@ -13,10 +12,10 @@ import (
 // two; --quick runs the same measurements at small sizes in seconds.
 func runBench(args []string, e *env) (int, error) {
 	stdout := e.stdout
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	quick := fs.Bool("quick", false, "small sizes (2^14 leaves, 100k rows): seconds instead of minutes")
-	if _, err := parse(fs, args, 0); err != nil {
+	c := newCmdline("bench")
+	asJSON := c.Bool("json", false, "print the report as JSON")
+	quick := c.Bool("quick", false, "small sizes (2^14 leaves, 100k rows): seconds instead of minutes")
+	if _, err := c.parse(args, 0); err != nil {
 		return 0, err
 	}
 	cfg := bench.Config{Quick: *quick}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/antientropy/grove/internal/atomicfile"
+	"github.com/antientropy/grove/internal/cli"
 )
 
 // Certificate lifetimes: 10 and 5 years, as CockroachDB's cert commands
@@ -56,14 +57,14 @@ func runCert(args []string, e *env) (int, error) {
 	if len(args) == 0 {
 		return 0, fmt.Errorf("want a subcommand, ca or node (usage: grove %s)", certUsage)
 	}
-	flags := flag.NewFlagSet("cert", flag.ContinueOnError)
-	dir := flags.String("dir", "", "directory of ca.crt, ca.key and the node certificates (required)")
-	name := flags.String("name", "", "node: the node's name; its files are DIR/NAME.crt and DIR/NAME.key")
+	flags := cli.NewFlagSet("cert")
+	dir := flags.String("dir", "", "directory `DIR` of ca.crt, ca.key and the node certificates (required)")
+	name := flags.String("name", "", "node: the node's `NAME`; its files are DIR/NAME.crt and DIR/NAME.key")
 	var hosts hostsFlag
-	flags.Var(&hosts, "host", "node: DNS names and IP addresses the node is reached at, comma-separated or repeated")
-	days := flags.Int("days", 0, "days the certificate is valid (default 3650 for ca, 1825 for node, never past the CA)")
+	flags.Var(&hosts, "host", "node: DNS names and IP addresses (`H[,H...]`) the node is reached at, comma-separated or repeated")
+	days := flags.Int("days", 0, "`N` days the certificate is valid (default 3650 for ca, 1825 for node, never past the CA)")
 	overwrite := flags.Bool("overwrite", false, "replace existing files")
-	pos, err := parse(flags, args, 1)
+	pos, err := cli.Parse(flags, args, 1)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -90,16 +89,15 @@ func demoKey(i int) string { return "user:" + strconv.Itoa(10_000_000+i) }
 
 func runDemo(args []string, e *env) (int, error) {
 	stdout := e.stdout
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	n := fs.Int("rows", 1_000_000, "rows per node")
-	budget := budgetFlag(fs)
-	if _, err := parse(fs, args, 0); err != nil {
+	c := newCmdline("demo").withBudget()
+	n := c.Int("rows", 1_000_000, "rows per node (`N`, at least 100)")
+	if _, err := c.parse(args, 0); err != nil {
 		return 0, err
 	}
 	if *n < 100 {
 		return 0, fmt.Errorf("--rows %d: want at least 100", *n)
 	}
-	b, err := budget()
+	b, err := c.budget()
 	if err != nil {
 		return 0, err
 	}
@@ -228,11 +226,4 @@ func keyStrings(keys []engine.Key) []string {
 		out = append(out, string(k.Key))
 	}
 	return out
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

@@ -6,8 +6,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,41 +13,50 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	"github.com/antientropy/grove/internal/cli"
 	"github.com/antientropy/grove/internal/cliout"
 )
 
-// exit statuses.
+// exit statuses: cli's, which grove-pebble shares.
 const (
-	exitOK        = 0
-	exitDifferent = 1
-	exitError     = 2
+	exitOK        = cli.ExitOK
+	exitDifferent = cli.ExitDifferent
+	exitError     = cli.ExitError
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// command is one subcommand: it writes its output to stdout and returns an
-// exit status, or an error (status 2).
-type command struct {
-	name, usage, summary string
-	run                  func(args []string, e *env) (int, error)
+// program is grove's command table and help.
+func program() *cli.Program[*env] {
+	return &cli.Program[*env]{
+		Name:        "grove",
+		Title:       "grove — Merkle trees over token ranges, to find exactly where replicas differ",
+		Commands:    commands(),
+		UsageColumn: 62,
+		Footer: "\nany command also takes --quiet (no progress bars), --cpuprofile FILE and --memprofile FILE\n" +
+			"run 'grove COMMAND --help' for a command's flags and their defaults\n" +
+			"\nexit status: 0 ok/identical, 1 different, 2 error\n",
+		Env:   newEnv,
+		Start: func(e *env) (func() error, error) { return startProfiles(e.globals) },
+	}
 }
 
-func commands() []command {
-	return []command{
-		{"build", "build --in ROWS --out TREE [--depth N|auto] [--layout bfs|blocked] [--budget SIZE]", "build a tree file from JSON Lines rows", runBuild},
-		{"diff", "diff A B [--json] [--svg OUT.svg] [--budget SIZE]", "compare two tree files; exit 0 identical, 1 different", runDiff},
-		{"keys", "keys A_ROWS B_ROWS [--depth N|auto] [--json] [--budget SIZE]", "find the exact keys in which two row files differ", runKeys},
-		{"token", "token [--hex] KEY", "print a key's Murmur3 token (Cassandra's)", runToken},
-		{"inspect", "inspect TREE [--json]", "describe a tree file", runInspect},
-		{"apply", "apply TREE --in CHANGES [--budget SIZE]", "update a tree file in place from JSON Lines changes (all or nothing)", runApply},
-		{"verify", "verify TREE", "check every byte of a tree file; exit 0 good, 2 corrupt or dirty", runVerify},
-		{"serve", "serve --rows ROWS --listen HOST:PORT [--depth N|auto] [--repair-out FILE] [--tls-cert F --tls-key F --tls-ca F]", "serve one replica to repair sessions (Connect/gRPC over HTTP/2)", runServe},
-		{"sync", "sync --rows ROWS --peer URL [--depth N|auto] [--json] [--repair-out FILE] [--timeout 30s] [TLS flags]", "find (and with --repair-out repair) the keys in which this replica and a peer differ; exit 0 in sync, 1 different", runSync},
-		{"cert", certUsage, "make a CA, and node certificates it signs, for serve and sync's mutual TLS", runCert},
-		{"demo", "demo [--rows N]", "find silent divergence among replicas, end to end", runDemo},
-		{"bench", "bench [--json] [--quick]", "time grove against its baselines (pointer tree, gohashtree, compact range, crypto/sha256)", runBench},
+func commands() []cli.Command[*env] {
+	return []cli.Command[*env]{
+		{Name: "build", Usage: "build --in ROWS --out TREE [--depth N|auto] [--layout bfs|blocked] [--budget SIZE]", Summary: "build a tree file from JSON Lines rows", Run: runBuild},
+		{Name: "diff", Usage: "diff A B [--json] [--svg OUT.svg] [--budget SIZE]", Summary: "compare two tree files; exit 0 identical, 1 different", Run: runDiff},
+		{Name: "keys", Usage: "keys A_ROWS B_ROWS [--depth N|auto] [--json] [--budget SIZE]", Summary: "find the exact keys in which two row files differ", Run: runKeys},
+		{Name: "token", Usage: "token [--hex] KEY", Summary: "print a key's Murmur3 token (Cassandra's)", Run: runToken},
+		{Name: "inspect", Usage: "inspect TREE [--json]", Summary: "describe a tree file", Run: runInspect},
+		{Name: "apply", Usage: "apply TREE --in CHANGES [--budget SIZE]", Summary: "update a tree file in place from JSON Lines changes (all or nothing)", Run: runApply},
+		{Name: "verify", Usage: "verify TREE", Summary: "check every byte of a tree file; exit 0 good, 2 corrupt or dirty", Run: runVerify},
+		{Name: "serve", Usage: "serve --rows ROWS --listen HOST:PORT [--depth N|auto] [--repair-out FILE] [--tls-cert F --tls-key F --tls-ca F]", Summary: "serve one replica to repair sessions (Connect/gRPC over HTTP/2)", Run: runServe},
+		{Name: "sync", Usage: "sync --rows ROWS --peer URL [--depth N|auto] [--json] [--repair-out FILE] [--timeout 30s] [TLS flags]", Summary: "find (and with --repair-out repair) the keys in which this replica and a peer differ; exit 0 in sync, 1 different", Run: runSync},
+		{Name: "cert", Usage: certUsage, Summary: "make a CA, and node certificates it signs, for serve and sync's mutual TLS", Run: runCert},
+		{Name: "demo", Usage: "demo [--rows N]", Summary: "find silent divergence among replicas, end to end", Run: runDemo},
+		{Name: "bench", Usage: "bench [--json] [--quick]", Summary: "time grove against its baselines (pointer tree, gohashtree, compact range, crypto/sha256)", Run: runBench},
 	}
 }
 
@@ -60,6 +67,8 @@ type env struct {
 	// quiet silences progress bars; they are drawn only when stderr is a
 	// terminal anyway.
 	quiet bool
+	// globals are the run's global options, for the profiles.
+	globals globals
 }
 
 // globals are the options any command takes, anywhere on its command line.
@@ -108,61 +117,21 @@ func takeGlobals(args []string) ([]string, globals, error) {
 	return rest, g, nil
 }
 
-// run is main without the process: tests call it directly. Whatever a
-// command returns, a failed write to stdout makes the run exit 2: output cut
-// short is never success.
+// run is main without the process: tests call it directly.
 func run(args []string, stdout, stderr io.Writer) int {
-	out := &cliout.Writer{W: stdout}
-	code := dispatch(args, out, stderr)
-	if out.Err() != nil {
-		fmt.Fprintf(stderr, "grove: writing to standard output: %v\n", out.Err())
-		return exitError
-	}
-	return code
+	return program().Run(args, stdout, stderr)
 }
 
-func dispatch(args []string, stdout *cliout.Writer, stderr io.Writer) int {
+// newEnv takes the global options out of args, wherever they stand.
+func newEnv(args []string, stdout *cliout.Writer, stderr io.Writer) ([]string, *env, error) {
 	args, g, err := takeGlobals(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "grove: %v\n", err)
-		return exitError
+		return nil, nil, err
 	}
 	if err := checkProfiles(g, args); err != nil {
-		fmt.Fprintf(stderr, "grove: %v\n", err)
-		return exitError
+		return nil, nil, err
 	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return exitError
-		}
-		return exitOK
-	}
-	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
-		stop, err := startProfiles(g)
-		if err != nil {
-			fmt.Fprintf(stderr, "grove: %s: %v\n", c.name, err)
-			return exitError
-		}
-		code, err := c.run(args[1:], &env{stdout: stdout, stderr: stderr, quiet: g.quiet})
-		if perr := stop(); perr != nil && err == nil {
-			err = perr
-		}
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, "usage: grove %s\n", c.usage)
-			return exitOK
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "grove: %s: %v\n", c.name, err)
-			return exitError
-		}
-		return code
-	}
-	fmt.Fprintf(stderr, "grove: unknown command %q (run 'grove help')\n", args[0])
-	return exitError
+	return args, &env{stdout: stdout, stderr: stderr, quiet: g.quiet, globals: g}, nil
 }
 
 // startProfiles starts a CPU profile if asked and returns a function that
@@ -200,43 +169,4 @@ func startProfiles(g globals) (stop func() error, err error) {
 		}
 		return f.Close()
 	}, nil
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "grove — Merkle trees over token ranges, to find exactly where replicas differ")
-	fmt.Fprintln(w, "\nusage:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  grove %-62s %s\n", c.usage, c.summary)
-	}
-	fmt.Fprintln(w, "\nany command also takes --quiet (no progress bars), --cpuprofile FILE and --memprofile FILE")
-	fmt.Fprintln(w, "\nexit status: 0 ok/identical, 1 different, 2 error")
-}
-
-// parse parses flags that may stand before, between or after the positional
-// arguments (grove diff A B --json), and checks the positional count.
-func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos, rest []string
-	for i, a := range args {
-		if a == "--" { // everything after it is positional, even "-x"
-			args, rest = args[:i], args[i+1:]
-			break
-		}
-	}
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	pos = append(pos, rest...)
-	if len(pos) != positional {
-		return nil, fmt.Errorf("want %d argument(s), got %d: %q", positional, len(pos), pos)
-	}
-	return pos, nil
 }

@@ -22,13 +22,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/rowstore"
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/internal/atomicfile"
+	"github.com/antientropy/grove/internal/cli"
 	"github.com/antientropy/grove/internal/cliout"
+	"github.com/antientropy/grove/internal/keytext"
 	"github.com/antientropy/grove/metrics"
 	"github.com/antientropy/grove/metrics/prom"
 	"github.com/antientropy/grove/rpc"
@@ -37,40 +38,24 @@ import (
 // replicaFlags are the flags serve and sync share: the replica's rows and
 // tree, and the transport's security and limits.
 type replicaFlags struct {
-	rows       *string
-	depth      depthFlag
-	budget     func() (*arena.Budget, error)
-	repairOut  *string
-	tlsCert    *string
-	tlsKey     *string
-	tlsCA      *string
-	maxMessage *string
+	rows      *string
+	depth     *cli.Depth
+	budget    *cli.Budget
+	repairOut *string
+	net       *cli.Net
 	// metrics counts the replica's trees and sessions; serve exports it.
 	metrics *metrics.Set
 }
 
 func addReplicaFlags(fs *flag.FlagSet) *replicaFlags {
-	f := &replicaFlags{
-		rows:       fs.String("rows", "", "this replica's rows, JSON Lines (required)"),
-		depth:      depthFlag{engine.AutoDepth},
-		budget:     budgetFlag(fs),
-		repairOut:  fs.String("repair-out", "", "after each repair, write this replica's rows here (atomically)"),
-		tlsCert:    fs.String("tls-cert", "", "PEM certificate: serve or dial with TLS"),
-		tlsKey:     fs.String("tls-key", "", "PEM private key of --tls-cert"),
-		tlsCA:      fs.String("tls-ca", "", "PEM CA: the peer's certificate must be signed by it (mutual TLS)"),
-		maxMessage: fs.String("max-message", "64MiB", "largest protocol message sent or accepted"),
-		metrics:    metrics.New(),
+	return &replicaFlags{
+		rows:      fs.String("rows", "", "this replica's rows, JSON Lines (`FILE`, required)"),
+		depth:     cli.AddDepth(fs, 0),
+		budget:    cli.AddBudget(fs, defaultBudget, "memory for trees, outside the Go heap (a `SIZE`: 64MiB, 2GiB)"),
+		repairOut: fs.String("repair-out", "", "after each repair, write this replica's rows to `FILE` (atomically)"),
+		net:       cli.AddNet(fs),
+		metrics:   metrics.New(),
 	}
-	fs.Var(&f.depth, "depth", "tree depth 0..32, or auto")
-	return f
-}
-
-func (f *replicaFlags) messageLimit() (int, error) {
-	n, err := arena.ParseBytes(*f.maxMessage)
-	if err != nil || n < 64<<10 || n > 1<<30 {
-		return 0, fmt.Errorf("--max-message %q: want a size from 64KiB to 1GiB", *f.maxMessage)
-	}
-	return int(n), nil
 }
 
 // loadReplica reads the rows file into a store (several rows for one key
@@ -80,7 +65,7 @@ func (f *replicaFlags) loadReplica(ctx context.Context, e *env) (*rowstore.Repli
 	if *f.rows == "" {
 		return nil, nil, errors.New("--rows is required")
 	}
-	budget, err := f.budget()
+	budget, err := f.budget.Get()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,7 +80,7 @@ func (f *replicaFlags) loadReplica(ctx context.Context, e *env) (*rowstore.Repli
 	if err != nil {
 		return nil, nil, err
 	}
-	depth := f.depth.depth
+	depth := f.depth.Depth
 	if depth == engine.AutoDepth {
 		// Leave room in the budget for the snapshots sessions take.
 		if depth, err = engine.ChooseDepth(int64(store.Len()), budget.Available()/4, nil); err != nil {
@@ -107,18 +92,6 @@ func (f *replicaFlags) loadReplica(ctx context.Context, e *env) (*rowstore.Repli
 		return nil, nil, fmt.Errorf("%s: %w", *f.rows, err)
 	}
 	return rowstore.NewReplica(store, tree), func() { tree.Close() }, nil
-}
-
-// tlsConfig returns nil without --tls-cert/--tls-ca, else the server's or
-// the client's TLS configuration.
-func (f *replicaFlags) tlsConfig(server bool) (*tls.Config, error) {
-	if *f.tlsCert == "" && *f.tlsKey == "" && *f.tlsCA == "" {
-		return nil, nil
-	}
-	if server {
-		return rpc.ServerTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
-	}
-	return rpc.ClientTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
 }
 
 // replicaEnv is what serve and sync set up alike: a context cancelled by
@@ -133,7 +106,7 @@ type replicaEnv struct {
 }
 
 func (f *replicaFlags) setUp(e *env, server bool) (*replicaEnv, error) {
-	limit, err := f.messageLimit()
+	limit, err := f.net.MessageLimit()
 	if err != nil {
 		return nil, err
 	}
@@ -141,12 +114,12 @@ func (f *replicaFlags) setUp(e *env, server bool) (*replicaEnv, error) {
 	// start. --repair-out may name --rows: that is an update in place, and
 	// atomic.
 	if *f.repairOut != "" {
-		ins := map[string]string{"--tls-cert": *f.tlsCert, "--tls-key": *f.tlsKey, "--tls-ca": *f.tlsCA}
+		ins := map[string]string{"--tls-cert": *f.net.Cert, "--tls-key": *f.net.Key, "--tls-ca": *f.net.CA}
 		if err := checkOutput("--repair-out", *f.repairOut, ins); err != nil {
 			return nil, err
 		}
 	}
-	tlsConf, err := f.tlsConfig(server)
+	tlsConf, err := f.net.TLSConfig(server)
 	if err != nil {
 		return nil, err
 	}
@@ -174,11 +147,11 @@ func saveRows(ctx context.Context, path string, store *rowstore.Store) error {
 
 func runServe(args []string, e *env) (int, error) {
 	stdout := e.stdout
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	rf := addReplicaFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:7420", "address to listen on (port 0 picks one; the address is printed)")
-	idle := fs.Duration("idle-timeout", 2*time.Minute, "end a session no call has touched for this long")
-	if _, err := parse(fs, args, 0); err != nil {
+	c := newCmdline("serve")
+	rf := addReplicaFlags(c.FlagSet)
+	listen := c.String("listen", "127.0.0.1:7420", "address to listen on (`HOST:PORT`; port 0 picks one; the address is printed)")
+	idle := c.Duration("idle-timeout", 2*time.Minute, "end a session no call has touched for this long")
+	if _, err := c.parse(args, 0); err != nil {
 		return 0, err
 	}
 	if *idle <= 0 {
@@ -253,12 +226,12 @@ func runServe(args []string, e *env) (int, error) {
 
 func runSync(args []string, e *env) (int, error) {
 	stdout := e.stdout
-	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
-	rf := addReplicaFlags(fs)
-	peerURL := fs.String("peer", "", "the peer's URL, http://HOST:PORT or https://HOST:PORT (required)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole session, and so for every call in it")
-	if _, err := parse(fs, args, 0); err != nil {
+	c := newCmdline("sync")
+	rf := addReplicaFlags(c.FlagSet)
+	peerURL := c.String("peer", "", "the peer's `URL`, http://HOST:PORT or https://HOST:PORT (required)")
+	asJSON := c.Bool("json", false, "print JSON")
+	timeout := c.Duration("timeout", 30*time.Second, "deadline for the whole session, and so for every call in it")
+	if _, err := c.parse(args, 0); err != nil {
 		return 0, err
 	}
 	if *peerURL == "" {
@@ -315,7 +288,7 @@ func runSync(args []string, e *env) (int, error) {
 		// Every other row was repaired; these could not be, so the run is
 		// not a success.
 		for _, k := range res.Refused {
-			fmt.Fprintf(e.stderr, "grove: sync: refused %s…: a key of %d bytes, over the limit of %d\n", keyText(k.Key[:min(len(k.Key), 32)]), len(k.Key), engine.MaxKeyBytes)
+			fmt.Fprintf(e.stderr, "grove: sync: refused %s…: a key of %d bytes, over the limit of %d\n", keytext.Quote(k.Key[:min(len(k.Key), 32)]), len(k.Key), engine.MaxKeyBytes)
 		}
 		return 0, fmt.Errorf("%d rows not repaired: keys over %d bytes (engine.MaxKeyBytes); the other differences were repaired", n, engine.MaxKeyBytes)
 	}
@@ -334,7 +307,7 @@ func printKeys(w io.Writer, names [2]string, onlyA, onlyB, different []engine.Ke
 		keys []engine.Key
 	}{{names[0], onlyA}, {names[1], onlyB}, {"different", different}} {
 		for _, k := range l.keys {
-			fmt.Fprintf(w, "%-10s %s (token %d)\n", l.name+":", keyText(k.Key), k.Token)
+			fmt.Fprintf(w, "%-10s %s (token %d)\n", l.name+":", keytext.Quote(k.Key), k.Token)
 		}
 	}
 }

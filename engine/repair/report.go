@@ -2,9 +2,9 @@ package repair
 
 import (
 	"encoding/hex"
-	"unicode/utf8"
 
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/internal/keytext"
 )
 
 // Report is a session's result in the shape `grove sync --json` prints
@@ -54,9 +54,10 @@ type ReportKey struct {
 	KeyHex *string `json:"key_hex,omitempty"`
 }
 
-// ReportKeyOf returns k as a ReportKey.
+// ReportKeyOf returns k as a ReportKey, text or hex as keytext decides, so
+// that JSON and the commands' text output agree on which a key is.
 func ReportKeyOf(k []byte) ReportKey {
-	if utf8.Valid(k) {
+	if keytext.IsText(k) {
 		s := string(k)
 		return ReportKey{Key: &s}
 	}

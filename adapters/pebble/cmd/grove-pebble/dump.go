@@ -2,22 +2,22 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/jsonl"
+	"github.com/antientropy/grove/internal/cli"
 )
 
 func runDump(ctx context.Context, args []string, stdout io.Writer) (int, error) {
-	fs := flag.NewFlagSet("dump", flag.ContinueOnError)
-	db := fs.String("db", "", "the Pebble database directory (required)")
-	if err := parse(fs, args); err != nil {
+	fs := cli.NewFlagSet("dump")
+	db := fs.String("db", "", "the Pebble database directory `DIR` (required)")
+	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err
 	}
 	// Opening builds a tree, so every row is checked before one is printed;
 	// the shallowest tree does for that.
-	nf := nodeFlags{db: db, depth: depthFlag{1}, budget: new("64MiB")}
+	nf := nodeFlags{db: db, depth: &cli.Depth{Depth: 1}}
 	node, err := nf.open(ctx)
 	if err != nil {
 		return 0, err

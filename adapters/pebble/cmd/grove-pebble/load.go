@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/jsonl"
+	"github.com/antientropy/grove/internal/cli"
 
 	grovepebble "github.com/antientropy/grove/adapters/pebble"
 )
@@ -20,11 +20,11 @@ import (
 const loadBatchBytes = 64 << 20
 
 func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) {
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	db := fs.String("db", "", "the Pebble database directory, created if absent or empty (required)")
-	rowsPath := fs.String("rows", "", "JSON Lines rows to write, - for stdin (required)")
-	batchRows := fs.Int("batch-rows", 100_000, "rows per atomic batch")
-	if err := parse(fs, args); err != nil {
+	fs := cli.NewFlagSet("load")
+	db := fs.String("db", "", "the Pebble database directory `DIR`, created if absent or empty (required)")
+	rowsPath := fs.String("rows", "", "JSON Lines rows to write (`FILE`, - for stdin; required)")
+	batchRows := fs.Int("batch-rows", 100_000, "rows per atomic batch (`N`)")
+	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err
 	}
 	if *db == "" || *rowsPath == "" {

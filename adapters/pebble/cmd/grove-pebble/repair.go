@@ -2,68 +2,29 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
-	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/internal/cli"
+	"github.com/antientropy/grove/internal/keytext"
 	"github.com/antientropy/grove/rpc"
 )
 
-// netFlags are the transport flags serve and sync share.
-type netFlags struct {
-	tlsCert, tlsKey, tlsCA *string
-	maxMessage             *string
-}
-
-func addNetFlags(fs *flag.FlagSet) *netFlags {
-	return &netFlags{
-		tlsCert:    fs.String("tls-cert", "", "PEM certificate: serve or dial with TLS"),
-		tlsKey:     fs.String("tls-key", "", "PEM private key of --tls-cert"),
-		tlsCA:      fs.String("tls-ca", "", "PEM CA: the peer's certificate must be signed by it (mutual TLS)"),
-		maxMessage: fs.String("max-message", "64MiB", "largest protocol message sent or accepted"),
-	}
-}
-
-func (f *netFlags) messageLimit() (int, error) {
-	n, err := arena.ParseBytes(*f.maxMessage)
-	if err != nil || n < 64<<10 || n > 1<<30 {
-		return 0, fmt.Errorf("--max-message %q: want a size from 64KiB to 1GiB", *f.maxMessage)
-	}
-	return int(n), nil
-}
-
-// tlsConfig returns nil without TLS flags, else the server's or the
-// client's TLS configuration.
-func (f *netFlags) tlsConfig(server bool) (*tls.Config, error) {
-	if *f.tlsCert == "" && *f.tlsKey == "" && *f.tlsCA == "" {
-		return nil, nil
-	}
-	if server {
-		return rpc.ServerTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
-	}
-	return rpc.ClientTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA)
-}
-
 func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := cli.NewFlagSet("serve")
 	nf := addNodeFlags(fs)
-	tf := addNetFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:7420", "address to listen on (port 0 picks one; the address is printed)")
+	tf := cli.AddNet(fs)
+	listen := fs.String("listen", "127.0.0.1:7420", "address to listen on (`HOST:PORT`; port 0 picks one; the address is printed)")
 	idle := fs.Duration("idle-timeout", 2*time.Minute, "end a session no call has touched for this long")
-	if err := parse(fs, args); err != nil {
+	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err
 	}
 	if *idle <= 0 {
@@ -71,11 +32,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 		// 2m: whoever typed it meant something else, so say so.
 		return 0, fmt.Errorf("--idle-timeout %v: want a positive duration", *idle)
 	}
-	limit, err := tf.messageLimit()
+	limit, err := tf.MessageLimit()
 	if err != nil {
 		return 0, err
 	}
-	tlsConf, err := tf.tlsConfig(true)
+	tlsConf, err := tf.TLSConfig(true)
 	if err != nil {
 		return 0, err
 	}
@@ -122,23 +83,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	return exitOK, nil
 }
 
-// keyText prints a key for people: quoted text when UTF-8, else 0x-hex.
-func keyText(k []byte) string {
-	if utf8.Valid(k) {
-		return strconv.Quote(string(k))
-	}
-	return "0x" + hex.EncodeToString(k)
-}
-
 func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) {
-	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+	fs := cli.NewFlagSet("sync")
 	nf := addNodeFlags(fs)
-	tf := addNetFlags(fs)
-	peerURL := fs.String("peer", "", "the peer's URL, http://HOST:PORT or https://HOST:PORT (required)")
+	tf := cli.AddNet(fs)
+	peerURL := fs.String("peer", "", "the peer's `URL`, http://HOST:PORT or https://HOST:PORT (required)")
 	doRepair := fs.Bool("repair", false, "make both sides converge: each gets the rows it lacks or holds older versions of")
 	asJSON := fs.Bool("json", false, "print JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole session, and so for every call in it")
-	if err := parse(fs, args); err != nil {
+	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err
 	}
 	if *peerURL == "" {
@@ -147,11 +100,11 @@ func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	if *timeout <= 0 {
 		return 0, fmt.Errorf("--timeout %v: want a positive duration", *timeout)
 	}
-	limit, err := tf.messageLimit()
+	limit, err := tf.MessageLimit()
 	if err != nil {
 		return 0, err
 	}
-	tlsConf, err := tf.tlsConfig(false)
+	tlsConf, err := tf.TLSConfig(false)
 	if err != nil {
 		return 0, err
 	}
@@ -190,7 +143,7 @@ func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 			keys []engine.Key
 		}{{"only here", res.OnlyHere}, {"only there", res.OnlyThere}, {"different", res.Different}} {
 			for _, k := range l.keys {
-				fmt.Fprintf(stdout, "%-11s %s (token %d)\n", l.name+":", keyText(k.Key), k.Token)
+				fmt.Fprintf(stdout, "%-11s %s (token %d)\n", l.name+":", keytext.Quote(k.Key), k.Token)
 			}
 		}
 		fmt.Fprintf(stdout, "%d bytes sent, %d received (%d and %d of them rows), %d round trips\n",
