@@ -178,9 +178,9 @@ func store(s *shape, l int) func(p int, d []byte) error {
 
 // gather is a goroutine's scratch space for hashing nodes whose children do
 // not lie in one run: children are copied in, hashed in one batched call,
-// and each parent handed on. The copies cost a few ns per node against tens
-// to hash it, and keep the batched kernel usable for every layout and for
-// scattered dirty paths.
+// and each parent handed on. A copy costs far less than the hash it feeds,
+// and keeps the batched kernel usable for every layout and for scattered
+// dirty paths.
 type gather struct {
 	src, dst []byte
 }
