@@ -22,9 +22,9 @@ func BenchmarkSnapshot20(b *testing.B) {
 	}
 }
 
-// BenchmarkLeafSnapshot20 times a snapshot of only the leaves, what a
+// BenchmarkLeafView20 times a frozen copy of only the leaves, what a
 // repair session's view needs.
-func BenchmarkLeafSnapshot20(b *testing.B) {
+func BenchmarkLeafView20(b *testing.B) {
 	ctx := context.Background()
 	t := filled20(b)
 	b.SetBytes(32 << 20)

@@ -167,6 +167,9 @@ func (t *Tree) LeafView(ctx context.Context) (*LeafView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: leaf view: %w", err)
 	}
+	// As for the tree itself (Options.NoHugePages): the copy faults in a
+	// few huge pages instead of thousands of small ones. Advice only.
+	_ = r.AdviseHugePages()
 	v := &LeafView{region: r, leaves: r.Bytes(), part: t.part, rng: t.rng, depth: t.depth, rows: t.rows.Load(), obs: t.obs}
 	off := 0
 	t.eachLeafRun(0, 1<<t.depth, func(run []byte) { off += copy(v.leaves[off:], run) })
