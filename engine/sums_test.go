@@ -138,3 +138,24 @@ func TestDigestAddSub(t *testing.T) {
 		t.Fatal("Sub does not undo Add")
 	}
 }
+
+// TestLiveBytesIsWhatATreeCharges: a tree that has taken an update charges
+// its budget exactly LiveBytes, at every depth where page rounding matters.
+func TestLiveBytesIsWhatATreeCharges(t *testing.T) {
+	for _, l := range []layout.Layout{layout.BFS{}, layout.Blocked{}} {
+		for _, depth := range []int{0, 3, 6, 7, 12, 15, 16, 18} {
+			b := newBudget()
+			tr, err := New(Options{Depth: depth, Layout: l, Budget: b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.Update(nil, &Row{Key: []byte("k"), TS: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := b.Used(), LiveBytes(l, depth, int64(b.PageSize())); got != want {
+				t.Errorf("%s depth %d: charged %d, LiveBytes %d", l.Name(), depth, got, want)
+			}
+			tr.Close()
+		}
+	}
+}

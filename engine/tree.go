@@ -146,6 +146,19 @@ func chooseDepth(expectedRows, available int64, l layout.Layout, page int64) (in
 	return d, nil
 }
 
+// LiveBytes is what a live tree of the given depth in layout l (nil:
+// breadth-first) charges its budget on a system of page-byte pages: its
+// nodes and, once it takes updates, its dirty-leaf bitmap, each rounded up
+// to whole pages as arena charges them. A node planning many trees under
+// one budget plans with it.
+func LiveBytes(l layout.Layout, depth int, page int64) int64 {
+	if l == nil {
+		l = layout.BFS{}
+	}
+	words := (int64(1)<<depth + 63) / 64
+	return pageRound(LayoutBytes(l, depth), page) + pageRound(words*8, page)
+}
+
 // pageRound rounds n up to a multiple of page, which is what arena charges.
 func pageRound(n, page int64) int64 {
 	return (n + page - 1) / page * page
