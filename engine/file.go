@@ -34,6 +34,7 @@ type treeFile struct {
 	diskDirty atomic.Bool // the dirty flag is set on disk
 	bodyCRC   uint32      // from the last clean header; under the tree's lock
 	root      Digest      // likewise
+	label     uint64      // likewise
 }
 
 // save writes s's nodes, with a header for rows, to path atomically. The
@@ -135,7 +136,7 @@ func OpenWritable(path string, budget *arena.Budget, opts ...OpenOption) (*Tree,
 		return nil, err
 	}
 	t := newTree(fileShape(budget, region, h, o.obs))
-	t.file = &treeFile{path: path, f: f, bodyCRC: h.bodyCRC, root: h.root}
+	t.file = &treeFile{path: path, f: f, bodyCRC: h.bodyCRC, root: h.root, label: h.label}
 	dirty := h.flags&flagDirty != 0
 	t.file.diskDirty.Store(dirty)
 	t.rows.Store(h.rows)
@@ -290,9 +291,39 @@ func (t *Tree) beginWrite() error {
 // checksum) with the dirty flag cleared, and fsyncs. The tree must be
 // hashed. It does nothing for a tree that has not changed since it was
 // opened or checkpointed; a tree in memory has no file and gets ErrNoFile.
+// The file keeps the label of its last CheckpointAt.
 func (t *Tree) Checkpoint() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.checkpoint(false, 0)
+}
+
+// CheckpointAt is Checkpoint that also records label in the file's header,
+// even if the tree has not changed: a storage node passes the number of
+// the checkpoint, so that after a crash it knows which of its records of
+// touched leaves the file already includes (those of checkpoints up to
+// CheckpointLabel) and which it must redo with RebuildLeaves.
+func (t *Tree) CheckpointAt(label uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.checkpoint(true, label)
+}
+
+// CheckpointLabel is the label the tree's file carried when opened, or of
+// its last CheckpointAt since; 0 for a file never labelled or a tree in
+// memory.
+func (t *Tree) CheckpointLabel() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.file == nil {
+		return 0
+	}
+	return t.file.label
+}
+
+// checkpoint is Checkpoint, relabelling the file when relabel is set.
+// Callers hold t.mu for writing.
+func (t *Tree) checkpoint(relabel bool, label uint64) error {
 	if t.closed {
 		return ErrClosed
 	}
@@ -300,7 +331,10 @@ func (t *Tree) Checkpoint() error {
 	if tf == nil {
 		return ErrNoFile
 	}
-	if !tf.diskDirty.Load() {
+	if !relabel {
+		label = tf.label
+	}
+	if !tf.diskDirty.Load() && label == tf.label {
 		return nil
 	}
 	if t.dirty.Load() {
@@ -311,6 +345,7 @@ func (t *Tree) Checkpoint() error {
 	}
 	crc := crc32c(t.nodes)
 	h := headerOf(&t.shape, t.rows.Load(), 0, crc)
+	h.label = label
 	hdr := h.encode()
 	if _, err := tf.f.WriteAt(hdr[:], 0); err != nil {
 		return fmt.Errorf("engine: checkpointing %s: %w", tf.path, err)
@@ -318,7 +353,7 @@ func (t *Tree) Checkpoint() error {
 	if err := tf.f.Sync(); err != nil {
 		return fmt.Errorf("engine: checkpointing %s: %w", tf.path, err)
 	}
-	tf.bodyCRC, tf.root = crc, h.root
+	tf.bodyCRC, tf.root, tf.label = crc, h.root, label
 	tf.diskDirty.Store(false)
 	return nil
 }

@@ -27,7 +27,8 @@ const (
 	hdrRoot        = 40 // [32]byte
 	hdrBodyCRC     = 72 // u32 CRC-32C of the nodes
 	hdrFlags       = 76 // u32
-	hdrUsed        = 80 // bytes hdrUsed..hdrCRC are zero
+	hdrLabel       = 80 // u64 checkpoint label (Tree.CheckpointAt)
+	hdrUsed        = 88 // bytes hdrUsed..hdrCRC are zero
 	hdrCRC         = headerSize - 4
 
 	flagDirty = 1 // the nodes may have changed since the header was written
@@ -52,6 +53,7 @@ type header struct {
 	root    Digest
 	bodyCRC uint32
 	flags   uint32
+	label   uint64
 }
 
 // headerOf describes s's nodes as a file would hold them.
@@ -73,6 +75,7 @@ func (h *header) encode() [headerSize]byte {
 	copy(hdr[hdrRoot:], h.root[:])
 	binary.LittleEndian.PutUint32(hdr[hdrBodyCRC:], h.bodyCRC)
 	binary.LittleEndian.PutUint32(hdr[hdrFlags:], h.flags)
+	binary.LittleEndian.PutUint64(hdr[hdrLabel:], h.label)
 	binary.LittleEndian.PutUint32(hdr[hdrCRC:], crc32c(hdr[:hdrCRC]))
 	return hdr
 }
@@ -135,6 +138,7 @@ func parseHeader(hdr []byte) (header, error) {
 	}
 	copy(h.root[:], hdr[hdrRoot:])
 	h.bodyCRC = binary.LittleEndian.Uint32(hdr[hdrBodyCRC:])
+	h.label = binary.LittleEndian.Uint64(hdr[hdrLabel:])
 	h.part, h.rng, h.depth, h.layout = p, rng, depth, l
 	return h, nil
 }

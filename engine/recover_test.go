@@ -196,3 +196,69 @@ func TestRebuildLeavesRefusesBadInput(t *testing.T) {
 		t.Fatalf("a stray row: %v", err)
 	}
 }
+
+// TestCheckpointLabel: CheckpointAt records its label in the file, even for
+// a tree that has not changed; Checkpoint keeps the last one; a file
+// written whole has none; every label survives reopening.
+func TestCheckpointLabel(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.tree")
+	tr, err := New(Options{Depth: 6, Budget: newBudget()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Hash(ctx)
+	if err := tr.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	reopen := func() *Tree {
+		t.Helper()
+		w, err := OpenWritable(path, newBudget())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := reopen()
+	if got := w.CheckpointLabel(); got != 0 {
+		t.Fatalf("a saved file has label %d", got)
+	}
+	if err := w.CheckpointAt(7); err != nil { // unchanged: the label alone is written
+		t.Fatal(err)
+	}
+	w.Close()
+	w = reopen()
+	if got := w.CheckpointLabel(); got != 7 || w.FileDirty() {
+		t.Fatalf("label %d dirty %v after CheckpointAt(7) of an unchanged tree", got, w.FileDirty())
+	}
+	w.Update(nil, &Row{Key: []byte("a"), TS: 1})
+	w.Hash(ctx)
+	if err := w.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	w = reopen()
+	if got := w.CheckpointLabel(); got != 7 || w.Rows() != 1 {
+		t.Fatalf("after Checkpoint: label %d rows %d, want 7 and 1", got, w.Rows())
+	}
+	w.Update(nil, &Row{Key: []byte("b"), TS: 1})
+	w.Hash(ctx)
+	if err := w.CheckpointAt(1 << 62); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	v, err := Open(path, newBudget())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.Verify(ctx); err != nil || v.Rows() != 2 {
+		t.Fatalf("a relabelled file: %v, rows %d", err, v.Rows())
+	}
+	w = reopen()
+	defer w.Close()
+	if got := w.CheckpointLabel(); got != 1<<62 {
+		t.Fatalf("label %d, want 2^62", got)
+	}
+}

@@ -164,7 +164,8 @@ func treeFileSeeds(t *testing.T) map[string][]any {
 	add("range-min-min", mut(base, func(b []byte) { u64(offLo, 1<<63)(b); u64(offHi, 1<<63)(b) }), 0)
 	add("range-sub", mut(base, func(b []byte) { u64(offLo, 1<<63)(b); u64(offHi, 0)(b) }), 0)
 	add("reserved-13", mut(base, set(13, 1)), 0)
-	add("reserved-80", mut(base, set(offReserved, 1)), 0)
+	add("reserved-88", mut(base, set(offReserved, 1)), 0)
+	add("label", mut(base, u64(offLabel, 1<<40+7)), fixWritable)
 	add("reserved-4091", mut(base, set(offHdrCRC-1, 0x80)), 0)
 	add("flags-2", mut(base, u32(offFlags, 2)), 0)
 	add("flags-top", mut(base, u32(offFlags, 1<<31)), 0)
@@ -180,7 +181,7 @@ func treeFileSeeds(t *testing.T) map[string][]any {
 	add("root-changed", mut(base, func(b []byte) { b[offRoot] ^= 1 }), 0)
 	// The valid files again, compact and with every checksum repaired, as
 	// starting points for mutations of the header fields.
-	compact := func(b []byte) []byte { return slices.Concat(b[:offReserved], b[hdrSize:]) }
+	compact := func(b []byte) []byte { return slices.Concat(b[:offCompact], b[hdrSize:]) }
 	const allFixes = fixCompact | fixBodyCRC | fixRoot | fixHeaderCRC
 	for _, l := range []layout.Layout{layout.BFS{}, layout.Blocked{}} {
 		for _, d := range []int{0, 2} {
@@ -194,7 +195,7 @@ func treeFileSeeds(t *testing.T) map[string][]any {
 	// Deep trees from a header and one node's worth of bytes (fixFill):
 	// hashed into valid files, or left inconsistent for Verify to find.
 	filled := func(l layout.Layout, depth int, flags uint32) []byte {
-		b := compact(savedTree(t, m3, token.Range{}, 0, l, 10))[:offReserved+32]
+		b := compact(savedTree(t, m3, token.Range{}, 0, l, 10))[:offCompact+32]
 		b[offDepth] = byte(depth)
 		binary.LittleEndian.PutUint32(b[offFlags:], flags)
 		return b

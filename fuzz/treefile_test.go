@@ -33,8 +33,12 @@ const (
 	offRoot        = 40
 	offBodyCRC     = 72
 	offFlags       = 76
-	offReserved    = 80
+	offLabel       = 80 // u64 checkpoint label: any value
+	offReserved    = 88
 	offHdrCRC      = 4092
+	// offCompact is where fixCompact cuts the header: the fields before
+	// the label, as the seed corpus was written.
+	offCompact = 80
 
 	maxFileDepth = 32
 	maxFileRows  = 1 << 48
@@ -182,8 +186,8 @@ const (
 const fillMaxDepth = 10
 
 func applyFixes(data []byte, fix uint8) []byte {
-	if fix&fixCompact != 0 && len(data) >= offReserved {
-		data = slices.Concat(data[:offReserved], make([]byte, hdrSize-offReserved), data[offReserved:])
+	if fix&fixCompact != 0 && len(data) >= offCompact {
+		data = slices.Concat(data[:offCompact], make([]byte, hdrSize-offCompact), data[offCompact:])
 	} else {
 		data = bytes.Clone(data)
 	}
