@@ -9,6 +9,7 @@ import (
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/internal/atomicfile"
+	"github.com/antientropy/grove/internal/flock"
 )
 
 // Tree files (docs/FORMAT.md): Save writes one, Open maps one read-only as a
@@ -191,7 +192,7 @@ func openFile(path string, budget *arena.Budget, writable bool) (_ *os.File, _ h
 	if writable {
 		// One writer per file, as bbolt locks its database: held until
 		// Close closes f.
-		if err := lockWriter(f); err != nil {
+		if err := flock.TryLock(f); err != nil {
 			return nil, h, nil, fmt.Errorf("%w: %s is open for writing elsewhere (%v)", ErrInUse, path, err)
 		}
 	}
