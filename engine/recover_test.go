@@ -262,3 +262,29 @@ func TestCheckpointLabel(t *testing.T) {
 		t.Fatalf("label %d, want 2^62", got)
 	}
 }
+
+// TestHashOfACleanFileLeavesItClean: Hash with nothing to do writes
+// nothing, so a checkpointed file is not marked dirty by a reader that
+// makes sure it is hashed.
+func TestHashOfACleanFileLeavesItClean(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.tree")
+	tr, _ := New(Options{Depth: 4, Budget: newBudget()})
+	tr.Hash(ctx)
+	tr.Save(path)
+	tr.Close()
+	w, err := OpenWritable(path, newBudget())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Hash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w.FileDirty() {
+		t.Fatal("Hash of an unchanged tree marked its file dirty")
+	}
+	if err := w.Rehash(ctx); err != nil || !w.FileDirty() {
+		t.Fatalf("Rehash rewrites every inner node, so the file must be dirty: %v, %v", err, w.FileDirty())
+	}
+	w.Close()
+}

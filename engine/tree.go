@@ -278,14 +278,15 @@ func (t *Tree) hash(ctx context.Context, full bool) error {
 	if t.closed {
 		return ErrClosed
 	}
-	if err := t.beginWrite(); err != nil {
-		return err
-	}
 	if full {
 		t.markUnrecorded()
 	}
 	if !t.dirty.Load() {
+		// Nothing to write: a file tree stays clean on disk.
 		return nil
+	}
+	if err := t.beginWrite(); err != nil {
+		return err
 	}
 	l := t.live.Load()
 	if t.needsFullHash.Load() || l == nil {

@@ -40,7 +40,8 @@ type Plan struct {
 
 // PlanDepths chooses a depth for each range from its row count: it makes
 // Σ rows_i / 2^depth_i as small as it can while Σ engine.LiveBytes(depth_i)
-// stays within available bytes and no depth exceeds MaxDepth. Each step
+// stays within available bytes and no depth exceeds MaxDepth or ⌈log2
+// rows_i⌉ (past one row per leaf, depth buys nothing). Each step
 // deeper halves a range's rows per leaf and roughly doubles its bytes, so
 // the plan deepens, one level at a time, whichever range gains the most
 // rows per leaf for each byte the step costs, until no step fits; then it
@@ -72,8 +73,9 @@ func PlanDepths(rows []int64, available int64, opts PlanOptions) (Plan, error) {
 			arena.ErrBudgetExceeded, len(rows), arena.FormatBytes(p.Bytes),
 			arena.FormatBytes(int64(len(rows))*cost(opts.MaxDepth)), opts.MaxDepth, arena.FormatBytes(available))
 	}
+	limits := depthLimits(rows, opts.MaxDepth)
 	if pages := available / opts.PageSize; int64(len(rows))*int64(opts.MaxDepth+1)*(pages+1) <= exactWork {
-		p.Depths = planExact(rows, pages, opts.MaxDepth, func(d int) int64 { return cost(d) / opts.PageSize })
+		p.Depths = planExact(rows, pages, limits, func(d int) int64 { return cost(d) / opts.PageSize })
 		p.Bytes = 0
 		for i, n := range rows {
 			p.Bytes += cost(p.Depths[i])
@@ -81,7 +83,7 @@ func PlanDepths(rows []int64, available int64, opts PlanOptions) (Plan, error) {
 		}
 		return p, nil
 	}
-	planGreedy(&p, rows, available, opts.MaxDepth, cost)
+	planGreedy(&p, rows, available, limits, cost)
 	for i, n := range rows {
 		p.RowsPerLeaf += float64(n) / float64(int64(1)<<p.Depths[i])
 	}
@@ -95,7 +97,7 @@ const exactWork = 1 << 24
 // planExact finds the best plan by dynamic programming over the budget in
 // whole pages (a multiple-choice knapsack): best[b] is the least rows per
 // leaf of the ranges so far in at most b pages. cost is in pages.
-func planExact(rows []int64, pages int64, maxDepth int, cost func(int) int64) []int {
+func planExact(rows []int64, pages int64, limits []int, cost func(int) int64) []int {
 	best := make([]float64, pages+1)
 	next := make([]float64, pages+1)
 	choice := make([][]uint8, len(rows))
@@ -103,7 +105,7 @@ func planExact(rows []int64, pages int64, maxDepth int, cost func(int) int64) []
 		choice[i] = make([]uint8, pages+1)
 		for b := range next {
 			next[b] = math.Inf(1)
-			for d := 0; d <= maxDepth; d++ {
+			for d := 0; d <= limits[i]; d++ {
 				c := cost(d)
 				if c > int64(b) {
 					break
@@ -128,10 +130,10 @@ func planExact(rows []int64, pages int64, maxDepth int, cost func(int) int64) []
 // rows per leaf for each byte the step costs, until no step fits, then
 // trades levels between ranges (improve). p holds depth 0 for every range
 // and its bytes.
-func planGreedy(p *Plan, rows []int64, available int64, maxDepth int, cost func(int) int64) {
+func planGreedy(p *Plan, rows []int64, available int64, limits []int, cost func(int) int64) {
 	steps := make(stepHeap, 0, len(rows))
 	for i, n := range rows {
-		if n > 0 && maxDepth > 0 {
+		if n > 0 && limits[i] > 0 {
 			steps = append(steps, step{i: i, gain: gainPerByte(n, 0, cost)})
 		}
 	}
@@ -148,14 +150,14 @@ func planGreedy(p *Plan, rows []int64, available int64, maxDepth int, cost func(
 		}
 		p.Bytes += extra
 		p.Depths[s.i] = d + 1
-		if d+1 == maxDepth {
+		if d+1 == limits[s.i] {
 			heap.Pop(&steps)
 			continue
 		}
 		s.gain = gainPerByte(rows[s.i], d+1, cost)
 		heap.Fix(&steps, 0)
 	}
-	improve(p, rows, available, maxDepth, cost)
+	improve(p, rows, available, limits, cost)
 }
 
 // improve trades depth between ranges where pages make the greedy plan
@@ -166,7 +168,7 @@ func planGreedy(p *Plan, rows []int64, available int64, maxDepth int, cost func(
 // first, or at any point the one level that frees all the rest at the least
 // loss — and makes the best trade that lowers the rows per leaf, until none
 // does.
-func improve(p *Plan, rows []int64, available int64, maxDepth int, cost func(int) int64) {
+func improve(p *Plan, rows []int64, available int64, limits []int, cost func(int) int64) {
 	perLeaf := func(i, d int) float64 { return float64(rows[i]) / float64(int64(1)<<d) }
 	depths := make([]int, len(rows)) // scratch: the depths a trade would leave
 	var best []int
@@ -175,7 +177,7 @@ func improve(p *Plan, rows []int64, available int64, maxDepth int, cost func(int
 		best = best[:0]
 		for i := range rows {
 			d := p.Depths[i]
-			if d == maxDepth || rows[i] == 0 {
+			if d >= limits[i] || rows[i] == 0 {
 				continue
 			}
 			up := perLeaf(i, d) - perLeaf(i, d+1)
@@ -240,6 +242,21 @@ func improve(p *Plan, rows []int64, available int64, maxDepth int, cost func(int
 			p.Bytes += cost(d)
 		}
 	}
+}
+
+// depthLimits caps each range's depth at MaxDepth and at ⌈log2 rows⌉, as
+// engine.AutoDepth does for one tree: past one row per leaf a deeper tree
+// costs memory and finds no smaller repair.
+func depthLimits(rows []int64, maxDepth int) []int {
+	limits := make([]int, len(rows))
+	for i, n := range rows {
+		d := 0
+		for d < maxDepth && int64(1)<<d < n {
+			d++
+		}
+		limits[i] = d
+	}
+	return limits
 }
 
 // gainPerByte is how much deepening a range of n rows from depth d to d+1

@@ -18,6 +18,12 @@ func liveCost(d int) int64 { return engine.LiveBytes(layout.BFS{}, d, page) }
 // bruteBest enumerates every assignment of depths 0..maxDepth and returns
 // the least Σ rows/2^d whose bytes fit.
 func bruteBest(rows []int64, available int64, maxDepth int) float64 {
+	limits := make([]int, len(rows)) // ⌈log2 rows⌉, at most maxDepth
+	for i, n := range rows {
+		for limits[i] < maxDepth && int64(1)<<limits[i] < n {
+			limits[i]++
+		}
+	}
 	best := -1.0
 	depths := make([]int, len(rows))
 	var walk func(i int, bytes int64)
@@ -35,7 +41,7 @@ func bruteBest(rows []int64, available int64, maxDepth int) float64 {
 			}
 			return
 		}
-		for d := 0; d <= maxDepth; d++ {
+		for d := 0; d <= limits[i]; d++ {
 			depths[i] = d
 			walk(i+1, bytes+liveCost(d))
 		}
@@ -72,7 +78,7 @@ func TestPlanNearOptimal(t *testing.T) {
 		var bytes int64
 		var obj float64
 		for i, d := range p.Depths {
-			if d < 0 || d > maxDepth {
+			if d < 0 || d > maxDepth || (d > 0 && int64(1)<<(d-1) >= rows[i]) {
 				t.Fatalf("trial %d: depth %d outside 0..%d", trial, d, maxDepth)
 			}
 			bytes += liveCost(d)
@@ -154,14 +160,15 @@ func TestPlanTooSmall(t *testing.T) {
 }
 
 // TestPlanEmptyRangesStayShallow: a range without rows gains nothing from
-// depth and gets none beyond what costs nothing.
+// depth, and none goes past one row per leaf, however large the budget.
 func TestPlanEmptyRangesStayShallow(t *testing.T) {
 	p, err := PlanDepths([]int64{0, 1000}, 1<<30, PlanOptions{PageSize: page})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Depths[0] != 0 || p.Depths[1] != engine.DefaultMaxDepth {
-		t.Fatalf("depths %v, want [0 %d]", p.Depths, engine.DefaultMaxDepth)
+	// 1000 rows want no more than ⌈log2 1000⌉ = 10 levels.
+	if p.Depths[0] != 0 || p.Depths[1] != 10 {
+		t.Fatalf("depths %v, want [0 10]", p.Depths)
 	}
 }
 
@@ -184,9 +191,10 @@ func TestGreedyNearExact(t *testing.T) {
 			ceil += liveCost(maxDepth)
 		}
 		available := floor + rnd.Int64N(min(ceil-floor+1, 2000*page))
-		exact := planExact(rows, available/page, maxDepth, func(d int) int64 { return liveCost(d) / page })
+		limits := depthLimits(rows, maxDepth)
+		exact := planExact(rows, available/page, limits, func(d int) int64 { return liveCost(d) / page })
 		p := Plan{Depths: make([]int, n), Bytes: floor}
-		planGreedy(&p, rows, available, maxDepth, liveCost)
+		planGreedy(&p, rows, available, limits, liveCost)
 		var got, want float64
 		var bytes int64
 		for i, r := range rows {

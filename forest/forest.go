@@ -1,0 +1,618 @@
+package forest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/internal/atomicfile"
+	"github.com/antientropy/grove/internal/flock"
+)
+
+// Store is the node's storage as a forest reads it: every row whose token
+// lies in a range. Rows come in any order; the *Row is valid only during
+// the call.
+type Store interface {
+	Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) error
+}
+
+// Mark records that a write batch touched one leaf of one range's tree:
+// the node writes it into the same batch as the rows (adding up the Rows
+// of marks for the same leaf and generation), so that after a crash the
+// forest recomputes just the leaves whose rows may differ from their tree.
+// Forest.Mark makes one; Options.Marks gives them back at the next Open.
+type Mark struct {
+	// Generation is the forest's generation when the batch was written;
+	// marks of generations a checkpoint covers may be deleted.
+	Generation uint64
+	// Leaf is the token range of the touched leaf.
+	Leaf token.Range
+	// Rows is how the batch changed the leaf's row count: +1 an insert,
+	// −1 a purge, 0 a replacement.
+	Rows int64
+}
+
+// Options describe the forest to open.
+type Options struct {
+	// Budget is charged for every tree. Required.
+	Budget *arena.Budget
+	// Partitioner maps keys to tokens. Default: token.Murmur3{}.
+	Partitioner token.Partitioner
+	// Ranges are the token ranges the node replicates (ring.RangesOf), in
+	// token order and disjoint. Trees of ranges no longer listed are
+	// dropped; listed ranges without a tree are built from Store.
+	Ranges []token.Range
+	// Store reads rows for builds and recovery. Required.
+	Store Store
+	// Marks are the node's marks, read back from its storage: after a
+	// crash, those of generations a tree's last checkpoint does not cover
+	// name the leaves to recompute.
+	Marks []Mark
+	// Plan shapes the depths of trees built at open.
+	Plan PlanOptions
+	// Reserve is the part of the budget kept free for repair sessions'
+	// leaf views and folds. Zero means an eighth of the budget.
+	Reserve int64
+	// Observer is told what the trees do (metrics.Set is one).
+	Observer engine.Observer
+}
+
+// Stats say what an Open did.
+type Stats struct {
+	// RowsScanned is how many rows the open read from the store: to
+	// build new ranges' trees (twice each: once to count, once to add)
+	// and to recompute the leaves marked since a tree's last checkpoint.
+	RowsScanned int64
+	// Reused, Recovered and Built count ranges whose tree was opened as it
+	// was, opened and repaired from marks, or built from the store;
+	// Dropped counts trees of ranges the node no longer replicates.
+	Reused, Recovered, Built, Dropped int
+}
+
+// Forest is a node's live trees, one per range it replicates, in one
+// directory and under one budget. Writes go to the tree of the key's range;
+// Checkpoint makes every tree file clean, after which the node deletes the
+// marks the checkpoint covers. A Forest is safe for concurrent use except
+// that Checkpoint must not run while a write batch is between its commit
+// and its Update (the node holds its write lock across Checkpoint).
+type Forest struct {
+	dir   string
+	part  token.Partitioner
+	lock  *os.File
+	trees []*Tree
+	gen   atomic.Uint64 // the generation marks are written in now
+	stats Stats
+}
+
+// Tree is one range's live tree in a forest.
+type Tree struct {
+	// Range is the tokens it covers.
+	Range token.Range
+	// Live is the tree; it belongs to the forest, which closes it.
+	Live *engine.Tree
+	file string
+}
+
+// manifest is the forest's own record of its trees, written atomically.
+type manifest struct {
+	Format      int             `json:"format"`
+	Partitioner string          `json:"partitioner"`
+	Checkpoint  uint64          `json:"checkpoint"`
+	Trees       []manifestEntry `json:"trees"`
+}
+
+type manifestEntry struct {
+	Lo    string `json:"lo"`
+	Hi    string `json:"hi"`
+	Depth int    `json:"depth"`
+	File  string `json:"file"`
+}
+
+const (
+	manifestName   = "FOREST"
+	lockName       = "LOCK"
+	manifestFormat = 1
+)
+
+// Sentinel errors, for errors.Is.
+var (
+	// ErrInUse means another Forest, in this process or another, has the
+	// directory open.
+	ErrInUse = errors.New("forest: directory in use")
+	// ErrBadRanges means Options.Ranges that are not in token order,
+	// overlap, or lie outside the partitioner's ring.
+	ErrBadRanges = errors.New("forest: bad ranges")
+	// ErrBadManifest means a forest directory whose manifest cannot be
+	// read.
+	ErrBadManifest = errors.New("forest: bad manifest")
+	// ErrNoRange means a key whose token is in none of the forest's
+	// ranges.
+	ErrNoRange = errors.New("forest: key in none of the node's ranges")
+)
+
+// Open opens the forest in dir, creating it if needed, and makes its trees
+// those of opts.Ranges: it reuses the trees of ranges it already has
+// (reading no rows when they were checkpointed), recomputes the leaves
+// that opts.Marks name for trees a crash left behind their data, builds
+// trees for new ranges from the store alone, and drops the trees of ranges
+// no longer listed. The depths of new trees are planned with PlanDepths
+// within the budget left by the kept trees and opts.Reserve; a forest that
+// cannot fit fails before anything is mapped, saying what it needs.
+func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) {
+	if opts.Budget == nil || opts.Store == nil {
+		return nil, fmt.Errorf("forest: Options.Budget and Options.Store are required")
+	}
+	if opts.Partitioner == nil {
+		opts.Partitioner = token.Murmur3{}
+	}
+	if err := checkRanges(opts.Partitioner, opts.Ranges); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("forest: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("forest: %w", err)
+	}
+	if err := flock.TryLock(lock); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("%w: %s (%v)", ErrInUse, dir, err)
+	}
+	f := &Forest{dir: dir, part: opts.Partitioner, lock: lock}
+	defer func() {
+		if err != nil {
+			f.closeTrees()
+			lock.Close()
+		}
+	}()
+	m, err := readManifest(dir, opts.Partitioner)
+	if err != nil {
+		return nil, err
+	}
+	have := map[token.Range]manifestEntry{}
+	for _, e := range m.Trees {
+		r, err := e.rangeOf()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBadManifest, filepath.Join(dir, manifestName), err)
+		}
+		have[r] = e
+	}
+	want := map[token.Range]bool{}
+	for _, r := range opts.Ranges {
+		want[r] = true
+	}
+
+	// Plan before mapping: the kept trees' sizes are in the manifest, the
+	// new ranges' row counts come from one counting pass each.
+	var kept []manifestEntry
+	var keptBytes int64
+	var fresh []token.Range
+	for _, r := range opts.Ranges {
+		if e, ok := have[r]; ok && fileExists(filepath.Join(dir, e.File)) {
+			kept = append(kept, e)
+			keptBytes += engine.LiveBytes(opts.Plan.Layout, e.Depth, int64(opts.Budget.PageSize()))
+		} else {
+			fresh = append(fresh, r)
+		}
+	}
+	reserve := opts.Reserve
+	if reserve == 0 {
+		reserve = opts.Budget.Limit() / 8
+	}
+	free := opts.Budget.Available() - reserve - keptBytes
+	counts := make([]int64, len(fresh))
+	for i, r := range fresh {
+		n, err := countRows(ctx, opts.Store, r)
+		if err != nil {
+			return nil, err
+		}
+		counts[i] = n
+		f.stats.RowsScanned += n
+	}
+	plan := Plan{}
+	if len(fresh) > 0 {
+		po := opts.Plan
+		if po.PageSize == 0 {
+			po.PageSize = int64(opts.Budget.PageSize())
+		}
+		if plan, err = PlanDepths(counts, free, po); err != nil {
+			return nil, fmt.Errorf("forest: %d new ranges beside %d kept trees (%s) and a reserve of %s: %w",
+				len(fresh), len(kept), arena.FormatBytes(keptBytes), arena.FormatBytes(reserve), err)
+		}
+	}
+
+	// The generation: past every checkpoint a tree or the manifest
+	// records and every mark, so that new marks are newer than all.
+	last := m.Checkpoint
+	for _, mk := range opts.Marks {
+		last = max(last, mk.Generation)
+	}
+	for _, e := range kept {
+		t, err := engine.OpenWritable(filepath.Join(dir, e.File), opts.Budget, engine.WithObserver(opts.Observer))
+		if err != nil {
+			return nil, fmt.Errorf("forest: %w", err)
+		}
+		r, _ := e.rangeOf()
+		f.trees = append(f.trees, &Tree{Range: r, Live: t, file: e.File})
+		last = max(last, t.CheckpointLabel())
+	}
+	// Trees rebuilt in part or whole now hold every mark's change up to
+	// generation last: they are labelled so, even if their file is clean
+	// (a new tree's, written whole, carries no label), so that marks not
+	// yet deleted are never applied twice.
+	relabel := map[*Tree]bool{}
+	for _, t := range f.trees {
+		recovered, n, err := recoverTree(ctx, t, opts.Marks, opts.Store)
+		f.stats.RowsScanned += n
+		if err != nil {
+			return nil, err
+		}
+		if recovered {
+			f.stats.Recovered++
+			relabel[t] = true
+		} else {
+			f.stats.Reused++
+		}
+	}
+	for i, r := range fresh {
+		t, n, err := f.build(ctx, opts, r, plan.Depths[i])
+		f.stats.RowsScanned += n
+		if err != nil {
+			return nil, err
+		}
+		f.trees = append(f.trees, t)
+		relabel[t] = true
+		f.stats.Built++
+	}
+	slices.SortFunc(f.trees, func(a, b *Tree) int { return cmpTok(a.Range.Lo, b.Range.Lo) })
+
+	// Every tree now matches the data up to generation last: say so in
+	// each file and in the manifest, then drop what is no longer wanted.
+	for _, t := range f.trees {
+		if !relabel[t] && !t.Live.FileDirty() {
+			continue
+		}
+		if err := t.Live.Hash(ctx); err != nil {
+			return nil, err
+		}
+		if err := t.Live.CheckpointAt(last); err != nil {
+			return nil, fmt.Errorf("forest: %w", err)
+		}
+	}
+	if err := f.writeManifest(last); err != nil {
+		return nil, err
+	}
+	for r, e := range have {
+		if !want[r] {
+			os.Remove(filepath.Join(dir, e.File))
+			f.stats.Dropped++
+		}
+	}
+	f.removeStrays()
+	f.gen.Store(last + 1)
+	return f, nil
+}
+
+// recoverTree recomputes the leaves of t that marks newer than its file's
+// last checkpoint name, and adds their row changes. It reports whether
+// there were any, and how many rows it read.
+func recoverTree(ctx context.Context, t *Tree, marks []Mark, store Store) (bool, int64, error) {
+	label := t.Live.CheckpointLabel()
+	var leaves []int
+	var delta int64
+	depth := t.Live.Depth()
+	for _, mk := range marks {
+		if mk.Generation <= label || !overlaps(mk.Leaf, t.Range) {
+			continue
+		}
+		delta += mk.Rows
+		// A mark names a leaf at the depth the tree had when it was
+		// written; every leaf of today's tree it overlaps is redone.
+		first := t.Range.LeafOf(max(mk.Leaf.Lo+1, t.Range.Lo+1), depth)
+		lastLeaf := t.Range.LeafOf(min(mk.Leaf.Hi, t.Range.Hi), depth)
+		for i := first; i <= lastLeaf; i++ {
+			leaves = append(leaves, i)
+		}
+	}
+	if len(leaves) == 0 && !t.Live.FileDirty() {
+		return false, 0, nil
+	}
+	n, err := t.Live.RebuildLeaves(ctx, leaves, delta, store.Scan)
+	if err != nil {
+		return true, n, fmt.Errorf("forest: recovering %s: %w", t.Range, err)
+	}
+	return true, n, nil
+}
+
+// build makes the tree of a new range from the store, at depth, and opens
+// it writable in the forest's directory.
+func (f *Forest) build(ctx context.Context, opts Options, r token.Range, depth int) (*Tree, int64, error) {
+	t, err := engine.New(engine.Options{Partitioner: f.part, Range: r, Depth: depth, Layout: opts.Plan.Layout, Budget: opts.Budget, Observer: opts.Observer})
+	if err != nil {
+		return nil, 0, fmt.Errorf("forest: range %s: %w", r, err)
+	}
+	var n int64
+	err = opts.Store.Scan(ctx, r, func(row *engine.Row) error {
+		n++
+		return t.Add(row)
+	})
+	if err == nil {
+		err = t.Hash(ctx)
+	}
+	name := fileName(r)
+	if err == nil {
+		err = t.Save(filepath.Join(f.dir, name))
+	}
+	t.Close()
+	if err != nil {
+		return nil, n, fmt.Errorf("forest: building %s: %w", r, err)
+	}
+	live, err := engine.OpenWritable(filepath.Join(f.dir, name), opts.Budget, engine.WithObserver(opts.Observer))
+	if err != nil {
+		return nil, n, fmt.Errorf("forest: %w", err)
+	}
+	return &Tree{Range: r, Live: live, file: name}, n, nil
+}
+
+// Stats says what Open did.
+func (f *Forest) Stats() Stats { return f.stats }
+
+// Trees returns the forest's trees in token order. They stay the forest's:
+// it closes them.
+func (f *Forest) Trees() []*Tree { return slices.Clone(f.trees) }
+
+// Generation is the generation marks are written in now: it moves on at
+// each Checkpoint. After Open, as after Checkpoint, every mark of an older
+// generation is covered by the trees and may be deleted.
+func (f *Forest) Generation() uint64 { return f.gen.Load() }
+
+// TreeOf returns the tree of the range key's token is in.
+func (f *Forest) TreeOf(key []byte) (*Tree, error) {
+	tok := f.part.Token(key)
+	i, found := slices.BinarySearchFunc(f.trees, tok, func(t *Tree, tok token.Token) int {
+		switch {
+		case t.Range.Hi < tok:
+			return -1
+		case t.Range.Lo >= tok:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		_ = i
+		return nil, fmt.Errorf("%w: key %q has token %d", ErrNoRange, truncKey(key), tok)
+	}
+	return f.trees[i], nil
+}
+
+// Mark returns the mark a write batch records for a change of key's row
+// from old to new (either nil): the leaf it touches and the row change, in
+// the current generation. The batch writes it with its rows; Update then
+// applies the change to the tree.
+func (f *Forest) Mark(key []byte, old, new *engine.Row) (Mark, error) {
+	t, err := f.TreeOf(key)
+	if err != nil {
+		return Mark{}, err
+	}
+	leaf, _, err := t.Live.LeafRange(key)
+	if err != nil {
+		return Mark{}, err
+	}
+	m := Mark{Generation: f.gen.Load(), Leaf: leaf}
+	switch {
+	case old == nil && new != nil:
+		m.Rows = 1
+	case old != nil && new == nil:
+		m.Rows = -1
+	}
+	return m, nil
+}
+
+// Update applies a committed change of one row to its range's tree:
+// engine.Tree.Update on the tree of the row's key.
+func (f *Forest) Update(old, new *engine.Row) error {
+	key := old
+	if key == nil {
+		key = new
+	}
+	if key == nil {
+		return nil
+	}
+	t, err := f.TreeOf(key.Key)
+	if err != nil {
+		return err
+	}
+	return t.Live.Update(old, new)
+}
+
+// Checkpoint hashes every tree and makes its file clean, labelled with the
+// current generation, then records that generation in the manifest and
+// moves to the next. It returns the generation it covered: the node may now
+// delete every mark of that generation or older. No write batch may be
+// between its commit and its Update while Checkpoint runs.
+func (f *Forest) Checkpoint(ctx context.Context) (uint64, error) {
+	g := f.gen.Load()
+	if err := f.checkpointAt(ctx, g); err != nil {
+		return 0, err
+	}
+	if err := f.writeManifest(g); err != nil {
+		return 0, err
+	}
+	f.gen.Store(g + 1)
+	return g, nil
+}
+
+// Close checkpoints the forest, closes its trees and releases its
+// directory. A forest closed cleanly opens again without reading a row.
+// It returns the generation its checkpoint covered, as Checkpoint does.
+func (f *Forest) Close(ctx context.Context) (uint64, error) {
+	g, err := f.Checkpoint(ctx)
+	if cerr := f.closeTrees(); err == nil {
+		err = cerr
+	}
+	f.lock.Close()
+	return g, err
+}
+
+// checkpointAt hashes and checkpoints, labelled g, every tree whose file
+// changed since its last checkpoint. A tree that did not change keeps its
+// older label: no mark newer than it can name it, because a batch's marks
+// are written before its tree update and every committed batch is applied
+// when a checkpoint runs.
+func (f *Forest) checkpointAt(ctx context.Context, g uint64) error {
+	for _, t := range f.trees {
+		if !t.Live.FileDirty() {
+			continue
+		}
+		if err := t.Live.Hash(ctx); err != nil {
+			return err
+		}
+		if err := t.Live.CheckpointAt(g); err != nil {
+			return fmt.Errorf("forest: %w", err)
+		}
+	}
+	return nil
+}
+
+func (f *Forest) closeTrees() error {
+	var err error
+	for _, t := range f.trees {
+		err = errors.Join(err, t.Live.Close())
+	}
+	f.trees = nil
+	return err
+}
+
+func (f *Forest) writeManifest(checkpoint uint64) error {
+	m := manifest{Format: manifestFormat, Partitioner: f.part.Name(), Checkpoint: checkpoint}
+	for _, t := range f.trees {
+		m.Trees = append(m.Trees, manifestEntry{
+			Lo: strconv.FormatInt(t.Range.Lo, 10), Hi: strconv.FormatInt(t.Range.Hi, 10),
+			Depth: t.Live.Depth(), File: t.file,
+		})
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(f.dir, manifestName), 0o644, func(w *os.File) error {
+		_, err := w.Write(append(data, '\n'))
+		return err
+	})
+}
+
+// removeStrays deletes tree files the manifest does not name: trees built
+// by an open that crashed before writing its manifest.
+func (f *Forest) removeStrays() {
+	named := map[string]bool{}
+	for _, t := range f.trees {
+		named[t.file] = true
+	}
+	matches, _ := filepath.Glob(filepath.Join(f.dir, "*.tree"))
+	for _, p := range matches {
+		if !named[filepath.Base(p)] {
+			os.Remove(p)
+		}
+	}
+	atomicfile.CleanStale(filepath.Join(f.dir, manifestName))
+}
+
+func readManifest(dir string, p token.Partitioner) (manifest, error) {
+	path := filepath.Join(dir, manifestName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return manifest{Format: manifestFormat, Partitioner: p.Name()}, nil
+	}
+	if err != nil {
+		return manifest{}, fmt.Errorf("forest: %w", err)
+	}
+	var m manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return manifest{}, fmt.Errorf("%w: %s: %v", ErrBadManifest, path, err)
+	}
+	if m.Format != manifestFormat {
+		return manifest{}, fmt.Errorf("%w: %s: format %d, this grove reads %d", ErrBadManifest, path, m.Format, manifestFormat)
+	}
+	if m.Partitioner != p.Name() {
+		return manifest{}, fmt.Errorf("%w: %s holds %s trees, the node uses %s", ErrBadManifest, path, m.Partitioner, p.Name())
+	}
+	return m, nil
+}
+
+func (e manifestEntry) rangeOf() (token.Range, error) {
+	lo, err1 := strconv.ParseInt(e.Lo, 10, 64)
+	hi, err2 := strconv.ParseInt(e.Hi, 10, 64)
+	r := token.Range{Lo: lo, Hi: hi}
+	if err := errors.Join(err1, err2); err != nil {
+		return r, err
+	}
+	if e.File != fileName(r) {
+		return r, fmt.Errorf("tree of %s in file %q", r, e.File)
+	}
+	return r, r.Valid()
+}
+
+// fileName is the tree file of range r: its bounds in hex, so that the name
+// sorts and reads as the range.
+func fileName(r token.Range) string {
+	return fmt.Sprintf("%016x-%016x.tree", uint64(r.Lo), uint64(r.Hi))
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func countRows(ctx context.Context, s Store, r token.Range) (int64, error) {
+	var n int64
+	err := s.Scan(ctx, r, func(*engine.Row) error { n++; return nil })
+	if err != nil {
+		return n, fmt.Errorf("forest: counting %s: %w", r, err)
+	}
+	return n, nil
+}
+
+func checkRanges(p token.Partitioner, rs []token.Range) error {
+	full := p.Range()
+	for i, r := range rs {
+		if err := r.Valid(); err != nil {
+			return fmt.Errorf("%w: range %d: %v", ErrBadRanges, i+1, err)
+		}
+		if r.Lo < full.Lo || r.Hi > full.Hi {
+			return fmt.Errorf("%w: range %s outside the %s ring %s", ErrBadRanges, r, p.Name(), full)
+		}
+		if i > 0 && r.Lo < rs[i-1].Hi {
+			return fmt.Errorf("%w: range %s after %s: not in token order, or overlapping", ErrBadRanges, r, rs[i-1])
+		}
+	}
+	return nil
+}
+
+func overlaps(a, b token.Range) bool { return a.Lo < b.Hi && b.Lo < a.Hi }
+
+func cmpTok(a, b token.Token) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func truncKey(k []byte) []byte {
+	if len(k) > 64 {
+		return k[:64]
+	}
+	return k
+}

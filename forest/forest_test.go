@@ -1,0 +1,352 @@
+package forest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/rowstore"
+	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/ring"
+)
+
+// countingStore is a row store that counts the rows its scans return.
+type countingStore struct {
+	*rowstore.Store
+	scanned int64
+}
+
+func (s *countingStore) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) error {
+	return s.Store.Scan(ctx, r, func(row *engine.Row) error {
+		s.scanned++
+		return fn(row)
+	})
+}
+
+// nodeRanges places a ring of nodes × tokens (RF 3) and returns node n1's
+// ranges, as a node would take them from its ring file.
+func nodeRanges(t testing.TB, nodes, tokens int, seed uint64) []token.Range {
+	t.Helper()
+	rnd := rand.New(rand.NewPCG(seed, 9))
+	var b strings.Builder
+	b.WriteString(`{"partitioner": "murmur3", "replication_factor": 3, "nodes": [`)
+	for n := range nodes {
+		if n > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"id": "n%d", "address": "http://127.0.0.1:%d", "tokens": [`, n+1, 7101+n)
+		for k := range tokens {
+			if k > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, "%q", strconv.FormatInt(int64(rnd.Uint64()>>1)-int64(rnd.Uint64()>>1), 10))
+		}
+		b.WriteString("]}")
+	}
+	b.WriteString("]}")
+	r, err := ring.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps, err := r.RangesOf("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]token.Range, len(reps))
+	for i, rep := range reps {
+		out[i] = rep.Range
+	}
+	return out
+}
+
+// storeFor holds n rows, of which only those in ranges are kept: a node
+// stores only what it replicates.
+func storeFor(t testing.TB, n int, ranges []token.Range) *countingStore {
+	t.Helper()
+	s := rowstore.New(token.Murmur3{})
+	var rows []engine.Row
+	p := token.Murmur3{}
+	for i := range n {
+		r := engine.Row{Key: fmt.Appendf(nil, "user:%d", i), Value: fmt.Appendf(nil, "v%d", i), TS: 1}
+		if inAny(ranges, p.Token(r.Key)) {
+			rows = append(rows, r)
+		}
+	}
+	if _, err := s.Apply(context.Background(), rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	return &countingStore{Store: s}
+}
+
+func inAny(rs []token.Range, tok token.Token) bool {
+	for _, r := range rs {
+		if r.Contains(tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAgainstRebuild compares every tree of f with a tree of the same
+// range and depth built from all of the store's rows.
+func checkAgainstRebuild(t *testing.T, f *Forest, s *countingStore) {
+	t.Helper()
+	ctx := context.Background()
+	before := s.scanned
+	for _, tr := range f.Trees() {
+		want, err := engine.New(engine.Options{Range: tr.Range, Depth: tr.Live.Depth(), Budget: arena.NewBudget(1 << 30)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Scan(ctx, tr.Range, func(r *engine.Row) error { return want.Add(r) })
+		want.Hash(ctx)
+		if err := tr.Live.Hash(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := tr.Live.Root()
+		w, _ := want.Root()
+		if got != w || tr.Live.Rows() != want.Rows() {
+			t.Fatalf("tree of %s: root %x rows %d; a rebuild has %x and %d", tr.Range, got[:6], tr.Live.Rows(), w[:6], want.Rows())
+		}
+		want.Close()
+	}
+	s.scanned = before
+}
+
+// TestCleanRestartReadsNoRows: a forest of a node's ranges, closed
+// cleanly, opens again without reading a row, and its trees equal a
+// rebuild.
+func TestCleanRestartReadsNoRows(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 6, 16, 1)
+	store := storeFor(t, 200_000, ranges)
+	dir := t.TempDir()
+	budget := arena.NewBudget(256 << 20)
+	f, err := Open(ctx, dir, Options{Budget: budget, Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := f.Stats()
+	if st.Built != len(ranges) || st.RowsScanned != 2*int64(store.Len()) {
+		t.Fatalf("first open: %+v; want %d ranges built, each row read twice (%d)", st, len(ranges), 2*store.Len())
+	}
+	if _, err := f.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if budget.Used() != 0 {
+		t.Fatalf("%d bytes still charged after Close", budget.Used())
+	}
+	store.scanned = 0
+	start := time.Now()
+	f, err = Open(ctx, dir, Options{Budget: budget, Ranges: ranges, Store: store})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	if st := f.Stats(); st.RowsScanned != 0 || store.scanned != 0 || st.Reused != len(ranges) {
+		t.Fatalf("clean reopen: %+v, store scanned %d rows; want every tree reused and no row read", st, store.scanned)
+	}
+	t.Logf("%d ranges, %d rows: clean reopen in %v, no rows read", len(ranges), store.Len(), took)
+	checkAgainstRebuild(t, f, store)
+}
+
+// abandon is a crash: the trees' files are left as they are, with no
+// checkpoint, and the directory lock goes with the process.
+func (f *Forest) abandon() {
+	f.closeTrees()
+	f.lock.Close()
+}
+
+// TestCrashRecovery: batches commit rows and marks to the store, then
+// update the trees; a crash cuts the last batch's tree updates short at a
+// random point. Reopening with the marks gives trees equal to a rebuild,
+// reading only the rows of the marked leaves.
+func TestCrashRecovery(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 6, 16, 2)
+	for trial := range 8 {
+		rnd := rand.New(rand.NewPCG(uint64(trial), 3))
+		store := storeFor(t, 100_000, ranges)
+		dir := t.TempDir()
+		budget := arena.NewBudget(256 << 20)
+		opts := Options{Budget: budget, Ranges: ranges, Store: store}
+		f, err := Open(ctx, dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var marks []Mark
+		checkpoints := rnd.IntN(3)
+		for b := range 1 + rnd.IntN(6) {
+			var batch []engine.Row
+			for range 1 + rnd.IntN(300) {
+				k := fmt.Appendf(nil, "user:%d", rnd.IntN(120_000))
+				if !inAny(ranges, token.Murmur3{}.Token(k)) {
+					continue
+				}
+				batch = append(batch, engine.Row{Key: k, Value: fmt.Appendf(nil, "w%d", rnd.Int()), TS: int64(2 + b), Deleted: rnd.IntN(5) == 0})
+			}
+			// Commit: rows and marks together; the tree updates follow.
+			var changes [][2]*engine.Row
+			_, err := store.Apply(ctx, batch, func(old, new *engine.Row) error {
+				m, err := f.Mark(new.Key, old, new)
+				if err != nil {
+					return err
+				}
+				marks = append(marks, m)
+				changes = append(changes, [2]*engine.Row{clone(old), clone(new)})
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b == 0 && checkpoints > 0 {
+				// A checkpoint between batches: its marks may go.
+				for _, c := range changes {
+					f.Update(c[0], c[1])
+				}
+				g, err := f.Checkpoint(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				marks = dropCovered(marks, g)
+				continue
+			}
+			cut := len(changes)
+			if rnd.IntN(2) == 0 {
+				cut = rnd.IntN(len(changes) + 1)
+			}
+			for _, c := range changes[:cut] {
+				if err := f.Update(c[0], c[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		f.abandon()
+
+		store.scanned = 0
+		f, err = Open(ctx, dir, Options{Budget: budget, Ranges: ranges, Store: store, Marks: marks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := f.Stats()
+		if st.RowsScanned != store.scanned || st.RowsScanned > int64(store.Len())/4 {
+			t.Fatalf("trial %d: %+v, store scanned %d of %d rows", trial, st, store.scanned, store.Len())
+		}
+		checkAgainstRebuild(t, f, store)
+		// Marks up to the recovery are covered: a second crash right
+		// after it, with the marks not yet deleted, recovers to the same.
+		f.abandon()
+		f, err = Open(ctx, dir, Options{Budget: budget, Ranges: ranges, Store: store, Marks: marks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := f.Stats(); st.Recovered != 0 || st.RowsScanned != 0 {
+			t.Fatalf("trial %d: reopened with marks the last open covered: %+v", trial, st)
+		}
+		checkAgainstRebuild(t, f, store)
+		f.Close(ctx)
+	}
+}
+
+func clone(r *engine.Row) *engine.Row {
+	if r == nil {
+		return nil
+	}
+	c := engine.Row{Key: append([]byte(nil), r.Key...), Value: append([]byte(nil), r.Value...), TS: r.TS, Deleted: r.Deleted}
+	return &c
+}
+
+func dropCovered(marks []Mark, g uint64) []Mark {
+	var out []Mark
+	for _, m := range marks {
+		if m.Generation > g {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestTopologyChange: a seventh node joins the ring; the node's forest
+// reopened with its new ranges scans only the new ranges' rows, keeps the
+// unchanged trees, drops the rest, and equals a rebuild.
+func TestTopologyChange(t *testing.T) {
+	ctx := context.Background()
+	ring6 := nodeRanges(t, 6, 16, 5)
+	ring7 := nodeRanges(t, 7, 16, 5) // the same first six nodes' tokens, and n7's
+	all := append(append([]token.Range(nil), ring6...), ring7...)
+	store := storeFor(t, 200_000, all)
+	dir := t.TempDir()
+	budget := arena.NewBudget(256 << 20)
+	f, err := Open(ctx, dir, Options{Budget: budget, Ranges: ring6, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close(ctx)
+	old := map[token.Range]bool{}
+	for _, r := range ring6 {
+		old[r] = true
+	}
+	var newRows, total int64
+	for _, r := range ring7 {
+		var n int64
+		store.Store.Scan(ctx, r, func(*engine.Row) error { n++; return nil })
+		total += n
+		if !old[r] {
+			newRows += n
+		}
+	}
+	store.scanned = 0
+	f, err = Open(ctx, dir, Options{Budget: budget, Ranges: ring7, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	st := f.Stats()
+	if st.RowsScanned != 2*newRows || store.scanned != 2*newRows || st.Built+st.Reused != len(ring7) || st.Built == 0 || st.Dropped == 0 {
+		t.Fatalf("after n7 joined: %+v, store scanned %d; the new ranges hold %d of the node's %d rows", st, store.scanned, newRows, total)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.tree"))
+	if len(files) != len(ring7) {
+		t.Fatalf("%d tree files for %d ranges", len(files), len(ring7))
+	}
+	t.Logf("a 7th node joined: %d of %d ranges rebuilt, %d dropped; rows read %d (each new range's twice: count, build) of the node's %d",
+		st.Built, len(ring7), st.Dropped, st.RowsScanned, total)
+	checkAgainstRebuild(t, f, store)
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 3, 4, 7)
+	store := storeFor(t, 1000, ranges)
+	dir := t.TempDir()
+	f, err := Open(ctx, dir, Options{Budget: arena.NewBudget(64 << 20), Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dir, Options{Budget: arena.NewBudget(64 << 20), Ranges: ranges, Store: store}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second open: %v, want ErrInUse", err)
+	}
+	f.Close(ctx)
+
+	rev := []token.Range{ranges[1], ranges[0]}
+	if _, err := Open(ctx, dir, Options{Budget: arena.NewBudget(64 << 20), Ranges: rev, Store: store}); !errors.Is(err, ErrBadRanges) {
+		t.Fatalf("ranges out of order: %v", err)
+	}
+	if _, err := Open(ctx, t.TempDir(), Options{Budget: arena.NewBudget(64 << 10), Ranges: ranges, Store: store}); !errors.Is(err, arena.ErrBudgetExceeded) || !strings.Contains(err.Error(), "for one leaf each") {
+		t.Fatalf("a budget too small: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, manifestName), []byte("{not json"), 0o644)
+	if _, err := Open(ctx, dir, Options{Budget: arena.NewBudget(64 << 20), Ranges: ranges, Store: store}); !errors.Is(err, ErrBadManifest) {
+		t.Fatalf("a damaged manifest: %v", err)
+	}
+}
