@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
@@ -64,6 +65,8 @@ type Options struct {
 	Reserve int64
 	// Observer is told what the trees do (metrics.Set is one).
 	Observer engine.Observer
+	// Checkpoints says when Due calls for a checkpoint.
+	Checkpoints CheckpointPolicy
 }
 
 // Stats say what an Open did.
@@ -85,12 +88,18 @@ type Stats struct {
 // that Checkpoint must not run while a write batch is between its commit
 // and its Update (the node holds its write lock across Checkpoint).
 type Forest struct {
-	dir   string
-	part  token.Partitioner
-	lock  *os.File
-	trees []*Tree
-	gen   atomic.Uint64 // the generation marks are written in now
-	stats Stats
+	dir     string
+	part    token.Partitioner
+	opts    Options
+	reserve int64
+	policy  CheckpointPolicy
+	lock    *os.File
+	trees   []*Tree
+	gen     atomic.Uint64 // the generation marks are written in now
+	stats   Stats
+
+	writes         atomic.Int64 // Updates since the last checkpoint
+	lastCheckpoint atomic.Int64 // its time, in Unix nanoseconds
 }
 
 // Tree is one range's live tree in a forest.
@@ -168,7 +177,8 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		lock.Close()
 		return nil, fmt.Errorf("%w: %s (%v)", ErrInUse, dir, err)
 	}
-	f := &Forest{dir: dir, part: opts.Partitioner, lock: lock}
+	f := &Forest{dir: dir, part: opts.Partitioner, opts: opts, policy: opts.Checkpoints.withDefaults(), lock: lock}
+	f.lastCheckpoint.Store(time.Now().UnixNano())
 	defer func() {
 		if err != nil {
 			f.closeTrees()
@@ -209,6 +219,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	if reserve == 0 {
 		reserve = opts.Budget.Limit() / 8
 	}
+	f.reserve = reserve
 	free := opts.Budget.Available() - reserve - keptBytes
 	counts := make([]int64, len(fresh))
 	for i, r := range fresh {
@@ -432,7 +443,11 @@ func (f *Forest) Update(old, new *engine.Row) error {
 	if err != nil {
 		return err
 	}
-	return t.Live.Update(old, new)
+	if err := t.Live.Update(old, new); err != nil {
+		return err
+	}
+	f.writes.Add(1)
+	return nil
 }
 
 // Checkpoint hashes every tree and makes its file clean, labelled with the
@@ -449,6 +464,8 @@ func (f *Forest) Checkpoint(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	f.gen.Store(g + 1)
+	f.writes.Store(0)
+	f.lastCheckpoint.Store(time.Now().UnixNano())
 	return g, nil
 }
 
@@ -523,6 +540,11 @@ func (f *Forest) removeStrays() {
 		if !named[filepath.Base(p)] {
 			os.Remove(p)
 		}
+	}
+	// Trees a Rebalance was writing when the process ended.
+	partial, _ := filepath.Glob(filepath.Join(f.dir, "*.tree.redepth"))
+	for _, p := range partial {
+		os.Remove(p)
 	}
 	atomicfile.CleanStale(filepath.Join(f.dir, manifestName))
 }

@@ -350,3 +350,135 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("a damaged manifest: %v", err)
 	}
 }
+
+// TestRebalance: after most of one range's rows are deleted and another
+// range's rows multiply, Rebalance folds the first (reading no rows) and
+// rebuilds the second deeper from its own rows; both then equal a rebuild,
+// and the forest reopens clean at the new depths.
+func TestRebalance(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 6, 4, 21)
+	store := storeFor(t, 100_000, ranges)
+	dir := t.TempDir()
+	budget := arena.NewBudget(64 << 20)
+	f, err := Open(ctx, dir, Options{Budget: budget, Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trees := f.Trees()
+	shrink, grow := trees[0], trees[len(trees)-1]
+	before := map[*Tree]int{shrink: shrink.Live.Depth(), grow: grow.Live.Depth()}
+	// Purge all but a few rows of one range; write many new rows into
+	// another. Each change goes through the forest as a node's would.
+	var gone []engine.Row
+	store.Store.Scan(ctx, shrink.Range, func(r *engine.Row) error {
+		gone = append(gone, *clone(r))
+		return nil
+	})
+	next := rowstore.New(token.Murmur3{})
+	keep := map[string]bool{}
+	for i, r := range gone {
+		if i < 4 {
+			keep[string(r.Key)] = true
+		} else if err := f.Update(&gone[i], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rows []engine.Row
+	store.Store.All(ctx, func(r *engine.Row) error {
+		if !shrink.Range.Contains(token.Murmur3{}.Token(r.Key)) || keep[string(r.Key)] {
+			rows = append(rows, *clone(r))
+		}
+		return nil
+	})
+	for i := 0; len(rows) < 400_000 && i < 10_000_000; i++ {
+		r := engine.Row{Key: fmt.Appendf(nil, "more:%d", i), Value: []byte("x"), TS: 1}
+		if grow.Range.Contains(token.Murmur3{}.Token(r.Key)) {
+			rows = append(rows, r)
+			if err := f.Update(nil, &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := next.Apply(ctx, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	store.Store = next
+	store.scanned = 0
+	moved, _, err := f.Rebalance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var foldRead, growRead int64 = -1, -1
+	for _, m := range moved {
+		switch m.Tree {
+		case shrink:
+			foldRead = m.RowsRead
+			if m.To >= before[shrink] {
+				t.Fatalf("the emptied range went from depth %d to %d", m.From, m.To)
+			}
+		case grow:
+			growRead = m.RowsRead
+			if m.To <= before[grow] {
+				t.Fatalf("the grown range went from depth %d to %d", m.From, m.To)
+			}
+		}
+	}
+	var growRows int64
+	store.Store.Scan(ctx, grow.Range, func(*engine.Row) error { growRows++; return nil })
+	if foldRead != 0 || growRead != growRows {
+		t.Fatalf("moved %+v: the fold read %d rows (want 0), the rebuild %d (want its range's %d)", moved, foldRead, growRead, growRows)
+	}
+	checkAgainstRebuild(t, f, store)
+	if _, err := f.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store.scanned = 0
+	f, err = Open(ctx, dir, Options{Budget: budget, Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	if st := f.Stats(); st.RowsScanned != 0 || st.Reused != len(ranges) {
+		t.Fatalf("reopened after a rebalance: %+v", st)
+	}
+	checkAgainstRebuild(t, f, store)
+}
+
+// TestDue: a checkpoint falls due after the policy's writes, or its
+// interval once anything was written, and not before.
+func TestDue(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 3, 2, 4)
+	store := storeFor(t, 1000, ranges)
+	f, err := Open(ctx, t.TempDir(), Options{Budget: arena.NewBudget(64 << 20), Ranges: ranges, Store: store, Checkpoints: CheckpointPolicy{Writes: 3, Interval: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	for i := range 3 {
+		if f.Due() {
+			t.Fatalf("due after %d writes of 3", i)
+		}
+		r := engine.Row{Key: fmt.Appendf(nil, "new:%d", i), TS: 1}
+		if err := f.Update(nil, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !f.Due() {
+		t.Fatal("not due after 3 writes")
+	}
+	f.Checkpoint(ctx)
+	if f.Due() {
+		t.Fatal("due right after a checkpoint")
+	}
+	f.policy.Interval = time.Nanosecond
+	if f.Due() {
+		t.Fatal("due with nothing written")
+	}
+	r := engine.Row{Key: []byte("late"), TS: 1}
+	f.Update(nil, &r)
+	if !f.Due() {
+		t.Fatal("not due past the interval with a write")
+	}
+}
