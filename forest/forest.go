@@ -79,6 +79,9 @@ type Stats struct {
 	// was, opened and repaired from marks, or built from the store;
 	// Dropped counts trees of ranges the node no longer replicates.
 	Reused, Recovered, Built, Dropped int
+	// Damaged counts tree files that did not check out (ErrCorrupt): each
+	// was rebuilt from the store at its depth, and is counted in Built.
+	Damaged int
 }
 
 // Forest is a node's live trees, one per range it replicates, in one
@@ -153,7 +156,9 @@ var (
 // (reading no rows when they were checkpointed), recomputes the leaves
 // that opts.Marks name for trees a crash left behind their data, builds
 // trees for new ranges from the store alone, and drops the trees of ranges
-// no longer listed. The depths of new trees are planned with PlanDepths
+// no longer listed. A tree file that does not check out is rebuilt from the
+// store (Stats.Damaged): the data is whole, only its summary was not. The
+// depths of new trees are planned with PlanDepths
 // within the budget left by the kept trees and opts.Reserve; a forest that
 // cannot fit fails before anything is mapped, saying what it needs.
 func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) {
@@ -248,8 +253,15 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	for _, mk := range opts.Marks {
 		last = max(last, mk.Generation)
 	}
+	var damaged []manifestEntry
 	for _, e := range kept {
 		t, err := engine.OpenWritable(filepath.Join(dir, e.File), opts.Budget, engine.WithObserver(opts.Observer))
+		if errors.Is(err, engine.ErrCorrupt) || errors.Is(err, engine.ErrIncompatible) {
+			// The data is whole; only its summary is not. Rebuilt below
+			// at the depth it had, whose bytes the plan already counted.
+			damaged = append(damaged, e)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("forest: %w", err)
 		}
@@ -284,6 +296,18 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		f.trees = append(f.trees, t)
 		relabel[t] = true
 		f.stats.Built++
+	}
+	for _, e := range damaged {
+		r, _ := e.rangeOf()
+		t, n, err := f.build(ctx, opts, r, e.Depth)
+		f.stats.RowsScanned += n
+		if err != nil {
+			return nil, err
+		}
+		f.trees = append(f.trees, t)
+		relabel[t] = true
+		f.stats.Built++
+		f.stats.Damaged++
 	}
 	slices.SortFunc(f.trees, func(a, b *Tree) int { return cmpTok(a.Range.Lo, b.Range.Lo) })
 

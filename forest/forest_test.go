@@ -482,3 +482,44 @@ func TestDue(t *testing.T) {
 		t.Fatal("not due past the interval with a write")
 	}
 }
+
+// TestDamagedTreeIsRebuilt: a tree file that no longer checks out is
+// rebuilt from the store at its depth; the others are reused as they are.
+func TestDamagedTreeIsRebuilt(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 6, 4, 31)
+	store := storeFor(t, 50_000, ranges)
+	dir := t.TempDir()
+	budget := arena.NewBudget(64 << 20)
+	f, err := Open(ctx, dir, Options{Budget: budget, Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := f.Trees()[2]
+	depth := victim.Live.Depth()
+	path := filepath.Join(dir, victim.file)
+	f.Close(ctx)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[3] ^= 0xff // the magic: not a tree file any more
+	os.WriteFile(path, data, 0o644)
+	var rows int64
+	store.Store.Scan(ctx, victim.Range, func(*engine.Row) error { rows++; return nil })
+	store.scanned = 0
+	f, err = Open(ctx, dir, Options{Budget: budget, Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	if st := f.Stats(); st.Damaged != 1 || st.Built != 1 || st.Reused != len(ranges)-1 || st.RowsScanned != rows {
+		t.Fatalf("after damaging one tree file: %+v; want it alone rebuilt, reading its %d rows", st, rows)
+	}
+	for _, tr := range f.Trees() {
+		if tr.Range == victim.Range && tr.Live.Depth() != depth {
+			t.Fatalf("rebuilt at depth %d, was %d", tr.Live.Depth(), depth)
+		}
+	}
+	checkAgainstRebuild(t, f, store)
+}
