@@ -58,8 +58,10 @@ type Redepth struct {
 // a shallower tree is an exact fold of the current one (no rows read), a
 // deeper one is rebuilt from that range's rows alone. It checkpoints first,
 // so the new tree files carry the checkpoint's label, and returns the
-// generation that checkpoint covered, as Checkpoint does. No write batch
-// may be between its commit and its Update while Rebalance runs.
+// generation that checkpoint covered, as Checkpoint does. It replaces the
+// Live tree of each range it moves, so nothing else may use the forest or
+// its trees while it runs — no write, no repair session — and callers
+// holding a *Tree read its Live again afterwards.
 func (f *Forest) Rebalance(ctx context.Context) ([]Redepth, uint64, error) {
 	g, err := f.Checkpoint(ctx)
 	if err != nil {
