@@ -1,6 +1,7 @@
 package forest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -287,19 +288,14 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 			f.stats.Reused++
 		}
 	}
-	for i, r := range fresh {
-		t, n, err := f.build(ctx, opts, r, plan.Depths[i])
-		f.stats.RowsScanned += n
-		if err != nil {
-			return nil, err
-		}
-		f.trees = append(f.trees, t)
-		relabel[t] = true
-		f.stats.Built++
-	}
+	depths := plan.Depths
 	for _, e := range damaged {
 		r, _ := e.rangeOf()
-		t, n, err := f.build(ctx, opts, r, e.Depth)
+		fresh, depths = append(fresh, r), append(depths, e.Depth)
+		f.stats.Damaged++
+	}
+	for i, r := range fresh {
+		t, n, err := f.build(ctx, opts, r, depths[i])
 		f.stats.RowsScanned += n
 		if err != nil {
 			return nil, err
@@ -307,9 +303,8 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		f.trees = append(f.trees, t)
 		relabel[t] = true
 		f.stats.Built++
-		f.stats.Damaged++
 	}
-	slices.SortFunc(f.trees, func(a, b *Tree) int { return cmpTok(a.Range.Lo, b.Range.Lo) })
+	slices.SortFunc(f.trees, func(a, b *Tree) int { return cmp.Compare(a.Range.Lo, b.Range.Lo) })
 
 	// Every tree now matches the data up to generation last: say so in
 	// each file and in the manifest, then drop what is no longer wanted.
@@ -645,16 +640,6 @@ func checkRanges(p token.Partitioner, rs []token.Range) error {
 }
 
 func overlaps(a, b token.Range) bool { return a.Lo < b.Hi && b.Lo < a.Hi }
-
-func cmpTok(a, b token.Token) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 func truncKey(k []byte) []byte {
 	if len(k) > 64 {

@@ -17,6 +17,7 @@ package ring
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -204,7 +205,7 @@ func (r *Ring) place() []Range {
 			pts = append(pts, point{t, i})
 		}
 	}
-	slices.SortFunc(pts, func(a, b point) int { return cmpTok(a.tok, b.tok) })
+	slices.SortFunc(pts, func(a, b point) int { return cmp.Compare(a.tok, b.tok) })
 	full := r.partitioner.Range()
 	var out []Range
 	// The first token's range wraps: (bottom, first token] here, and
@@ -236,16 +237,6 @@ func (r *Ring) replicas(pts []point, i int) []string {
 		}
 	}
 	return ids
-}
-
-func cmpTok(a, b token.Token) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Partitioner is the ring's partitioner.
