@@ -240,6 +240,12 @@ func (n *Node) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) err
 	if r.Lo >= r.Hi {
 		return nil
 	}
+	return n.scanRows(ctx, r, fn)
+}
+
+// scanRows calls fn for every row stored in r, in token order, from one
+// iterator; the caller holds the life lock, or Open has not returned.
+func (n *Node) scanRows(ctx context.Context, r token.Range, fn func(*engine.Row) error) (err error) {
 	src, err := n.newSource(ctx, r)
 	if err != nil {
 		return asCorrupt(n.dir, err)
