@@ -81,6 +81,10 @@
 // outside the Node's range fails Open with ErrCorrupt or ErrOutOfRange,
 // naming the key: the Node never serves a tree that disagrees with its data.
 //
+// Options.ScanRate bounds every scan of the rows, all together, in bytes
+// a second: a scan on a busy node must leave the disk to the reads it
+// serves, as Cassandra bounds its validation compactions.
+//
 // # Consistency
 //
 // One writer lock orders every write (Put, Delete, Apply) against View: a

@@ -78,6 +78,12 @@ type Options struct {
 	// is ErrNotExist, not a new empty replica that a repair would then fill
 	// with a peer's whole range.
 	Create bool
+	// ScanRate, if positive, bounds in bytes per second (stored keys and
+	// values) every scan of the Node's rows — the validation scan, a
+	// forest's builds and recoveries, Rebalance, Scan for repair sessions —
+	// all scans together: a token bucket, so that a scan on a busy node
+	// leaves the disk to its reads. Zero is unlimited.
+	ScanRate float64
 	// Pebble, if set, are the options Pebble is opened with (block cache,
 	// file system, logger...); the Node copies them and changes nothing in
 	// the caller's. Without a logger, Pebble's informational messages (WAL
@@ -129,6 +135,7 @@ type Node struct {
 	// batch; the Node then refuses writes and views.
 	broken error
 	hasher engine.Hasher // used under mu
+	limit  *rateLimiter  // Options.ScanRate, nil for none
 
 	// commit commits a write batch. Tests replace it to make a commit fail.
 	commit func(*pebble.Batch, *pebble.WriteOptions) error
@@ -168,6 +175,9 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	if err := rng.Valid(); err != nil {
 		return nil, err
 	}
+	if !(opts.ScanRate >= 0) {
+		return nil, fmt.Errorf("%w: ScanRate %v bytes/s, want 0 (unlimited) or more", ErrOptions, opts.ScanRate)
+	}
 	if opts.Depth < engine.AutoDepth || opts.Depth > engine.MaxDepth {
 		return nil, fmt.Errorf("%w: depth %d, want 1..%d or AutoDepth", engine.ErrDepth, opts.Depth, engine.MaxDepth)
 	}
@@ -202,7 +212,7 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n := &Node{dir: dir, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit, events: ev}
+	n := &Node{dir: dir, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit, events: ev, limit: newRateLimiter(opts.ScanRate)}
 	if opts.NoSync && len(opts.Ranges) == 0 {
 		n.putOpt = pebble.NoSync
 	}

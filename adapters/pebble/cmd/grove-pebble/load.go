@@ -25,7 +25,12 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	rowsPath := fs.String("rows", "", "JSON Lines rows to write (`FILE`, - for stdin; required)")
 	batchRows := fs.Int("batch-rows", 100_000, "rows per atomic batch (`N`)")
 	rf := addRingFlags(fs)
+	mbps := addScanRate(fs)
 	if err := cli.ParseNamed(fs, args); err != nil {
+		return 0, err
+	}
+	rate, err := scanRate(mbps)
+	if err != nil {
 		return 0, err
 	}
 	nr, err := rf.load()
@@ -61,6 +66,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	if nr != nil {
 		opts = nr.options(grovepebble.Options{Create: true})
 	}
+	opts.ScanRate = rate
 	node, err := grovepebble.Open(ctx, *db, opts)
 	if err != nil {
 		return 0, err

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -54,16 +55,16 @@ func (f runFunc) bind() func([]string, *env) (int, error) {
 
 func commands() []cli.Command[*env] {
 	return []cli.Command[*env]{
-		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N] [--ring RING.json --node ID]",
+		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N] [--ring RING.json --node ID] [--scan-rate MB/s]",
 			Summary: "check every row, then write them into the database through the write path, creating it if absent (- reads stdin)", Run: runFunc(runLoad).bind()},
-		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB]",
+		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB] [--scan-rate MB/s]",
 			Summary: "serve the database to repair sessions (Connect/gRPC over HTTP/2) until SIGINT/SIGTERM", Run: runFunc(runServe).bind()},
-		{Name: "sync", Usage: "sync --db DIR --peer URL [--create] [--repair] [--json] [--timeout 30s] [--depth N|auto] [TLS flags]",
+		{Name: "sync", Usage: "sync --db DIR --peer URL [--create] [--repair] [--json] [--timeout 30s] [--depth N|auto] [--scan-rate MB/s] [TLS flags]",
 			Summary: "list the keys only here, only there (only at the peer) and different; with --repair, repair them on both sides; exit 0 in sync, 1 different", Run: runFunc(runSync).bind()},
-		{Name: "dump", Usage: "dump --db DIR [--ring RING.json --node ID]", Summary: "print the database's rows as JSON Lines, in token order", Run: runFunc(runDump).bind()},
-		{Name: "inspect", Usage: "inspect --db DIR --ring RING.json --node ID [--json] [--budget SIZE]",
+		{Name: "dump", Usage: "dump --db DIR [--ring RING.json --node ID] [--scan-rate MB/s]", Summary: "print the database's rows as JSON Lines, in token order", Run: runFunc(runDump).bind()},
+		{Name: "inspect", Usage: "inspect --db DIR --ring RING.json --node ID [--json] [--budget SIZE] [--scan-rate MB/s]",
 			Summary: "open the node's ranges and report them: rows, depths, peers, rows read at open, tree memory", Run: runFunc(runInspect).bind()},
-		{Name: "verify", Usage: "verify --db DIR --ring RING.json --node ID [--budget SIZE]",
+		{Name: "verify", Usage: "verify --db DIR --ring RING.json --node ID [--budget SIZE] [--scan-rate MB/s]",
 			Summary: "rebuild each range's tree from a full scan and compare it with the kept one; exit 2 naming the first that differs", Run: runFunc(runVerify).bind()},
 	}
 }
@@ -100,6 +101,8 @@ type nodeFlags struct {
 	create *bool
 	// ring is --ring and --node, or nil for a command without them.
 	ring *ringFlags
+	// scanRate is --scan-rate, or nil for a command without it.
+	scanRate *float64
 }
 
 func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
@@ -107,11 +110,28 @@ func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 		db: fs.String("db", "", "the Pebble database directory `DIR` (required)"),
 		// grovepebble.Options reads depth 0 as auto, so a one-leaf tree
 		// cannot be asked for: --depth 0 is refused, not quietly auto.
-		depth:  cli.AddDepth(fs, 1),
-		budget: cli.AddBudget(fs, "1GiB", "memory for the tree and the snapshots repair sessions take (a `SIZE`: 64MiB, 2GiB)"),
-		create: fs.Bool("create", false, "create an empty database if --db does not exist or is an empty directory"),
-		ring:   addRingFlags(fs),
+		depth:    cli.AddDepth(fs, 1),
+		budget:   cli.AddBudget(fs, "1GiB", "memory for the tree and the snapshots repair sessions take (a `SIZE`: 64MiB, 2GiB)"),
+		create:   fs.Bool("create", false, "create an empty database if --db does not exist or is an empty directory"),
+		ring:     addRingFlags(fs),
+		scanRate: addScanRate(fs),
 	}
+}
+
+// addScanRate registers --scan-rate on fs.
+func addScanRate(fs *flag.FlagSet) *float64 {
+	return fs.Float64("scan-rate", 0, "throttle every scan of the database's rows to `MB/s` (10^6 bytes a second) of stored keys and values; 0 is unlimited")
+}
+
+// scanRate is --scan-rate in bytes a second, checked.
+func scanRate(mbps *float64) (float64, error) {
+	if mbps == nil {
+		return 0, nil
+	}
+	if !(*mbps >= 0) || math.IsInf(*mbps, 1) {
+		return 0, fmt.Errorf("--scan-rate %v: want MB/s, 0 (unlimited) or more", *mbps)
+	}
+	return *mbps * 1e6, nil
 }
 
 // dumpBudget is the budget of a command without --budget: dump, whose
@@ -154,6 +174,11 @@ func (f *nodeFlags) openWith(ctx context.Context, opts grovepebble.Options) (*gr
 		return nil, errors.New("--db is required")
 	}
 	opts.Create = f.create != nil && *f.create
+	rate, err := scanRate(f.scanRate)
+	if err != nil {
+		return nil, err
+	}
+	opts.ScanRate = rate
 	node, err := grovepebble.Open(ctx, *f.db, opts)
 	if errors.Is(err, grovepebble.ErrNotExist) {
 		hint := "; run 'grove-pebble load --db " + *f.db + " --rows ROWS.jsonl' to create it"

@@ -144,9 +144,10 @@ func openRanges(ctx context.Context, nf *nodeFlags) (*grovepebble.Node, *nodeRin
 func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	fs := cli.NewFlagSet("inspect")
 	nf := &nodeFlags{
-		db:     fs.String("db", "", "the Pebble database directory `DIR` (required)"),
-		budget: cli.AddBudget(fs, "1GiB", "memory for the trees (a `SIZE`: 64MiB, 2GiB)"),
-		ring:   addRingFlags(fs),
+		db:       fs.String("db", "", "the Pebble database directory `DIR` (required)"),
+		budget:   cli.AddBudget(fs, "1GiB", "memory for the trees (a `SIZE`: 64MiB, 2GiB)"),
+		ring:     addRingFlags(fs),
+		scanRate: addScanRate(fs),
 	}
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := cli.ParseNamed(fs, args); err != nil {
@@ -196,9 +197,10 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, erro
 func runVerify(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	fs := cli.NewFlagSet("verify")
 	nf := &nodeFlags{
-		db:     fs.String("db", "", "the Pebble database directory `DIR` (required)"),
-		budget: cli.AddBudget(fs, "1GiB", "memory for the trees and one rebuilt tree at a time (a `SIZE`: 64MiB, 2GiB)"),
-		ring:   addRingFlags(fs),
+		db:       fs.String("db", "", "the Pebble database directory `DIR` (required)"),
+		budget:   cli.AddBudget(fs, "1GiB", "memory for the trees and one rebuilt tree at a time (a `SIZE`: 64MiB, 2GiB)"),
+		ring:     addRingFlags(fs),
+		scanRate: addScanRate(fs),
 	}
 	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -224,5 +225,56 @@ func TestCommandRingErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errs, c.want)
 			}
 		})
+	}
+}
+
+// TestCommandScanRate: --scan-rate slows the commands that scan to at
+// least the time their bytes take at that rate (lower bounds only), and
+// refuses what is not a rate.
+func TestCommandScanRate(t *testing.T) {
+	dir := t.TempDir()
+	ringPath := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringPath, []byte(testRing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	_, keys := ringKeys("k", 200, true)
+	value := strings.Repeat("x", 1000)
+	var lines []string
+	var stored int64 // the stored layout: 9 + key, 9 + value
+	for _, k := range keys {
+		lines = append(lines, fmt.Sprintf(`{"key": %q, "value": %q, "ts": 1}`, k, value))
+		stored += int64(9 + len(k) + 9 + len(value))
+	}
+	rows := writeRows(t, dir, "rows.jsonl", lines)
+	node := []string{"--ring", ringPath, "--node", "n1"}
+	if code, _, errs := runCmd(t, append([]string{"load", "--db", db, "--rows", rows}, node...)...); code != exitOK {
+		t.Fatal(errs)
+	}
+	const mbps = 0.5
+	pass := time.Duration(float64(stored) / (mbps * 1e6) * float64(time.Second))
+	for _, c := range []struct {
+		name   string
+		args   []string
+		passes int // full passes over the rows the command makes
+	}{
+		{"verify", append([]string{"verify", "--db", db}, node...), 1},
+		{"dump", []string{"dump", "--db", db}, 2}, // validation scan, then the dump's
+		{"dump --ring", append([]string{"dump", "--db", db}, node...), 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			code, _, errs := runCmd(t, append(c.args, "--scan-rate", fmt.Sprint(mbps))...)
+			took := time.Since(start)
+			if want := time.Duration(c.passes) * pass / 2; code != exitOK || took < want {
+				t.Errorf("exit %d (%q) after %v; want 0 after at least %v", code, errs, took, want)
+			}
+		})
+	}
+	for _, bad := range []string{"-1", "NaN", "+Inf"} {
+		code, _, errs := runCmd(t, "dump", "--db", db, "--scan-rate", bad)
+		if code != exitError || !strings.HasPrefix(errs, "grove-pebble: dump: --scan-rate ") {
+			t.Errorf("--scan-rate %s: exit %d, %q", bad, code, errs)
+		}
 	}
 }
