@@ -16,6 +16,27 @@
 // repair.Replica, so it serves repair sessions (repair.NewResponder, then
 // rpc.NewHandler) and initiates them (repair.Sync).
 //
+// # A node of many ranges
+//
+// A ring (package ring) gives a storage node many ranges, each replicated
+// with other peers. With Options.Ranges a Node holds them all in one
+// database and keeps one live tree per range in a forest (package forest)
+// in Options.TreesDir, by default "grove-trees" inside the database
+// directory. Its Open reads no rows when the forest was closed cleanly;
+// after a crash it rereads only the rows of the leaves that the marks (see
+// below) name; a range without a tree is built from its rows. OpenStats
+// says which. Each write batch carries, beside its rows, one mark per tree
+// leaf it touched, and the trees follow the batch once it has committed;
+// when the forest's CheckpointPolicy says so, after a batch, the trees are
+// checkpointed under the write lock and the marks they cover deleted.
+// A row whose token is in none of the ranges is refused, and Open fails on
+// a stored one. Each range is a repair.Replica of its own (Replicas,
+// Replica); the Node itself no longer answers Root, Sum or View
+// (ErrManyRanges). Depths are planned from row counts when a tree is
+// built — a new node's trees have one leaf — so call Rebalance after a
+// bulk load. Options.NoSync is ignored there: the trees' files outlive a
+// crash, so a batch the WAL lost would leave a tree change no mark names.
+//
 // # Storage layout (version 1)
 //
 // Every row is one Pebble key, ordered so that a token range is one ordered
@@ -38,6 +59,17 @@
 //	0x00 "rows"     8 bytes big-endian: the row count at the last Open or Close,
 //	                a hint that picks the tree depth before the scan counts rows
 //
+// A node of many ranges adds its marks, one per (generation, leaf) touched
+// since the last checkpoint:
+//
+//	key:   0x00 "mark", then the forest generation (8 bytes big-endian), then
+//	       the leaf's Lo and Hi tokens (8 bytes each, encoded as row tokens are)
+//	value: 8 bytes big-endian: the int64 sum of the row-count changes (+1 an
+//	       insert, 0 a replacement) the generation's batches made in the leaf
+//
+// The generation comes first so that the marks a checkpoint covers are one
+// key range, deleted with one synced DeleteRange.
+//
 // Open refuses a database whose format record names another layout version
 // or partitioner (ErrIncompatible): its tokens would all be wrong. A
 // database with keys but no format record is another application's
@@ -48,6 +80,10 @@
 // decode, whose stored token is not its key's token, or whose token lies
 // outside the Node's range fails Open with ErrCorrupt or ErrOutOfRange,
 // naming the key: the Node never serves a tree that disagrees with its data.
+//
+// Options.ScanRate bounds every scan of the rows, all together, in bytes
+// a second: a scan on a busy node must leave the disk to the reads it
+// serves, as Cassandra bounds its validation compactions.
 //
 // # Consistency
 //

@@ -45,4 +45,13 @@ var (
 	// committed, so tree and data may disagree; the Node refuses further
 	// writes and views until it is reopened (which rebuilds the tree).
 	ErrInconsistent = errors.New("grovepebble: tree and data may disagree; reopen the node")
+	// ErrOptions means Options that contradict each other.
+	ErrOptions = errors.New("grovepebble: invalid options")
+	// ErrManyRanges means a call on a Node of many ranges that only a
+	// node of one range answers (its Root, Sum or View): each range is a
+	// replica of its own, from Replicas or Replica.
+	ErrManyRanges = errors.New("grovepebble: node holds many ranges; use its per-range replicas")
+	// ErrNoSuchRange means Replica was asked for a range the Node does not
+	// hold.
+	ErrNoSuchRange = errors.New("grovepebble: no such range on this node")
 )

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/forest"
 )
 
 // DefaultBudget is the memory budget of a Node opened without one: enough
@@ -30,7 +32,25 @@ type Options struct {
 	Partitioner token.Partitioner
 	// Range is the (lo, hi] token range the Node serves. Default: the
 	// partitioner's whole ring. Every row in the database must fall in it.
+	// Not with Ranges.
 	Range token.Range
+	// Ranges, when set, make the Node a node of many ranges — those a ring
+	// gives it (ring.RangesOf), in token order and disjoint — instead of
+	// one: it keeps one live tree per range in a forest (package forest)
+	// under TreesDir, which a clean Close checkpoints so that the next
+	// Open reads no rows, and which after a crash is repaired from the
+	// marks each write batch records beside its rows. Every row in the
+	// database must fall in one of them. Each range is a repair.Replica of
+	// its own (Replicas, Replica); Depth, if set, caps the depths the
+	// forest plans.
+	Ranges []token.Range
+	// TreesDir is the forest's directory, with Ranges. Default: the
+	// directory "grove-trees" inside the database directory.
+	TreesDir string
+	// Checkpoints say, with Ranges, how often the forest is checkpointed
+	// after a write (forest.CheckpointPolicy): the rows a crash leaves to
+	// reread are those of the leaves written since the last checkpoint.
+	Checkpoints forest.CheckpointPolicy
 	// Depth is the tree depth, 1..engine.MaxDepth, or engine.AutoDepth.
 	// Zero means AutoDepth too: a one-leaf tree makes every repair rescan
 	// the whole range, so it is never what a caller wants by default.
@@ -49,13 +69,21 @@ type Options struct {
 	// reach the disk: faster, and a crash may lose the last writes (the
 	// tree is rebuilt from the data at Open, so it never disagrees with
 	// what survived). Apply always syncs: a repair is acknowledged to the
-	// peer only once it is durable.
+	// peer only once it is durable. With Ranges it is ignored: the trees
+	// live in mapped files that outlive a crash, so a batch the WAL lost
+	// would leave a tree holding a change no surviving mark names.
 	NoSync bool
 	// Create lets Open make a new, empty node when dir does not exist or is
 	// an empty directory. Without it Open creates nothing: a mistyped path
 	// is ErrNotExist, not a new empty replica that a repair would then fill
 	// with a peer's whole range.
 	Create bool
+	// ScanRate, if positive, bounds in bytes per second (stored keys and
+	// values) every scan of the Node's rows — the validation scan, a
+	// forest's builds and recoveries, Rebalance, Scan for repair sessions —
+	// all scans together: a token bucket, so that a scan on a busy node
+	// leaves the disk to its reads. Zero is unlimited.
+	ScanRate float64
 	// Pebble, if set, are the options Pebble is opened with (block cache,
 	// file system, logger...); the Node copies them and changes nothing in
 	// the caller's. Without a logger, Pebble's informational messages (WAL
@@ -77,11 +105,16 @@ type Node struct {
 	db     *pebble.DB
 	lock   *pebble.Lock // the directory lock, if the Node took it
 	events *events
-	tree   *engine.Tree
+	tree   *engine.Tree // the one tree, without Ranges
 	p      token.Partitioner
 	rng    token.Range
-	scan   ScanStats
-	putOpt *pebble.WriteOptions
+	// With Ranges: the forest of per-range trees, the ranges in token
+	// order, and what the forest's Open read.
+	forest    *forest.Forest
+	ranges    []token.Range
+	openStats forest.Stats
+	scan      ScanStats
+	putOpt    *pebble.WriteOptions
 	// recorded is the row count the database records (-1: none); written
 	// under the life lock's write side, or before Open returns.
 	recorded int64
@@ -102,6 +135,7 @@ type Node struct {
 	// batch; the Node then refuses writes and views.
 	broken error
 	hasher engine.Hasher // used under mu
+	limit  *rateLimiter  // Options.ScanRate, nil for none
 
 	// commit commits a write batch. Tests replace it to make a commit fail.
 	commit func(*pebble.Batch, *pebble.WriteOptions) error
@@ -132,11 +166,17 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		p = token.Murmur3{}
 	}
 	rng := opts.Range
+	if len(opts.Ranges) > 0 && rng != (token.Range{}) {
+		return nil, fmt.Errorf("%w: Options.Range and Options.Ranges are both set; a node of many ranges takes Ranges alone", ErrOptions)
+	}
 	if rng == (token.Range{}) {
 		rng = p.Range()
 	}
 	if err := rng.Valid(); err != nil {
 		return nil, err
+	}
+	if !(opts.ScanRate >= 0) {
+		return nil, fmt.Errorf("%w: ScanRate %v bytes/s, want 0 (unlimited) or more", ErrOptions, opts.ScanRate)
 	}
 	if opts.Depth < engine.AutoDepth || opts.Depth > engine.MaxDepth {
 		return nil, fmt.Errorf("%w: depth %d, want 1..%d or AutoDepth", engine.ErrDepth, opts.Depth, engine.MaxDepth)
@@ -172,8 +212,8 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n := &Node{dir: dir, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit, events: ev}
-	if opts.NoSync {
+	n := &Node{dir: dir, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit, events: ev, limit: newRateLimiter(opts.ScanRate)}
+	if opts.NoSync && len(opts.Ranges) == 0 {
 		n.putOpt = pebble.NoSync
 	}
 	if popts.Lock == nil {
@@ -196,6 +236,9 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		if n.tree != nil {
 			n.tree.Close()
 		}
+		if n.forest != nil {
+			n.forest.Close(context.Background())
+		}
 		// After a fatal error Pebble may have stopped holding its own
 		// locks: closing it could block forever.
 		if !errors.Is(err, ErrFatal) {
@@ -215,6 +258,19 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	}
 	if n.recorded, err = n.readCount(); err != nil {
 		return nil, err
+	}
+	if len(opts.Ranges) > 0 {
+		treesDir := opts.TreesDir
+		if treesDir == "" {
+			treesDir = filepath.Join(dir, DefaultTreesDir)
+		}
+		if err := n.openForest(ctx, treesDir, opts, budget); err != nil {
+			return nil, err
+		}
+		if err := n.recordCount(pebble.NoSync); err != nil {
+			return nil, err
+		}
+		return n, nil
 	}
 	depth := opts.Depth
 	if depth == 0 || depth == engine.AutoDepth {
@@ -296,7 +352,7 @@ func (n *Node) readCount() (int64, error) {
 // recordCount records the row count for the next Open's AutoDepth, if it
 // changed.
 func (n *Node) recordCount(wo *pebble.WriteOptions) error {
-	rows := n.tree.Rows()
+	rows := n.rows()
 	if rows == n.recorded {
 		return nil
 	}
@@ -364,13 +420,25 @@ func (n *Node) Close() (err error) {
 	}
 	n.closed = true
 	if n.fatal.Load() != nil {
+		if n.forest != nil {
+			// Neither checkpointed nor closed: a checkpoint would claim
+			// the trees match data Pebble may not have kept, and the
+			// forest keeps its directory locked, as Pebble does, until the
+			// process exits. The next Open recovers it from the marks.
+			return nil
+		}
 		return n.tree.Close()
 	}
 	defer n.catch(&err)
 	if n.broken == nil {
 		err = n.recordCount(pebble.Sync)
 	}
-	err = errors.Join(err, n.tree.Close(), n.db.Close())
+	if n.forest != nil {
+		err = errors.Join(err, n.closeForest())
+	} else {
+		err = errors.Join(err, n.tree.Close())
+	}
+	err = errors.Join(err, n.db.Close())
 	if n.lock != nil {
 		err = errors.Join(err, n.lock.Close())
 	}
@@ -397,10 +465,28 @@ func (n *Node) use() error {
 func (n *Node) ScanStats() ScanStats { return n.scan }
 
 // Rows returns how many rows the Node holds, tombstones included.
-func (n *Node) Rows() int64 { return n.tree.Rows() }
+func (n *Node) Rows() int64 {
+	if n.forest != nil {
+		n.mu.RLock()
+		defer n.mu.RUnlock()
+	}
+	return n.rows()
+}
 
-// Depth returns the depth of the Node's tree.
-func (n *Node) Depth() int { return n.tree.Depth() }
+// Depth returns the depth of the Node's tree; for a node of many ranges,
+// the deepest of its trees.
+func (n *Node) Depth() int {
+	if n.forest == nil {
+		return n.tree.Depth()
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	d := 0
+	for _, t := range n.forest.Trees() {
+		d = max(d, t.Live.Depth())
+	}
+	return d
+}
 
 // Root returns the root hash of the live tree, first rehashing the paths
 // above the leaves written since the last Root or View.
@@ -409,6 +495,9 @@ func (n *Node) Root(ctx context.Context) (engine.Digest, error) {
 		return engine.Digest{}, err
 	}
 	defer n.life.RUnlock()
+	if n.forest != nil {
+		return engine.Digest{}, fmt.Errorf("grovepebble: root: %w", ErrManyRanges)
+	}
 	// Writers are held off so no update lands between Hash and Root.
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -459,8 +548,13 @@ func (n *Node) get(ck []byte, fn func(*engine.Row)) (bool, error) {
 	return true, nil
 }
 
-// Shape implements repair.Replica.
+// Shape implements repair.Replica. A node of many ranges has no one
+// shape: it reports the whole ring at depth 0, which no session accepts,
+// and each of its Replicas has its own.
 func (n *Node) Shape() repair.Shape {
+	if n.forest != nil {
+		return repair.Shape{Partitioner: n.p, Range: n.rng}
+	}
 	return repair.Shape{Partitioner: n.p, Range: n.rng, Depth: n.tree.Depth()}
 }
 
@@ -471,6 +565,9 @@ func (n *Node) Sum(ctx context.Context) (engine.Digest, error) {
 		return engine.Digest{}, err
 	}
 	defer n.life.RUnlock()
+	if n.forest != nil {
+		return engine.Digest{}, fmt.Errorf("grovepebble: sum: %w", ErrManyRanges)
+	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if n.broken != nil {
@@ -490,6 +587,15 @@ func (n *Node) View(ctx context.Context) (*engine.LeafView, func(), error) {
 		return nil, nil, err
 	}
 	defer n.life.RUnlock()
+	if n.forest != nil {
+		return nil, nil, fmt.Errorf("grovepebble: view: %w", ErrManyRanges)
+	}
+	return n.leafView(ctx, n.tree)
+}
+
+// leafView snapshots t's leaves with no write in flight; the caller holds
+// the life lock.
+func (n *Node) leafView(ctx context.Context, t *engine.Tree) (*engine.LeafView, func(), error) {
 	n.mu.RLock()
 	if n.broken != nil {
 		n.mu.RUnlock()
@@ -497,7 +603,7 @@ func (n *Node) View(ctx context.Context) (*engine.LeafView, func(), error) {
 	}
 	// A session reads only subtree sums: the leaves are enough, and the
 	// live tree's inner nodes can stay unhashed until someone asks for Root.
-	v, err := n.tree.LeafView(ctx)
+	v, err := t.LeafView(ctx)
 	n.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err

@@ -173,6 +173,8 @@ type rowSource struct {
 	p           token.Partitioner
 	started     bool
 	rows, bytes int64
+	limit       *rateLimiter
+	owed        int64 // bytes read but not yet charged to limit
 }
 
 func (n *Node) newSource(ctx context.Context, r token.Range) (*rowSource, error) {
@@ -181,7 +183,7 @@ func (n *Node) newSource(ctx context.Context, r token.Range) (*rowSource, error)
 	if err != nil {
 		return nil, err
 	}
-	return &rowSource{ctx: ctx, it: it, p: n.p}, nil
+	return &rowSource{ctx: ctx, it: it, p: n.p, limit: n.limit}, nil
 }
 
 // ctxCheckEvery is how many rows a scan reads between looks at its context:
@@ -201,6 +203,12 @@ func (s *rowSource) NextRow(r *engine.Row) error {
 		if err := s.it.Error(); err != nil {
 			return err
 		}
+		// The last bytes are paid for too: a scan of a small range
+		// takes its time like any other.
+		if err := s.limit.wait(s.ctx, s.owed); err != nil {
+			return err
+		}
+		s.owed = 0
 		return io.EOF
 	}
 	if s.rows%ctxCheckEvery == 0 {
@@ -218,6 +226,14 @@ func (s *rowSource) NextRow(r *engine.Row) error {
 	}
 	s.rows++
 	s.bytes += int64(len(ck) + len(v))
+	if s.limit != nil {
+		if s.owed += int64(len(ck) + len(v)); s.owed >= scanChunk {
+			if err := s.limit.wait(s.ctx, s.owed); err != nil {
+				return err
+			}
+			s.owed = 0
+		}
+	}
 	return nil
 }
 
@@ -240,6 +256,12 @@ func (n *Node) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) err
 	if r.Lo >= r.Hi {
 		return nil
 	}
+	return n.scanRows(ctx, r, fn)
+}
+
+// scanRows calls fn for every row stored in r, in token order, from one
+// iterator; the caller holds the life lock, or Open has not returned.
+func (n *Node) scanRows(ctx context.Context, r token.Range, fn func(*engine.Row) error) (err error) {
 	src, err := n.newSource(ctx, r)
 	if err != nil {
 		return asCorrupt(n.dir, err)

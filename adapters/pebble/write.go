@@ -3,12 +3,15 @@ package grovepebble
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/token"
 )
 
 // Put writes key = value at timestamp ts and reports whether it was written.
@@ -57,6 +60,9 @@ type change struct {
 	in     int
 	old    engine.Digest
 	hadOld bool
+	// oldRow is the replaced version, owning its bytes: kept only for a
+	// node of many ranges, whose forest updates trees from rows.
+	oldRow engine.Row
 }
 
 // write is the write path of Put, Delete and Apply.
@@ -97,6 +103,9 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 		found, err := n.get(w.ck, func(old *engine.Row) {
 			if wins = engine.Supersedes(row, old); wins {
 				c.old, c.hadOld = n.hasher.Digest(old), true
+				if n.forest != nil {
+					c.oldRow = engine.Row{Key: row.Key, Value: append([]byte{}, old.Value...), TS: old.TS, Deleted: old.Deleted}
+				}
 			}
 		})
 		if err != nil {
@@ -114,6 +123,11 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 	if len(changes) == 0 {
 		return 0, nil
 	}
+	if n.forest != nil {
+		if err := n.addMarks(b, rows, changes); err != nil {
+			return 0, err
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("grovepebble: write: %w", err)
 	}
@@ -121,6 +135,9 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 		return 0, fmt.Errorf("grovepebble: write: commit of %d rows: %w", len(changes), err)
 	}
 	// The batch is in: the tree follows it whatever ctx says now.
+	if n.forest != nil {
+		return n.updateForest(rows, changes)
+	}
 	for _, c := range changes {
 		row := &rows[c.in]
 		d := n.hasher.Digest(row)
@@ -146,7 +163,10 @@ func (n *Node) plan(rows []engine.Row) ([]planned, error) {
 		if len(r.Key) > engine.MaxKeyBytes {
 			return nil, fmt.Errorf("grovepebble: row %d: %w: %d bytes, at most %d", i, ErrKeyTooLarge, len(r.Key), engine.MaxKeyBytes)
 		}
-		if tok := n.p.Token(r.Key); !n.rng.Contains(tok) {
+		if tok := n.p.Token(r.Key); !n.holds(tok) {
+			if n.ranges != nil {
+				return nil, fmt.Errorf("grovepebble: row %d: %w: key %s has token %d, in none of the node's %d ranges", i, ErrOutOfRange, keyText(r.Key), tok, len(n.ranges))
+			}
 			return nil, fmt.Errorf("grovepebble: row %d: %w: key %s has token %d, outside %v", i, ErrOutOfRange, keyText(r.Key), tok, n.rng)
 		}
 		size += keyHeader + len(r.Key)
@@ -173,4 +193,70 @@ func (n *Node) plan(rows []engine.Row) ([]planned, error) {
 		i = j
 	}
 	return out, nil
+}
+
+// addMarks writes into b, beside its rows, the forest's marks for the
+// changes: one per leaf touched, its row delta added to any mark of that
+// leaf and generation an earlier batch left (read here under the write
+// lock), so that a crash after the commit leaves the leaves to recompute
+// named in the data itself.
+func (n *Node) addMarks(b *pebble.Batch, rows []engine.Row, changes []change) error {
+	type leafKey struct {
+		gen  uint64
+		leaf token.Range
+	}
+	deltas := map[leafKey]int64{}
+	var order []leafKey
+	for _, c := range changes {
+		var old *engine.Row
+		if c.hadOld {
+			old = &c.oldRow
+		}
+		m, err := n.forest.Mark(rows[c.in].Key, old, &rows[c.in])
+		if err != nil {
+			return fmt.Errorf("grovepebble: write: %w", err)
+		}
+		k := leafKey{m.Generation, m.Leaf}
+		if _, ok := deltas[k]; !ok {
+			order = append(order, k)
+		}
+		deltas[k] += m.Rows
+	}
+	for _, k := range order {
+		mk := markKey(k.gen, k.leaf)
+		delta := deltas[k]
+		v, closer, err := n.db.Get(mk)
+		switch {
+		case err == nil:
+			m, derr := decodeMark(mk, v)
+			closer.Close()
+			if derr != nil {
+				return fmt.Errorf("grovepebble: write: %w", derr)
+			}
+			delta += m.Rows
+		case !errors.Is(err, pebble.ErrNotFound):
+			return fmt.Errorf("grovepebble: write: reading the mark of leaf %v: %w", k.leaf, asCorrupt(n.dir, err))
+		}
+		if err := b.Set(mk, binary.BigEndian.AppendUint64(nil, uint64(delta)), nil); err != nil {
+			return fmt.Errorf("grovepebble: write: %w", err)
+		}
+	}
+	return nil
+}
+
+// updateForest applies a committed batch's changes to the forest's trees,
+// then checkpoints if one is due. The caller holds n.mu for writing.
+func (n *Node) updateForest(rows []engine.Row, changes []change) (int, error) {
+	for _, c := range changes {
+		var old *engine.Row
+		if c.hadOld {
+			old = &c.oldRow
+		}
+		if err := n.forest.Update(old, &rows[c.in]); err != nil {
+			n.broken = fmt.Errorf("%w: updating the tree after a commit: %v", ErrInconsistent, err)
+			return len(changes), n.broken
+		}
+	}
+	n.maybeCheckpoint()
+	return len(changes), nil
 }

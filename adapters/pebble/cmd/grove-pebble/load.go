@@ -24,7 +24,17 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	db := fs.String("db", "", "the Pebble database directory `DIR`, created if absent or empty (required)")
 	rowsPath := fs.String("rows", "", "JSON Lines rows to write (`FILE`, - for stdin; required)")
 	batchRows := fs.Int("batch-rows", 100_000, "rows per atomic batch (`N`)")
+	rf := addRingFlags(fs)
+	mbps := addScanRate(fs)
 	if err := cli.ParseNamed(fs, args); err != nil {
+		return 0, err
+	}
+	rate, err := scanRate(mbps)
+	if err != nil {
+		return 0, err
+	}
+	nr, err := rf.load()
+	if err != nil {
 		return 0, err
 	}
 	if *db == "" || *rowsPath == "" {
@@ -42,18 +52,29 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 		defer f.Close()
 		in, name = f, *rowsPath
 	}
-	rows, cleanup, err := checkRows(ctx, in)
+	rows, cleanup, err := checkRows(ctx, in, nr)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w (nothing written)", name, err)
 	}
 	defer cleanup()
 	// The tree is not used here, only kept up to date, so the shallowest
 	// will do; the next Open sizes its own from the row count Close records.
-	node, err := grovepebble.Open(ctx, *db, grovepebble.Options{Depth: 1, Create: true})
+	// A node of many ranges keeps its trees instead: they are planned for
+	// the rows they had when built, so Rebalance sizes them for the rows
+	// loaded.
+	opts := grovepebble.Options{Depth: 1, Create: true}
+	if nr != nil {
+		opts = nr.options(grovepebble.Options{Create: true})
+	}
+	opts.ScanRate = rate
+	node, err := grovepebble.Open(ctx, *db, opts)
 	if err != nil {
 		return 0, err
 	}
-	read, written, err := load(ctx, node, jsonl.NewReader(bufio.NewReaderSize(rows, 1<<20)), *batchRows)
+	read, written, err := load(ctx, node, jsonl.NewReader(bufio.NewReaderSize(rows, 1<<20)), *batchRows, nr)
+	if err == nil && nr != nil {
+		_, err = node.Rebalance(ctx)
+	}
 	held := node.Rows()
 	if cerr := node.Close(); err == nil {
 		err = cerr
@@ -73,7 +94,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 // rewound, or — when f is not a regular file (stdin, a pipe) and so cannot
 // be read twice — a temporary copy made as it was checked, which the
 // returned func removes.
-func checkRows(ctx context.Context, f *os.File) (*os.File, func(), error) {
+func checkRows(ctx context.Context, f *os.File, nr *nodeRing) (*os.File, func(), error) {
 	release := func() {}
 	in, rows := io.Reader(f), f
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
@@ -87,7 +108,7 @@ func checkRows(ctx context.Context, f *os.File) (*os.File, func(), error) {
 		}
 		in, rows = io.TeeReader(f, spool), spool
 	}
-	if err := checkEach(ctx, in); err != nil {
+	if err := checkEach(ctx, in, nr); err != nil {
 		release()
 		return nil, nil, err
 	}
@@ -99,7 +120,7 @@ func checkRows(ctx context.Context, f *os.File) (*os.File, func(), error) {
 }
 
 // checkEach reads every row of in and checks it.
-func checkEach(ctx context.Context, in io.Reader) error {
+func checkEach(ctx context.Context, in io.Reader, nr *nodeRing) error {
 	r := jsonl.NewReader(bufio.NewReaderSize(in, 1<<20))
 	var row engine.Row
 	for n := 0; ; n++ {
@@ -113,7 +134,7 @@ func checkEach(ctx context.Context, in io.Reader) error {
 			return nil
 		}
 		if err == nil {
-			err = checkRow(r.Line(), &row)
+			err = checkRow(r.Line(), &row, nr)
 		}
 		if err != nil {
 			return err
@@ -122,18 +143,19 @@ func checkEach(ctx context.Context, in io.Reader) error {
 }
 
 // checkRow refuses, naming its line, a row the node would refuse in Apply
-// — where the error could only name the row's place in its batch. (The
-// node load opens serves the whole ring, so no row is out of its range.)
-func checkRow(line int, row *engine.Row) error {
+// — where the error could only name the row's place in its batch. Without
+// a ring the node load opens serves the whole ring, so no row is out of
+// its range; with one, a row in none of the node's ranges is refused.
+func checkRow(line int, row *engine.Row, nr *nodeRing) error {
 	if len(row.Key) > engine.MaxKeyBytes {
 		return fmt.Errorf("line %d: %w: %d bytes, at most %d", line, grovepebble.ErrKeyTooLarge, len(row.Key), engine.MaxKeyBytes)
 	}
-	return nil
+	return nr.checkInRanges(line, row.Key)
 }
 
 // load writes the rows of r into node in batches through Apply, which reads
 // each key's stored version first and keeps the winner, as a replica does.
-func load(ctx context.Context, node *grovepebble.Node, r *jsonl.Reader, batchRows int) (read int64, written int, err error) {
+func load(ctx context.Context, node *grovepebble.Node, r *jsonl.Reader, batchRows int, nr *nodeRing) (read int64, written int, err error) {
 	var (
 		rows  []engine.Row
 		slab  []byte
@@ -154,7 +176,7 @@ func load(ctx context.Context, node *grovepebble.Node, r *jsonl.Reader, batchRow
 		if err == nil {
 			// Checked in the first pass already; checked again in case
 			// the file changed since.
-			err = checkRow(r.Line(), &row)
+			err = checkRow(r.Line(), &row, nr)
 		}
 		if err != nil {
 			return read, written, err

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -54,13 +55,17 @@ func (f runFunc) bind() func([]string, *env) (int, error) {
 
 func commands() []cli.Command[*env] {
 	return []cli.Command[*env]{
-		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N]",
+		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N] [--ring RING.json --node ID] [--scan-rate MB/s]",
 			Summary: "check every row, then write them into the database through the write path, creating it if absent (- reads stdin)", Run: runFunc(runLoad).bind()},
-		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB]",
+		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB] [--scan-rate MB/s]",
 			Summary: "serve the database to repair sessions (Connect/gRPC over HTTP/2) until SIGINT/SIGTERM", Run: runFunc(runServe).bind()},
-		{Name: "sync", Usage: "sync --db DIR --peer URL [--create] [--repair] [--json] [--timeout 30s] [--depth N|auto] [TLS flags]",
+		{Name: "sync", Usage: "sync --db DIR --peer URL [--create] [--repair] [--json] [--timeout 30s] [--depth N|auto] [--scan-rate MB/s] [TLS flags]",
 			Summary: "list the keys only here, only there (only at the peer) and different; with --repair, repair them on both sides; exit 0 in sync, 1 different", Run: runFunc(runSync).bind()},
-		{Name: "dump", Usage: "dump --db DIR", Summary: "print the database's rows as JSON Lines, in token order", Run: runFunc(runDump).bind()},
+		{Name: "dump", Usage: "dump --db DIR [--ring RING.json --node ID] [--scan-rate MB/s]", Summary: "print the database's rows as JSON Lines, in token order", Run: runFunc(runDump).bind()},
+		{Name: "inspect", Usage: "inspect --db DIR --ring RING.json --node ID [--json] [--budget SIZE] [--scan-rate MB/s]",
+			Summary: "open the node's ranges and report them: rows, depths, peers, rows read at open, tree memory", Run: runFunc(runInspect).bind()},
+		{Name: "verify", Usage: "verify --db DIR --ring RING.json --node ID [--budget SIZE] [--scan-rate MB/s]",
+			Summary: "rebuild each range's tree from a full scan and compare it with the kept one; exit 2 naming the first that differs", Run: runFunc(runVerify).bind()},
 	}
 }
 
@@ -94,6 +99,10 @@ type nodeFlags struct {
 	budget *cli.Budget
 	// create is --create, or nil for a command without it.
 	create *bool
+	// ring is --ring and --node, or nil for a command without them.
+	ring *ringFlags
+	// scanRate is --scan-rate, or nil for a command without it.
+	scanRate *float64
 }
 
 func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
@@ -101,33 +110,76 @@ func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 		db: fs.String("db", "", "the Pebble database directory `DIR` (required)"),
 		// grovepebble.Options reads depth 0 as auto, so a one-leaf tree
 		// cannot be asked for: --depth 0 is refused, not quietly auto.
-		depth:  cli.AddDepth(fs, 1),
-		budget: cli.AddBudget(fs, "1GiB", "memory for the tree and the snapshots repair sessions take (a `SIZE`: 64MiB, 2GiB)"),
-		create: fs.Bool("create", false, "create an empty database if --db does not exist or is an empty directory"),
+		depth:    cli.AddDepth(fs, 1),
+		budget:   cli.AddBudget(fs, "1GiB", "memory for the tree and the snapshots repair sessions take (a `SIZE`: 64MiB, 2GiB)"),
+		create:   fs.Bool("create", false, "create an empty database if --db does not exist or is an empty directory"),
+		ring:     addRingFlags(fs),
+		scanRate: addScanRate(fs),
 	}
+}
+
+// addScanRate registers --scan-rate on fs.
+func addScanRate(fs *flag.FlagSet) *float64 {
+	return fs.Float64("scan-rate", 0, "throttle every scan of the database's rows to `MB/s` (10^6 bytes a second) of stored keys and values; 0 is unlimited")
+}
+
+// scanRate is --scan-rate in bytes a second, checked.
+func scanRate(mbps *float64) (float64, error) {
+	if mbps == nil {
+		return 0, nil
+	}
+	if !(*mbps >= 0) || math.IsInf(*mbps, 1) {
+		return 0, fmt.Errorf("--scan-rate %v: want MB/s, 0 (unlimited) or more", *mbps)
+	}
+	return *mbps * 1e6, nil
 }
 
 // dumpBudget is the budget of a command without --budget: dump, whose
 // depth-1 tree needs next to nothing.
 const dumpBudget = "64MiB"
 
-// open opens the database, building its tree with the validation scan.
+// open opens the database: with --ring and --node as that node of many
+// ranges, whose trees were kept; else as one range, building its tree with
+// the validation scan.
 func (f *nodeFlags) open(ctx context.Context) (*grovepebble.Node, error) {
-	if *f.db == "" {
-		return nil, errors.New("--db is required")
-	}
-	var budget *arena.Budget
-	var err error
-	if f.budget != nil {
-		budget, err = f.budget.Get()
-	} else {
-		budget, err = cli.BudgetOf(dumpBudget, false)
-	}
+	budget, err := f.getBudget()
 	if err != nil {
 		return nil, err
 	}
-	create := f.create != nil && *f.create
-	node, err := grovepebble.Open(ctx, *f.db, grovepebble.Options{Depth: f.depth.Depth, Budget: budget, Create: create})
+	opts := grovepebble.Options{Budget: budget}
+	if f.depth != nil {
+		opts.Depth = f.depth.Depth
+	}
+	nr, err := f.ring.load()
+	if err != nil {
+		return nil, err
+	}
+	if nr != nil {
+		opts = nr.options(opts)
+	}
+	return f.openWith(ctx, opts)
+}
+
+// getBudget is --budget, or dump's budget for a command without it.
+func (f *nodeFlags) getBudget() (*arena.Budget, error) {
+	if f.budget != nil {
+		return f.budget.Get()
+	}
+	return cli.BudgetOf(dumpBudget, false)
+}
+
+// openWith opens --db with opts, and --create if the command has it.
+func (f *nodeFlags) openWith(ctx context.Context, opts grovepebble.Options) (*grovepebble.Node, error) {
+	if *f.db == "" {
+		return nil, errors.New("--db is required")
+	}
+	opts.Create = f.create != nil && *f.create
+	rate, err := scanRate(f.scanRate)
+	if err != nil {
+		return nil, err
+	}
+	opts.ScanRate = rate
+	node, err := grovepebble.Open(ctx, *f.db, opts)
 	if errors.Is(err, grovepebble.ErrNotExist) {
 		hint := "; run 'grove-pebble load --db " + *f.db + " --rows ROWS.jsonl' to create it"
 		if f.create != nil {

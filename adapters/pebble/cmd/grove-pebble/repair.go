@@ -27,6 +27,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err
 	}
+	if nf.ring.set() {
+		return 0, errManyRangesNet
+	}
 	if *idle <= 0 {
 		// The responder would quietly take zero or less for its default of
 		// 2m: whoever typed it meant something else, so say so.
@@ -93,6 +96,9 @@ func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole session, and so for every call in it")
 	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err
+	}
+	if nf.ring.set() {
+		return 0, errManyRangesNet
 	}
 	if *peerURL == "" {
 		return 0, errors.New("--peer is required")

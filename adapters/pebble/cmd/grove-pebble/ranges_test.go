@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/antientropy/grove/engine/token"
+)
+
+// testRing is four nodes of two tokens each, two replicas per range.
+const testRing = `{"partitioner": "murmur3", "replication_factor": 2, "nodes": [
+	{"id": "n1", "address": "http://127.0.0.1:1", "tokens": ["-6000000000000000000", "3000000000000000000"]},
+	{"id": "n2", "address": "http://127.0.0.1:2", "tokens": ["-3000000000000000000", "6000000000000000000"]},
+	{"id": "n3", "address": "http://127.0.0.1:3", "tokens": ["0", "8000000000000000000"]},
+	{"id": "n4", "address": "http://127.0.0.1:4", "tokens": ["-8000000000000000000", "1500000000000000000"]}]}`
+
+// n1Ranges are n1's ranges in testRing, worked out by hand. Sorted ring:
+// -8e18 n4, -6e18 n1, -3e18 n2, 0 n3, 1.5e18 n4, 3e18 n1, 6e18 n2, 8e18
+// n3. A range (prev, t] is held by t's owner and the next distinct owner
+// clockwise, so n1 holds its own (-8e18, -6e18] and (1.5e18, 3e18] (with
+// n2, next clockwise), and n4's (0, 1.5e18] and the range that wraps,
+// (8e18, -8e18], which is two: (bottom, -8e18] and (8e18, top].
+func n1Ranges() []token.Range {
+	return []token.Range{
+		{Lo: token.Murmur3{}.Range().Lo, Hi: -8000000000000000000},
+		{Lo: -8000000000000000000, Hi: -6000000000000000000},
+		{Lo: 0, Hi: 1500000000000000000},
+		{Lo: 1500000000000000000, Hi: 3000000000000000000},
+		{Lo: 8000000000000000000, Hi: token.Murmur3{}.Range().Hi},
+	}
+}
+
+func inAnyRange(rs []token.Range, key string) (token.Range, bool) {
+	tok := token.Murmur3{}.Token([]byte(key))
+	for _, r := range rs {
+		if r.Contains(tok) {
+			return r, true
+		}
+	}
+	return token.Range{}, false
+}
+
+// ringKeys returns n JSON Lines rows with keys in (in) or out of n1's
+// ranges.
+func ringKeys(prefix string, n int, in bool) (lines, keys []string) {
+	for i := 0; len(keys) < n; i++ {
+		k := fmt.Sprintf("%s-%d", prefix, i)
+		if _, ok := inAnyRange(n1Ranges(), k); ok == in {
+			keys = append(keys, k)
+			lines = append(lines, fmt.Sprintf(`{"key": %q, "value": "v%d", "ts": 1}`, k, i))
+		}
+	}
+	return lines, keys
+}
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestCommandRing(t *testing.T) {
+	dir := t.TempDir()
+	ringPath := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringPath, []byte(testRing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	lines, _ := ringKeys("k", 3000, true)
+	rowsPath := writeRows(t, dir, "rows.jsonl", lines)
+	node := []string{"--ring", ringPath, "--node", "n1"}
+
+	if code, out, errs := runCmd(t, append([]string{"load", "--db", db, "--rows", rowsPath}, node...)...); code != exitOK {
+		t.Fatalf("load: exit %d, %q %q", code, out, errs)
+	}
+
+	// inspect --json against an oracle: counts by n1Ranges.
+	code, out, errs := runCmd(t, append([]string{"inspect", "--db", db, "--json"}, node...)...)
+	if code != exitOK {
+		t.Fatalf("inspect: exit %d, %q", code, errs)
+	}
+	var rep struct {
+		Ranges            int   `json:"ranges"`
+		Rows              int64 `json:"rows"`
+		RowsScannedAtOpen int64 `json:"rows_scanned_at_open"`
+		BudgetBytes       int64 `json:"budget_bytes"`
+		TreeBytes         int64 `json:"tree_bytes"`
+		RangesDetail      []struct {
+			Lo, Hi string
+			Depth  int
+			Rows   int64
+			Peers  []string
+		} `json:"ranges_detail"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, out)
+	}
+	want := n1Ranges()
+	counts := map[token.Range]int64{}
+	for _, l := range lines {
+		var r struct{ Key string }
+		json.Unmarshal([]byte(l), &r)
+		rg, _ := inAnyRange(want, r.Key)
+		counts[rg]++
+	}
+	if rep.Ranges != len(want) || rep.Rows != int64(len(lines)) || rep.RowsScannedAtOpen != 0 || rep.BudgetBytes != 1<<30 || rep.TreeBytes <= 0 || len(rep.RangesDetail) != len(want) {
+		t.Fatalf("inspect: %+v; want %d ranges, %d rows, 0 read at open, a 1 GiB budget, some tree bytes", rep, len(want), len(lines))
+	}
+	wantPeers := [][]string{{"n4"}, {"n2"}, {"n4"}, {"n2"}, {"n4"}}
+	for i, d := range rep.RangesDetail {
+		r := want[i]
+		if d.Lo != strconv.FormatInt(r.Lo, 10) || d.Hi != strconv.FormatInt(r.Hi, 10) || d.Rows != counts[r] || d.Depth < 1 || !slices.Equal(d.Peers, wantPeers[i]) {
+			t.Errorf("range %d: %+v; want (%d, %d], %d rows, a depth of at least 1, peers %v", i, d, r.Lo, r.Hi, counts[r], wantPeers[i])
+		}
+	}
+	code, out, _ = runCmd(t, append([]string{"inspect", "--db", db}, node...)...)
+	if code != exitOK || !strings.HasPrefix(out, fmt.Sprintf("node n1: 5 ranges, %d rows; open read 0 rows (5 trees reused", len(lines))) || strings.Count(out, "depth") != 5 {
+		t.Errorf("inspect text: exit %d, %q", code, out)
+	}
+
+	code, out, errs = runCmd(t, append([]string{"verify", "--db", db}, node...)...)
+	if code != exitOK || out != fmt.Sprintf("verified 5 ranges: every tree equals a rebuild from its %d rows\n", len(lines)) {
+		t.Fatalf("verify: exit %d, %q %q", code, out, errs)
+	}
+
+	// dump through the ring prints what dump of the one range does.
+	_, all, _ := runCmd(t, "dump", "--db", db)
+	code, viaRing, errs := runCmd(t, append([]string{"dump", "--db", db}, node...)...)
+	if code != exitOK || viaRing != all || strings.Count(all, "\n") != len(lines) {
+		t.Errorf("dump --ring: exit %d (%q), %d lines; dump: %d lines; want %d, equal", code, errs, strings.Count(viaRing, "\n"), strings.Count(all, "\n"), len(lines))
+	}
+
+	// A file with a foreign row on line 3: exit 2 naming it, nothing written.
+	foreign, fkeys := ringKeys("f", 1, false)
+	more, _ := ringKeys("m", 4, true)
+	bad := writeRows(t, dir, "bad.jsonl", append(append(more[:2:2], foreign...), more[2:]...))
+	code, _, errs = runCmd(t, append([]string{"load", "--db", db, "--rows", bad}, node...)...)
+	if code != exitError || !strings.Contains(errs, "line 3") || !strings.Contains(errs, fkeys[0]) || !strings.Contains(errs, "nothing written") {
+		t.Errorf("load of a foreign row: exit %d, %q; want 2 naming line 3 and %q", code, errs, fkeys[0])
+	}
+	if _, after, _ := runCmd(t, "dump", "--db", db); after != all {
+		t.Errorf("a refused load changed the database")
+	}
+	fresh := filepath.Join(dir, "fresh")
+	if code, _, _ := runCmd(t, append([]string{"load", "--db", fresh, "--rows", bad}, node...)...); code != exitError {
+		t.Errorf("load of a foreign row into a new database: exit %d", code)
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("a refused load created %s (%v)", fresh, err)
+	}
+
+	// A row planted past the write path: the kept tree no longer matches.
+	_, pkeys := ringKeys("planted", 1, true)
+	plantRow(t, db, pkeys[0])
+	rg, _ := inAnyRange(want, pkeys[0])
+	code, _, errs = runCmd(t, append([]string{"verify", "--db", db}, node...)...)
+	if wantMsg := "grove-pebble: verify: range " + rg.String() + ": tree does not match the data"; code != exitError || !strings.HasPrefix(errs, wantMsg) {
+		t.Errorf("verify after a planted row: exit %d, %q; want 2 and %q", code, errs, wantMsg)
+	}
+}
+
+// plantRow writes a row straight into the Pebble database, in grove's
+// layout, bypassing the node: its tree does not learn of it.
+func plantRow(t *testing.T, db, key string) {
+	t.Helper()
+	p, err := pebble.Open(db, &pebble.Options{Logger: quiet{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := token.Murmur3{}.Token([]byte(key))
+	k := binary.BigEndian.AppendUint64([]byte{0x01}, uint64(tok)^(1<<63))
+	k = append(k, key...)
+	v := binary.BigEndian.AppendUint64([]byte{0}, 7)
+	v = append(v, "planted"...)
+	if err := p.Set(k, v, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCommandRingErrors(t *testing.T) {
+	dir := t.TempDir()
+	ringPath := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringPath, []byte(testRing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	lines, _ := ringKeys("k", 10, true)
+	rows := writeRows(t, dir, "rows.jsonl", lines)
+	if code, _, errs := runCmd(t, "load", "--db", db, "--rows", rows, "--ring", ringPath, "--node", "n1"); code != exitOK {
+		t.Fatal(errs)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"inspect without --ring", []string{"inspect", "--db", db}, "grove-pebble: inspect: --ring and --node are required\n"},
+		{"verify without --node", []string{"verify", "--db", db, "--ring", ringPath}, "grove-pebble: verify: --ring and --node go together\n"},
+		{"load with --node alone", []string{"load", "--db", db, "--rows", rows, "--node", "n1"}, "grove-pebble: load: --ring and --node go together\n"},
+		{"an unknown node", []string{"inspect", "--db", db, "--ring", ringPath, "--node", "n9"}, "grove-pebble: inspect: " + ringPath + ": ring: no such node: \"n9\""},
+		{"a missing ring", []string{"dump", "--db", db, "--ring", filepath.Join(dir, "nope.json"), "--node", "n1"}, "grove-pebble: dump: ring: open "},
+		{"another node's ranges", []string{"verify", "--db", db, "--ring", ringPath, "--node", "n3"}, "grove-pebble: verify: grovepebble: open " + db + ": grovepebble: token outside the node's range: stored key"},
+		{"serve of many ranges", []string{"serve", "--db", db, "--ring", ringPath, "--node", "n1"}, "grove-pebble: serve: --ring and --node: serving or syncing"},
+		{"inspect of a missing database", []string{"inspect", "--db", filepath.Join(dir, "missing"), "--ring", ringPath, "--node", "n1"}, "grove-pebble: inspect: grovepebble: open "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errs := runCmd(t, c.args...)
+			if code != exitError || !strings.HasPrefix(errs, c.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errs, c.want)
+			}
+		})
+	}
+}
+
+// TestCommandScanRate: --scan-rate slows the commands that scan to at
+// least the time their bytes take at that rate (lower bounds only), and
+// refuses what is not a rate.
+func TestCommandScanRate(t *testing.T) {
+	dir := t.TempDir()
+	ringPath := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringPath, []byte(testRing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	_, keys := ringKeys("k", 200, true)
+	value := strings.Repeat("x", 1000)
+	var lines []string
+	var stored int64 // the stored layout: 9 + key, 9 + value
+	for _, k := range keys {
+		lines = append(lines, fmt.Sprintf(`{"key": %q, "value": %q, "ts": 1}`, k, value))
+		stored += int64(9 + len(k) + 9 + len(value))
+	}
+	rows := writeRows(t, dir, "rows.jsonl", lines)
+	node := []string{"--ring", ringPath, "--node", "n1"}
+	if code, _, errs := runCmd(t, append([]string{"load", "--db", db, "--rows", rows}, node...)...); code != exitOK {
+		t.Fatal(errs)
+	}
+	const mbps = 0.5
+	pass := time.Duration(float64(stored) / (mbps * 1e6) * float64(time.Second))
+	for _, c := range []struct {
+		name   string
+		args   []string
+		passes int // full passes over the rows the command makes
+	}{
+		{"verify", append([]string{"verify", "--db", db}, node...), 1},
+		{"dump", []string{"dump", "--db", db}, 2}, // validation scan, then the dump's
+		{"dump --ring", append([]string{"dump", "--db", db}, node...), 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			code, _, errs := runCmd(t, append(c.args, "--scan-rate", fmt.Sprint(mbps))...)
+			took := time.Since(start)
+			if want := time.Duration(c.passes) * pass / 2; code != exitOK || took < want {
+				t.Errorf("exit %d (%q) after %v; want 0 after at least %v", code, errs, took, want)
+			}
+		})
+	}
+	for _, bad := range []string{"-1", "NaN", "+Inf"} {
+		code, _, errs := runCmd(t, "dump", "--db", db, "--scan-rate", bad)
+		if code != exitError || !strings.HasPrefix(errs, "grove-pebble: dump: --scan-rate ") {
+			t.Errorf("--scan-rate %s: exit %d, %q", bad, code, errs)
+		}
+	}
+}

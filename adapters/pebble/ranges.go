@@ -1,0 +1,428 @@
+package grovepebble
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/forest"
+)
+
+// This file is the Node of many ranges: its forest, the marks that let the
+// forest recover from a crash, and the per-range replicas.
+
+// DefaultTreesDir is the forest's directory inside the database directory
+// when Options.TreesDir is empty: beside the data it describes, so that
+// moving or deleting the one moves or deletes the other.
+const DefaultTreesDir = "grove-trees"
+
+// markPrefix starts every mark key: 0x00 "mark", then the generation (8
+// bytes big-endian), then the leaf's Lo and Hi (8 bytes each, as row
+// tokens are: uint64(t) XOR 1<<63, big-endian). Generation first, so that
+// the marks a checkpoint covers are one key range to delete.
+var markPrefix = []byte("\x00mark")
+
+const markKeyLen = 5 + 8 + 2*tokenBytes
+
+// markKey is the key of the mark of leaf in generation gen.
+func markKey(gen uint64, leaf token.Range) []byte {
+	k := make([]byte, 0, markKeyLen)
+	k = append(k, markPrefix...)
+	k = binary.BigEndian.AppendUint64(k, gen)
+	k = binary.BigEndian.AppendUint64(k, uint64(leaf.Lo)^(1<<63))
+	return binary.BigEndian.AppendUint64(k, uint64(leaf.Hi)^(1<<63))
+}
+
+// decodeMark reads a mark back from its key and value (an int64 row delta,
+// big-endian).
+func decodeMark(k, v []byte) (forest.Mark, error) {
+	if len(k) != markKeyLen || !bytes.HasPrefix(k, markPrefix) {
+		return forest.Mark{}, fmt.Errorf("%w: mark key %x: want %d bytes after 0x00 \"mark\"", ErrCorrupt, k, markKeyLen-len(markPrefix))
+	}
+	if len(v) != 8 {
+		return forest.Mark{}, fmt.Errorf("%w: mark %x: value of %d bytes, want 8", ErrCorrupt, k, len(v))
+	}
+	b := k[len(markPrefix):]
+	m := forest.Mark{
+		Generation: binary.BigEndian.Uint64(b[0:8]),
+		Leaf: token.Range{
+			Lo: token.Token(binary.BigEndian.Uint64(b[8:16]) ^ (1 << 63)),
+			Hi: token.Token(binary.BigEndian.Uint64(b[16:24]) ^ (1 << 63)),
+		},
+		Rows: int64(binary.BigEndian.Uint64(v)),
+	}
+	if err := m.Leaf.Valid(); err != nil {
+		return forest.Mark{}, fmt.Errorf("%w: mark %x: leaf %v", ErrCorrupt, k, err)
+	}
+	return m, nil
+}
+
+// markBounds returns the key range [lower, upper) of every mark of
+// generation at most g.
+func markBounds(g uint64) (lower, upper []byte) {
+	lower = markPrefix
+	if g == math.MaxUint64 {
+		return lower, []byte("\x00marl") // the end of the mark prefix
+	}
+	return lower, binary.BigEndian.AppendUint64(slices.Clone(markPrefix), g+1)
+}
+
+// readMarks returns every mark stored in the database.
+func (n *Node) readMarks() ([]forest.Mark, error) {
+	_, upper := markBounds(math.MaxUint64)
+	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: markPrefix, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	var out []forest.Mark
+	for ok := it.First(); ok; ok = it.Next() {
+		m, err := decodeMark(it.Key(), it.Value())
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, errors.Join(it.Error(), it.Close())
+}
+
+// deleteMarks deletes, durably, every mark of generation at most g: a
+// checkpoint labelled g covers them.
+func (n *Node) deleteMarks(g uint64) error {
+	lower, upper := markBounds(g)
+	if err := n.db.DeleteRange(lower, upper, pebble.Sync); err != nil {
+		return fmt.Errorf("grovepebble: deleting the marks of generations up to %d: %w", g, err)
+	}
+	return nil
+}
+
+// nodeStore is the forest's view of the Node's rows.
+type nodeStore struct{ n *Node }
+
+func (s nodeStore) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) error {
+	return s.n.scanRows(ctx, r, fn)
+}
+
+// openForest makes n a node of opts.Ranges: it checks that no row lies
+// outside them, opens the forest in dir with the marks stored in the
+// database, and deletes the marks the forest's open covered.
+func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget *arena.Budget) error {
+	rs := slices.Clone(opts.Ranges)
+	for i, r := range rs {
+		if err := r.Valid(); err != nil {
+			return fmt.Errorf("%w: range %d: %v", ErrOptions, i+1, err)
+		}
+		if i > 0 && r.Lo < rs[i-1].Hi {
+			return fmt.Errorf("%w: range %v after %v: Ranges must be in token order and disjoint", ErrOptions, r, rs[i-1])
+		}
+	}
+	n.ranges = rs
+	n.rng = n.p.Range()
+	// A row no range holds is in no tree: it would never be repaired nor
+	// served. One seek per gap finds any.
+	for _, gap := range n.gaps() {
+		if err := n.noRows(gap[0], gap[1]); err != nil {
+			return err
+		}
+	}
+	marks, err := n.readMarks()
+	if err != nil {
+		return err
+	}
+	po := forest.PlanOptions{}
+	if opts.Depth > 0 {
+		po.MaxDepth = opts.Depth
+	}
+	f, err := forest.Open(ctx, dir, forest.Options{
+		Budget:      budget,
+		Partitioner: n.p,
+		Ranges:      rs,
+		Store:       nodeStore{n},
+		Marks:       marks,
+		Plan:        po,
+		Checkpoints: opts.Checkpoints,
+	})
+	if err != nil {
+		return err
+	}
+	n.forest = f
+	n.openStats = f.Stats()
+	if len(marks) > 0 {
+		// Every tree now includes every mark's change.
+		return n.deleteMarks(f.Generation() - 1)
+	}
+	return nil
+}
+
+// gaps returns the composite-key spans of the row prefix that no range of
+// the Node holds.
+func (n *Node) gaps() [][2][]byte {
+	var out [][2][]byte
+	prev := []byte{rowPrefix}
+	for _, r := range n.ranges {
+		lower, upper := rangeBounds(r)
+		if bytes.Compare(prev, lower) < 0 {
+			out = append(out, [2][]byte{prev, lower})
+		}
+		prev = upper
+	}
+	if end := []byte{rowPrefix + 1}; bytes.Compare(prev, end) < 0 {
+		out = append(out, [2][]byte{prev, end})
+	}
+	return out
+}
+
+// Rebalance plans the depths of a node of many ranges' trees again from
+// their row counts now, and moves each range whose planned depth changed
+// (forest.Forest.Rebalance): shallower by a fold that reads no rows,
+// deeper by rebuilding that range from its rows. A tree's depth is planned
+// from the rows its range held when it was built — none, for a new node —
+// and the rows a crash leaves to reread are those of whole leaves, so call
+// it after a bulk load, or when row counts have drifted. Writes wait while
+// it runs; it deletes the marks its checkpoint covered. A node of one
+// range has nothing to rebalance.
+func (n *Node) Rebalance(ctx context.Context) (_ []forest.Redepth, err error) {
+	defer n.catch(&err)
+	if err := n.use(); err != nil {
+		return nil, err
+	}
+	defer n.life.RUnlock()
+	if n.forest == nil {
+		return nil, nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.broken != nil {
+		return nil, n.broken
+	}
+	moved, g, err := n.forest.Rebalance(ctx)
+	if g > 0 {
+		// The checkpoint came first, and covers what it covers even if a
+		// move failed.
+		err = errors.Join(err, n.deleteMarks(g))
+	}
+	if err != nil {
+		return moved, fmt.Errorf("grovepebble: rebalance: %w", err)
+	}
+	return moved, nil
+}
+
+// closeForest checkpoints and closes the forest, then deletes the marks
+// its checkpoint covered.
+func (n *Node) closeForest() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	g, err := n.forest.Close(context.Background())
+	if err != nil {
+		return err
+	}
+	return n.deleteMarks(g)
+}
+
+// maybeCheckpoint checkpoints the forest if its policy says one is due,
+// and deletes the marks it covered. The caller holds n.mu for writing, so
+// no batch is between its commit and its tree update. A failure is logged,
+// not returned: the batch that triggered it is in, and the marks still
+// cover every change, so the next due checkpoint simply tries again.
+func (n *Node) maybeCheckpoint() {
+	if n.forest == nil || !n.forest.Due() {
+		return
+	}
+	g, err := n.forest.Checkpoint(context.Background())
+	if err == nil {
+		err = n.deleteMarks(g)
+	}
+	if err != nil {
+		n.events.log.Errorf("grovepebble: checkpoint of the trees in %s: %v", n.dir, err)
+	}
+}
+
+// rows is the Node's row count, over every tree.
+func (n *Node) rows() int64 {
+	if n.forest == nil {
+		return n.tree.Rows()
+	}
+	var s int64
+	for _, t := range n.forest.Trees() {
+		s += t.Live.Rows()
+	}
+	return s
+}
+
+// holds reports whether token tok lies in the Node's range, or in one of
+// its ranges.
+func (n *Node) holds(tok token.Token) bool {
+	if n.ranges == nil {
+		return n.rng.Contains(tok)
+	}
+	_, found := slices.BinarySearchFunc(n.ranges, tok, func(r token.Range, tok token.Token) int {
+		switch {
+		case r.Hi < tok:
+			return -1
+		case r.Lo >= tok:
+			return 1
+		}
+		return 0
+	})
+	return found
+}
+
+// Ranges returns the Node's ranges in token order: those of
+// Options.Ranges, or else the one range it serves.
+func (n *Node) Ranges() []token.Range {
+	if n.ranges == nil {
+		return []token.Range{n.rng}
+	}
+	return slices.Clone(n.ranges)
+}
+
+// OpenStats says what Open read to make a node of many ranges' trees
+// match its data: no rows after a clean Close, those of the leaves written
+// since the last checkpoint after a crash, every row of a new range. It is
+// zero for a node of one range, whose Open reads everything (ScanStats).
+func (n *Node) OpenStats() forest.Stats { return n.openStats }
+
+// RangeReplica is one range of a node of many ranges, as a repair.Replica:
+// a session repairs one range against one peer, so each range is a
+// replica of its own, sharing the Node's database, write lock and budget.
+type RangeReplica struct {
+	n *Node
+	t *forest.Tree
+}
+
+var _ repair.Replica = (*RangeReplica)(nil)
+
+// Replicas returns one replica per range of a node of many ranges, in
+// token order; nil for a node of one range, which is a replica itself.
+func (n *Node) Replicas() []*RangeReplica {
+	if n.forest == nil {
+		return nil
+	}
+	var out []*RangeReplica
+	for _, t := range n.forest.Trees() {
+		out = append(out, &RangeReplica{n: n, t: t})
+	}
+	return out
+}
+
+// Replica returns the replica of range r, which must be one of the Node's
+// ranges exactly (ErrNoSuchRange): a peer's session names the range it
+// repairs, and a near miss is a ring mismatch, not something to guess at.
+func (n *Node) Replica(r token.Range) (*RangeReplica, error) {
+	for _, rr := range n.Replicas() {
+		if rr.t.Range == r {
+			return rr, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %v (the node holds %d ranges)", ErrNoSuchRange, r, len(n.ranges))
+}
+
+// Range returns the replica's token range.
+func (r *RangeReplica) Range() token.Range { return r.t.Range }
+
+// live returns the range's tree, which Rebalance may replace: under the
+// write lock's read side.
+func (r *RangeReplica) live() *engine.Tree {
+	r.n.mu.RLock()
+	defer r.n.mu.RUnlock()
+	return r.t.Live
+}
+
+// Rows returns how many rows the range holds, tombstones included.
+func (r *RangeReplica) Rows() int64 { return r.live().Rows() }
+
+// Depth returns the depth of the range's tree.
+func (r *RangeReplica) Depth() int { return r.live().Depth() }
+
+// Shape implements repair.Replica.
+func (r *RangeReplica) Shape() repair.Shape {
+	return repair.Shape{Partitioner: r.n.p, Range: r.t.Range, Depth: r.Depth()}
+}
+
+// Sum implements repair.Replica: the sum of the range's leaves.
+func (r *RangeReplica) Sum(ctx context.Context) (engine.Digest, error) {
+	n := r.n
+	if err := n.use(); err != nil {
+		return engine.Digest{}, err
+	}
+	defer n.life.RUnlock()
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.broken != nil {
+		return engine.Digest{}, n.broken
+	}
+	var d [1]engine.Digest
+	err := r.t.Live.Sums(ctx, 0, 0, d[:])
+	return d[0], err
+}
+
+// Root returns the root hash of the range's tree, first rehashing the
+// paths above the leaves written since.
+func (r *RangeReplica) Root(ctx context.Context) (engine.Digest, error) {
+	n := r.n
+	if err := n.use(); err != nil {
+		return engine.Digest{}, err
+	}
+	defer n.life.RUnlock()
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.broken != nil {
+		return engine.Digest{}, n.broken
+	}
+	if err := r.t.Live.Hash(ctx); err != nil {
+		return engine.Digest{}, err
+	}
+	return r.t.Live.Root()
+}
+
+// View implements repair.Replica with a snapshot of the range's leaves,
+// taken while no write is in flight (as Node.View).
+func (r *RangeReplica) View(ctx context.Context) (*engine.LeafView, func(), error) {
+	if err := r.n.use(); err != nil {
+		return nil, nil, err
+	}
+	defer r.n.life.RUnlock()
+	return r.n.leafView(ctx, r.t.Live)
+}
+
+// Scan implements repair.Replica over the rows of the range that are in
+// rg, in token order, from one Pebble iterator.
+func (r *RangeReplica) Scan(ctx context.Context, rg token.Range, fn func(*engine.Row) error) (err error) {
+	n := r.n
+	defer n.catch(&err)
+	if err := rg.Valid(); err != nil {
+		return fmt.Errorf("grovepebble: scan: %w", err)
+	}
+	if err := n.use(); err != nil {
+		return err
+	}
+	defer n.life.RUnlock()
+	rg.Lo, rg.Hi = max(rg.Lo, r.t.Range.Lo), min(rg.Hi, r.t.Range.Hi)
+	if rg.Lo >= rg.Hi {
+		return nil
+	}
+	return n.scanRows(ctx, rg, fn)
+}
+
+// Apply implements repair.Replica as Node.Apply does, for rows of this
+// range only: a row of another range is refused (ErrOutOfRange) and then
+// nothing is written, since a session repairing this range has no business
+// sending it.
+func (r *RangeReplica) Apply(ctx context.Context, rows []engine.Row) (int, error) {
+	for i := range rows {
+		if tok := r.n.p.Token(rows[i].Key); !r.t.Range.Contains(tok) {
+			return 0, fmt.Errorf("grovepebble: row %d: %w: key %s has token %d, outside %v", i, ErrOutOfRange, keyText(rows[i].Key), tok, r.t.Range)
+		}
+	}
+	return r.n.Apply(ctx, rows)
+}
