@@ -590,12 +590,13 @@ func (n *Node) View(ctx context.Context) (*engine.LeafView, func(), error) {
 	if n.forest != nil {
 		return nil, nil, fmt.Errorf("grovepebble: view: %w", ErrManyRanges)
 	}
-	return n.leafView(ctx, n.tree)
+	return n.leafView(ctx, func() *engine.Tree { return n.tree })
 }
 
-// leafView snapshots t's leaves with no write in flight; the caller holds
-// the life lock.
-func (n *Node) leafView(ctx context.Context, t *engine.Tree) (*engine.LeafView, func(), error) {
+// leafView snapshots the leaves of the tree tree returns with no write in
+// flight — a range's tree may be replaced by Rebalance, so it is read
+// under the lock too; the caller holds the life lock.
+func (n *Node) leafView(ctx context.Context, tree func() *engine.Tree) (*engine.LeafView, func(), error) {
 	n.mu.RLock()
 	if n.broken != nil {
 		n.mu.RUnlock()
@@ -603,7 +604,7 @@ func (n *Node) leafView(ctx context.Context, t *engine.Tree) (*engine.LeafView, 
 	}
 	// A session reads only subtree sums: the leaves are enough, and the
 	// live tree's inner nodes can stay unhashed until someone asks for Root.
-	v, err := t.LeafView(ctx)
+	v, err := tree().LeafView(ctx)
 	n.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err

@@ -131,7 +131,7 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 	// A row no range holds is in no tree: it would never be repaired nor
 	// served. One seek per gap finds any.
 	for _, gap := range n.gaps() {
-		if err := n.noRows(gap[0], gap[1]); err != nil {
+		if err := n.noRows(gap[0], gap[1], fmt.Sprintf("in none of the node's %d ranges", len(rs))); err != nil {
 			return err
 		}
 	}
@@ -392,7 +392,7 @@ func (r *RangeReplica) View(ctx context.Context) (*engine.LeafView, func(), erro
 		return nil, nil, err
 	}
 	defer r.n.life.RUnlock()
-	return r.n.leafView(ctx, r.t.Live)
+	return r.n.leafView(ctx, func() *engine.Tree { return r.t.Live })
 }
 
 // Scan implements repair.Replica over the rows of the range that are in
