@@ -131,6 +131,11 @@ type Node struct {
 	// writing from their read of the old rows to their tree update, so a
 	// view never sees a batch that is in the data but not yet in the tree.
 	mu sync.RWMutex
+	// staleForest, for a node opened as one range, is the manifest of a
+	// forest in the default trees directory: the first write removes it,
+	// since the forest's trees would no longer match the data and no mark
+	// would say so (under mu).
+	staleForest string
 	// broken is set, under mu, when the tree could not follow a committed
 	// batch; the Node then refuses writes and views.
 	broken error
@@ -271,6 +276,9 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 		return n, nil
+	}
+	if m := filepath.Join(dir, DefaultTreesDir, forestManifest); fileExists(m) {
+		n.staleForest = m
 	}
 	depth := opts.Depth
 	if depth == 0 || depth == engine.AutoDepth {

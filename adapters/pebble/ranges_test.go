@@ -428,3 +428,39 @@ func TestManyRangesConcurrent(t *testing.T) {
 	}
 	checkTrees(t, n, rs)
 }
+
+// TestOneRangeWriteRetiresForest: a node of many ranges opened as one
+// range and written to leaves no stale trees behind: the next Open with
+// Ranges rebuilds them from the rows. Opened as one range and only read,
+// it keeps them.
+func TestOneRangeWriteRetiresForest(t *testing.T) {
+	dir := t.TempDir()
+	rs := testRanges()
+	opts := Options{Ranges: rs}
+	n := openNode(t, dir, created(opts))
+	keys := rangeKeys(rs, "k", 500, true)
+	loadRows(t, n, keys, 1)
+	n.Close()
+
+	one := openNode(t, dir, Options{})
+	if _, ok, err := one.Get(context.Background(), keys[0]); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	one.Close()
+	n = openNode(t, dir, opts)
+	if s := n.OpenStats(); s.Reused != len(rs) || s.RowsScanned != 0 {
+		t.Fatalf("after a read-only open as one range: %+v, want every tree reused", s)
+	}
+	n.Close()
+
+	one = openNode(t, dir, Options{})
+	if _, err := one.Put(context.Background(), keys[1], []byte("written as one range"), 5); err != nil {
+		t.Fatal(err)
+	}
+	one.Close()
+	n = openNode(t, dir, opts)
+	if s := n.OpenStats(); s.Built != len(rs) || s.Reused != 0 {
+		t.Fatalf("after a write as one range: %+v, want every tree built again", s)
+	}
+	checkTrees(t, n, rs)
+}
