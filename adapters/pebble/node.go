@@ -441,9 +441,15 @@ func (n *Node) Close() (err error) {
 	if n.broken == nil {
 		err = n.recordCount(pebble.Sync)
 	}
-	if n.forest != nil {
+	switch {
+	case n.forest != nil && n.broken != nil:
+		// A tree missed a committed batch: a checkpoint would claim
+		// otherwise. The forest is left open (its directory stays locked
+		// until the process exits) and the next Open redoes the leaves
+		// the batch's marks name.
+	case n.forest != nil:
 		err = errors.Join(err, n.closeForest())
-	} else {
+	default:
 		err = errors.Join(err, n.tree.Close())
 	}
 	err = errors.Join(err, n.db.Close())
