@@ -32,9 +32,13 @@
 // A row whose token is in none of the ranges is refused, and Open fails on
 // a stored one. Each range is a repair.Replica of its own (Replicas,
 // Replica); the Node itself no longer answers Root, Sum or View
-// (ErrManyRanges). Depths are planned from row counts when a tree is
+// (ErrManyRanges); a Router serves them all on one endpoint, handing each
+// session to its range's responder. Depths are planned from row counts when a tree is
 // built — a new node's trees have one leaf — so call Rebalance after a
-// bulk load. Options.NoSync is ignored there: the trees' files outlive a
+// bulk load. Such a database opened as one range (without Ranges) writes no
+// marks, so its first write retires a forest in the default directory,
+// which the next Open with Ranges then builds from the rows. Options.NoSync
+// is ignored there: the trees' files outlive a
 // crash, so a batch the WAL lost would leave a tree change no mark names.
 //
 // # Storage layout (version 1)

@@ -131,6 +131,11 @@ type Node struct {
 	// writing from their read of the old rows to their tree update, so a
 	// view never sees a batch that is in the data but not yet in the tree.
 	mu sync.RWMutex
+	// staleForest, for a node opened as one range, is the manifest of a
+	// forest in the default trees directory: the first write removes it,
+	// since the forest's trees would no longer match the data and no mark
+	// would say so (under mu).
+	staleForest string
 	// broken is set, under mu, when the tree could not follow a committed
 	// batch; the Node then refuses writes and views.
 	broken error
@@ -271,6 +276,9 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 		return n, nil
+	}
+	if m := filepath.Join(dir, DefaultTreesDir, forestManifest); fileExists(m) {
+		n.staleForest = m
 	}
 	depth := opts.Depth
 	if depth == 0 || depth == engine.AutoDepth {
@@ -433,9 +441,15 @@ func (n *Node) Close() (err error) {
 	if n.broken == nil {
 		err = n.recordCount(pebble.Sync)
 	}
-	if n.forest != nil {
+	switch {
+	case n.forest != nil && n.broken != nil:
+		// A tree missed a committed batch: a checkpoint would claim
+		// otherwise. The forest is left open (its directory stays locked
+		// until the process exits) and the next Open redoes the leaves
+		// the batch's marks name.
+	case n.forest != nil:
 		err = errors.Join(err, n.closeForest())
-	} else {
+	default:
 		err = errors.Join(err, n.tree.Close())
 	}
 	err = errors.Join(err, n.db.Close())
@@ -590,12 +604,13 @@ func (n *Node) View(ctx context.Context) (*engine.LeafView, func(), error) {
 	if n.forest != nil {
 		return nil, nil, fmt.Errorf("grovepebble: view: %w", ErrManyRanges)
 	}
-	return n.leafView(ctx, n.tree)
+	return n.leafView(ctx, func() *engine.Tree { return n.tree })
 }
 
-// leafView snapshots t's leaves with no write in flight; the caller holds
-// the life lock.
-func (n *Node) leafView(ctx context.Context, t *engine.Tree) (*engine.LeafView, func(), error) {
+// leafView snapshots the leaves of the tree tree returns with no write in
+// flight — a range's tree may be replaced by Rebalance, so it is read
+// under the lock too; the caller holds the life lock.
+func (n *Node) leafView(ctx context.Context, tree func() *engine.Tree) (*engine.LeafView, func(), error) {
 	n.mu.RLock()
 	if n.broken != nil {
 		n.mu.RUnlock()
@@ -603,7 +618,7 @@ func (n *Node) leafView(ctx context.Context, t *engine.Tree) (*engine.LeafView, 
 	}
 	// A session reads only subtree sums: the leaves are enough, and the
 	// live tree's inner nodes can stay unhashed until someone asks for Root.
-	v, err := t.LeafView(ctx)
+	v, err := tree().LeafView(ctx)
 	n.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -131,7 +133,7 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 	// A row no range holds is in no tree: it would never be repaired nor
 	// served. One seek per gap finds any.
 	for _, gap := range n.gaps() {
-		if err := n.noRows(gap[0], gap[1]); err != nil {
+		if err := n.noRows(gap[0], gap[1], fmt.Sprintf("in none of the node's %d ranges", len(rs))); err != nil {
 			return err
 		}
 	}
@@ -392,7 +394,7 @@ func (r *RangeReplica) View(ctx context.Context) (*engine.LeafView, func(), erro
 		return nil, nil, err
 	}
 	defer r.n.life.RUnlock()
-	return r.n.leafView(ctx, r.t.Live)
+	return r.n.leafView(ctx, func() *engine.Tree { return r.t.Live })
 }
 
 // Scan implements repair.Replica over the rows of the range that are in
@@ -425,4 +427,37 @@ func (r *RangeReplica) Apply(ctx context.Context, rows []engine.Row) (int, error
 		}
 	}
 	return r.n.Apply(ctx, rows)
+}
+
+// forestManifest is the name of a forest's manifest (package forest's
+// FOREST): without it, forest.Open builds every tree from the rows.
+const forestManifest = "FOREST"
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// dropStaleForest removes, durably and before a node of one range first
+// writes, the manifest of the forest a node of many ranges left in the
+// default trees directory: its trees are about to fall behind the data
+// with no mark to say so, and without a manifest the next Open with Ranges
+// rebuilds them from the rows instead of trusting them. The caller holds
+// n.mu for writing.
+func (n *Node) dropStaleForest() error {
+	if n.staleForest == "" {
+		return nil
+	}
+	if err := os.Remove(n.staleForest); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("grovepebble: write: retiring the trees of the node's ranges: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(n.staleForest)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("grovepebble: write: retiring the trees of the node's ranges: %w", err)
+		}
+	}
+	n.staleForest = ""
+	return nil
 }

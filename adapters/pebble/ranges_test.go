@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,7 +237,7 @@ func TestManyRangesOptions(t *testing.T) {
 	}
 	n.Close()
 	_, err = Open(context.Background(), dir, Options{Ranges: rs})
-	if !errors.Is(err, ErrOutOfRange) || !strings.Contains(err.Error(), string(foreign)) {
+	if !errors.Is(err, ErrOutOfRange) || !strings.Contains(err.Error(), string(foreign)) || !strings.Contains(err.Error(), "in none of the node's 8 ranges") {
 		t.Fatalf("Open over a foreign row: %v, want ErrOutOfRange naming %q", err, foreign)
 	}
 }
@@ -357,4 +358,109 @@ func TestManyRangesCrash(t *testing.T) {
 		}
 	}
 	t.Logf("%d trials recovered trees from marks", recovered)
+}
+
+// TestManyRangesConcurrent: writers, views, sums and Rebalance at once
+// (run under -race); at the end every tree equals its rebuild.
+func TestManyRangesConcurrent(t *testing.T) {
+	rs := testRanges()
+	n := openNode(t, t.TempDir(), created(Options{Ranges: rs, Checkpoints: forest.CheckpointPolicy{Writes: 300}}))
+	keys := rangeKeys(rs, "k", 3000, true)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 3))
+			for i := range 60 {
+				var batch []engine.Row
+				for range 25 {
+					batch = append(batch, engine.Row{Key: keys[rng.IntN(len(keys))], Value: []byte{byte(i)}, TS: int64(i), Deleted: rng.IntN(5) == 0})
+				}
+				if _, err := n.Apply(ctx, batch); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, r := range n.Replicas() {
+				v, release, err := r.View(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				release()
+				_ = v
+				if _, err := r.Sum(ctx); err != nil {
+					errs <- err
+					return
+				}
+				_ = r.Shape()
+			}
+		}
+	}()
+	for range 3 {
+		if _, err := n.Rebalance(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	checkTrees(t, n, rs)
+}
+
+// TestOneRangeWriteRetiresForest: a node of many ranges opened as one
+// range and written to leaves no stale trees behind: the next Open with
+// Ranges rebuilds them from the rows. Opened as one range and only read,
+// it keeps them.
+func TestOneRangeWriteRetiresForest(t *testing.T) {
+	dir := t.TempDir()
+	rs := testRanges()
+	opts := Options{Ranges: rs}
+	n := openNode(t, dir, created(opts))
+	keys := rangeKeys(rs, "k", 500, true)
+	loadRows(t, n, keys, 1)
+	n.Close()
+
+	one := openNode(t, dir, Options{})
+	if _, ok, err := one.Get(context.Background(), keys[0]); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	one.Close()
+	n = openNode(t, dir, opts)
+	if s := n.OpenStats(); s.Reused != len(rs) || s.RowsScanned != 0 {
+		t.Fatalf("after a read-only open as one range: %+v, want every tree reused", s)
+	}
+	n.Close()
+
+	one = openNode(t, dir, Options{})
+	if _, err := one.Put(context.Background(), keys[1], []byte("written as one range"), 5); err != nil {
+		t.Fatal(err)
+	}
+	one.Close()
+	n = openNode(t, dir, opts)
+	if s := n.OpenStats(); s.Built != len(rs) || s.Reused != 0 {
+		t.Fatalf("after a write as one range: %+v, want every tree built again", s)
+	}
+	checkTrees(t, n, rs)
 }

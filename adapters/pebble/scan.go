@@ -71,7 +71,7 @@ func (n *Node) validate(ctx context.Context) (ScanStats, error) {
 
 	start := time.Now()
 	for _, outside := range n.outsideBounds() {
-		if err := n.noRows(outside[0], outside[1]); err != nil {
+		if err := n.noRows(outside[0], outside[1], fmt.Sprintf("outside %v", n.rng)); err != nil {
 			return ScanStats{}, err
 		}
 	}
@@ -147,9 +147,9 @@ func (n *Node) outsideBounds() [][2][]byte {
 	return [][2][]byte{{{rowPrefix}, lower}, {upper, {rowPrefix + 1}}}
 }
 
-// noRows fails with ErrOutOfRange, naming the first key, if any row lies in
-// [lower, upper).
-func (n *Node) noRows(lower, upper []byte) error {
+// noRows fails with ErrOutOfRange, naming the first key and saying where
+// it is (outside what), if any row lies in [lower, upper).
+func (n *Node) noRows(lower, upper []byte, where string) error {
 	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
@@ -157,7 +157,7 @@ func (n *Node) noRows(lower, upper []byte) error {
 	if it.First() {
 		tok, k, err := splitRowKey(it.Key())
 		if err == nil {
-			err = fmt.Errorf("%w: stored key %s has token %d, outside %v", ErrOutOfRange, keyText(k), tok, n.rng)
+			err = fmt.Errorf("%w: stored key %s has token %d, %s", ErrOutOfRange, keyText(k), tok, where)
 		}
 		it.Close()
 		return err

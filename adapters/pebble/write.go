@@ -131,6 +131,9 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("grovepebble: write: %w", err)
 	}
+	if err := n.dropStaleForest(); err != nil {
+		return 0, err
+	}
 	if err := n.commit(b, wo); err != nil {
 		return 0, fmt.Errorf("grovepebble: write: commit of %d rows: %w", len(changes), err)
 	}

@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/internal/cli"
 	"github.com/antientropy/grove/internal/keytext"
 	"github.com/antientropy/grove/ring"
+	"github.com/antientropy/grove/rpc"
 
 	grovepebble "github.com/antientropy/grove/adapters/pebble"
 )
@@ -34,10 +37,6 @@ func addRingFlags(fs *flag.FlagSet) *ringFlags {
 
 // set reports whether --ring or --node was given.
 func (f *ringFlags) set() bool { return f != nil && (*f.path != "" || *f.node != "") }
-
-// errManyRangesNet is serve's and sync's answer to --ring for now: a
-// session repairs one range, and routing sessions to ranges is not built.
-var errManyRangesNet = errors.New("--ring and --node: serving or syncing a node of many ranges is not supported yet (load, dump, inspect and verify take them)")
 
 // nodeRing is a node's place in a ring: the ring and its ranges there.
 type nodeRing struct {
@@ -269,4 +268,124 @@ func (nr *nodeRing) checkInRanges(line int, key []byte) error {
 		return fmt.Errorf("line %d: %w: key %s has token %d, in none of node %q's %d ranges", line, grovepebble.ErrOutOfRange, keytext.Quote(key), tok, nr.id, len(nr.replicas))
 	}
 	return nil
+}
+
+// rangeSync is one session of sync --ring in --json.
+type rangeSync struct {
+	Lo     string        `json:"lo"`
+	Hi     string        `json:"hi"`
+	Peer   string        `json:"peer"`
+	Report repair.Report `json:"report"`
+}
+
+// syncRanges is sync for a node of many ranges: one session per range it
+// shares with the peer (--peer, a node ID), or with each of its peers,
+// against the address the ring gives that peer.
+func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Net, peerID string, doRepair, asJSON bool, timeout time.Duration) (int, error) {
+	if timeout <= 0 {
+		return 0, fmt.Errorf("--timeout %v: want a positive duration", timeout)
+	}
+	nr, err := nf.ring.load()
+	if err != nil {
+		return 0, err
+	}
+	if peerID != "" {
+		if _, ok := nr.ring.Node(peerID); !ok || peerID == nr.id {
+			return 0, fmt.Errorf("--peer %q: with --ring, want the ID of another node of the ring", peerID)
+		}
+	}
+	limit, err := tf.MessageLimit()
+	if err != nil {
+		return 0, err
+	}
+	tlsConf, err := tf.TLSConfig(false)
+	if err != nil {
+		return 0, err
+	}
+	type session struct {
+		rng  token.Range
+		peer string
+	}
+	var plan []session
+	for _, rep := range nr.replicas {
+		for _, p := range rep.Peers {
+			if peerID == "" || p == peerID {
+				plan = append(plan, session{rep.Range, p})
+			}
+		}
+	}
+	if len(plan) == 0 {
+		return 0, fmt.Errorf("node %q shares no range with %q", nr.id, peerID)
+	}
+	clients := map[string]*rpc.Client{}
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdle()
+		}
+	}()
+	for _, s := range plan {
+		if clients[s.peer] != nil {
+			continue
+		}
+		n, _ := nr.ring.Node(s.peer)
+		c, err := rpc.NewClient(n.Address, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: timeout})
+		if err != nil {
+			return 0, fmt.Errorf("peer %s: %w", s.peer, err)
+		}
+		clients[s.peer] = c
+	}
+	node, err := nf.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer node.Close()
+	inSync := true
+	var out []rangeSync
+	for _, s := range plan {
+		rep, err := node.Replica(s.rng)
+		if err != nil {
+			return 0, err
+		}
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		res, err := repair.Sync(sctx, rep, clients[s.peer], repair.Options{Repair: doRepair, MaxMessageBytes: limit})
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("range %v with %s: %w", s.rng, s.peer, err)
+		}
+		inSync = inSync && res.InSync
+		if asJSON {
+			out = append(out, rangeSync{Lo: strconv.FormatInt(s.rng.Lo, 10), Hi: strconv.FormatInt(s.rng.Hi, 10), Peer: s.peer, Report: res.Report(doRepair)})
+			continue
+		}
+		if res.InSync {
+			fmt.Fprintf(stdout, "%v with %s: identical\n", s.rng, s.peer)
+			continue
+		}
+		fmt.Fprintf(stdout, "%v with %s: %d only here, %d only there, %d different\n", s.rng, s.peer, len(res.OnlyHere), len(res.OnlyThere), len(res.Different))
+		for _, l := range []struct {
+			name string
+			keys []engine.Key
+		}{{"only here", res.OnlyHere}, {"only there", res.OnlyThere}, {"different", res.Different}} {
+			for _, k := range l.keys {
+				fmt.Fprintf(stdout, "  %-11s %s (token %d)\n", l.name+":", keytext.Quote(k.Key), k.Token)
+			}
+		}
+		if doRepair {
+			fmt.Fprintf(stdout, "  repaired: %d rows sent to the peer (%d written there), %d written here\n", res.Pushed, res.PeerApplied, res.Applied)
+		}
+	}
+	if err := node.Close(); err != nil {
+		return 0, err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return 0, err
+		}
+	}
+	if inSync {
+		return exitOK, nil
+	}
+	return exitDifferent, nil
 }

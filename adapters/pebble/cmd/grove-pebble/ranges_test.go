@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/ring"
 )
 
 // testRing is four nodes of two tokens each, two replicas per range.
@@ -216,7 +220,8 @@ func TestCommandRingErrors(t *testing.T) {
 		{"an unknown node", []string{"inspect", "--db", db, "--ring", ringPath, "--node", "n9"}, "grove-pebble: inspect: " + ringPath + ": ring: no such node: \"n9\""},
 		{"a missing ring", []string{"dump", "--db", db, "--ring", filepath.Join(dir, "nope.json"), "--node", "n1"}, "grove-pebble: dump: ring: open "},
 		{"another node's ranges", []string{"verify", "--db", db, "--ring", ringPath, "--node", "n3"}, "grove-pebble: verify: grovepebble: open " + db + ": grovepebble: token outside the node's range: stored key"},
-		{"serve of many ranges", []string{"serve", "--db", db, "--ring", ringPath, "--node", "n1"}, "grove-pebble: serve: --ring and --node: serving or syncing"},
+		{"sync with a peer not in the ring", []string{"sync", "--db", db, "--ring", ringPath, "--node", "n1", "--peer", "http://127.0.0.1:1"}, "grove-pebble: sync: --peer \"http://127.0.0.1:1\": with --ring, want the ID of another node of the ring\n"},
+		{"sync with itself", []string{"sync", "--db", db, "--ring", ringPath, "--node", "n1", "--peer", "n1"}, "grove-pebble: sync: --peer \"n1\": with --ring"},
 		{"inspect of a missing database", []string{"inspect", "--db", filepath.Join(dir, "missing"), "--ring", ringPath, "--node", "n1"}, "grove-pebble: inspect: grovepebble: open "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -275,6 +280,115 @@ func TestCommandScanRate(t *testing.T) {
 		code, _, errs := runCmd(t, "dump", "--db", db, "--scan-rate", bad)
 		if code != exitError || !strings.HasPrefix(errs, "grove-pebble: dump: --scan-rate ") {
 			t.Errorf("--scan-rate %s: exit %d, %q", bad, code, errs)
+		}
+	}
+}
+
+// TestCommandRingServeSync: serve a node of many ranges, and sync another
+// node's ranges with it, one session per shared range, at the address the
+// ring gives the peer.
+func TestCommandRingServeSync(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ringText := strings.Replace(testRing, "http://127.0.0.1:2", "http://"+addr, 1)
+	ringPath := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringPath, []byte(ringText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rg, err := ring.Load(ringPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rows of n1's and n2's ranges; the shared ones are where they differ.
+	reps1, _ := rg.RangesOf("n1")
+	reps2, _ := rg.RangesOf("n2")
+	in := func(reps []ring.Replica, k string) bool {
+		tok := token.Murmur3{}.Token([]byte(k))
+		for _, r := range reps {
+			if r.Range.Contains(tok) {
+				return true
+			}
+		}
+		return false
+	}
+	var a, b []string
+	var onlyA, onlyB int
+	for i := 0; i < 4000; i++ {
+		k := fmt.Sprintf("k-%d", i)
+		line := fmt.Sprintf(`{"key": %q, "value": "v", "ts": 1}`, k)
+		in1, in2 := in(reps1, k), in(reps2, k)
+		switch {
+		case in1 && in2 && i%50 == 0:
+			a = append(a, line) // n2 missed it
+			onlyA++
+		case in1 && in2 && i%50 == 1:
+			b = append(b, line) // n1 missed it
+			onlyB++
+		default:
+			if in1 {
+				a = append(a, line)
+			}
+			if in2 {
+				b = append(b, line)
+			}
+		}
+	}
+	dbA, dbB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, l := range []struct {
+		db, node, name string
+		lines          []string
+	}{{dbA, "n1", "a.jsonl", a}, {dbB, "n2", "b.jsonl", b}} {
+		if code, _, errs := runCmd(t, "load", "--db", l.db, "--rows", writeRows(t, dir, l.name, l.lines), "--ring", ringPath, "--node", l.node); code != exitOK {
+			t.Fatal(errs)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--db", dbB, "--listen", addr, "--ring", ringPath, "--node", "n2"}, pw, &serveErr)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), fmt.Sprintf("serving %d rows in %d ranges on http://%s", len(b), len(reps2), addr)) {
+		cancel()
+		t.Fatalf("serve said %q (%s)", lines.Text(), serveErr.String())
+	}
+	go io.Copy(io.Discard, pr)
+
+	shared := 0
+	for _, r := range reps1 {
+		if slices.Contains(r.Peers, "n2") {
+			shared++
+		}
+	}
+	code, out, errs := runCmd(t, "sync", "--db", dbA, "--ring", ringPath, "--node", "n1", "--peer", "n2", "--repair")
+	if code != exitDifferent || strings.Count(out, " with n2: ") != shared ||
+		strings.Count(out, "only here:") != onlyA || strings.Count(out, "only there:") != onlyB {
+		t.Errorf("sync --repair: exit %d, %q %q; want 1, %d sessions, %d only here, %d only there", code, out, errs, shared, onlyA, onlyB)
+	}
+	code, out, errs = runCmd(t, "sync", "--db", dbA, "--ring", ringPath, "--node", "n1", "--peer", "n2", "--json")
+	var sessions []struct {
+		Lo, Hi, Peer string
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &sessions) != nil || len(sessions) != shared {
+		t.Errorf("sync after the repair: exit %d, %q %q; want 0 and %d sessions", code, out, errs, shared)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("serve: exit %d, %q", code, serveErr.String())
+	}
+	// Both sides verify, and the rows they share are the same.
+	for _, v := range []struct{ db, node string }{{dbA, "n1"}, {dbB, "n2"}} {
+		if code, _, errs := runCmd(t, "verify", "--db", v.db, "--ring", ringPath, "--node", v.node); code != exitOK {
+			t.Errorf("verify %s: %q", v.node, errs)
 		}
 	}
 }

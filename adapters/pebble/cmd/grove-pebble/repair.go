@@ -16,6 +16,8 @@ import (
 	"github.com/antientropy/grove/internal/cli"
 	"github.com/antientropy/grove/internal/keytext"
 	"github.com/antientropy/grove/rpc"
+
+	grovepebble "github.com/antientropy/grove/adapters/pebble"
 )
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error) {
@@ -26,9 +28,6 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	idle := fs.Duration("idle-timeout", 2*time.Minute, "end a session no call has touched for this long")
 	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err
-	}
-	if nf.ring.set() {
-		return 0, errManyRangesNet
 	}
 	if *idle <= 0 {
 		// The responder would quietly take zero or less for its default of
@@ -57,10 +56,21 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 		fmt.Fprintf(stdout, "%s repair: %d rows written, %d rows held\n", time.Now().UTC().Format(time.RFC3339), applied, node.Rows())
 		return nil
 	}
-	responder := repair.NewResponder(node, opts)
-	defer responder.Shutdown()
+	// A node of many ranges answers each session with its range's
+	// responder.
+	var peer interface {
+		repair.Peer
+		Shutdown()
+	}
+	many := node.Replicas() != nil
+	if many {
+		peer = grovepebble.NewRouter(node, opts)
+	} else {
+		peer = repair.NewResponder(node, opts)
+	}
+	defer peer.Shutdown()
 	mux := http.NewServeMux()
-	mux.Handle(rpc.NewHandler(responder, rpc.HandlerOptions{MaxMessageBytes: limit}))
+	mux.Handle(rpc.NewHandler(peer, rpc.HandlerOptions{MaxMessageBytes: limit}))
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return 0, err
@@ -70,8 +80,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if tlsConf != nil {
 		scheme = "https"
 	}
-	fmt.Fprintf(stdout, "serving %d rows (depth %d) on %s://%s\n", node.Rows(), node.Depth(), scheme, ln.Addr())
-	fmt.Fprintln(stdout, node.ScanStats())
+	if many {
+		s := node.OpenStats()
+		fmt.Fprintf(stdout, "serving %d rows in %d ranges on %s://%s\n", node.Rows(), len(node.Ranges()), scheme, ln.Addr())
+		fmt.Fprintf(stdout, "open: %d rows read, %d trees reused, %d recovered, %d built, %d dropped\n", s.RowsScanned, s.Reused, s.Recovered, s.Built, s.Dropped)
+	} else {
+		fmt.Fprintf(stdout, "serving %d rows (depth %d) on %s://%s\n", node.Rows(), node.Depth(), scheme, ln.Addr())
+		fmt.Fprintln(stdout, node.ScanStats())
+	}
 	// Whoever started serve waits for the first line to learn the address.
 	if f, ok := stdout.(interface{ Sync() error }); ok {
 		f.Sync()
@@ -79,7 +95,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if err := rpc.ServeUntil(ctx, srv, ln, 5*time.Second); err != nil {
 		return 0, err
 	}
-	responder.Shutdown()
+	peer.Shutdown()
 	if err := node.Close(); err != nil {
 		return 0, err
 	}
@@ -90,7 +106,7 @@ func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	fs := cli.NewFlagSet("sync")
 	nf := addNodeFlags(fs)
 	tf := cli.AddNet(fs)
-	peerURL := fs.String("peer", "", "the peer's `URL`, http://HOST:PORT or https://HOST:PORT (required)")
+	peerURL := fs.String("peer", "", "the peer's `URL`, http://HOST:PORT or https://HOST:PORT (required); with --ring, a node ID of the ring (default: every peer of every range)")
 	doRepair := fs.Bool("repair", false, "make both sides converge: each gets the rows it lacks or holds older versions of")
 	asJSON := fs.Bool("json", false, "print JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole session, and so for every call in it")
@@ -98,7 +114,7 @@ func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 		return 0, err
 	}
 	if nf.ring.set() {
-		return 0, errManyRangesNet
+		return syncRanges(ctx, stdout, nf, tf, *peerURL, *doRepair, *asJSON, *timeout)
 	}
 	if *peerURL == "" {
 		return 0, errors.New("--peer is required")
