@@ -647,3 +647,22 @@ func truncKey(k []byte) []byte {
 	}
 	return k
 }
+
+// Exists reports whether dir holds a forest: a manifest that Open would
+// trust.
+func Exists(dir string) bool { return fileExists(filepath.Join(dir, manifestName)) }
+
+// Retire makes the forest in dir untrusted, durably: its manifest is
+// removed, so the next Open builds every tree from the store. A node calls
+// it before its data changes in a way the forest's marks cannot record
+// (written by something that does not keep the forest). The directory must
+// not be open.
+func Retire(dir string) error {
+	if err := os.Remove(filepath.Join(dir, manifestName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("forest: retiring %s: %w", dir, err)
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return fmt.Errorf("forest: retiring %s: %w", dir, err)
+	}
+	return nil
+}

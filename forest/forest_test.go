@@ -523,3 +523,31 @@ func TestDamagedTreeIsRebuilt(t *testing.T) {
 	}
 	checkAgainstRebuild(t, f, store)
 }
+
+// TestRetire: a retired forest is no longer one, and its next Open builds
+// every tree from the store.
+func TestRetire(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 3, 2, 41)
+	store := storeFor(t, 5000, ranges)
+	dir := t.TempDir()
+	f, err := Open(ctx, dir, Options{Budget: arena.NewBudget(64 << 20), Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close(ctx)
+	if !Exists(dir) {
+		t.Fatal("a closed forest does not exist")
+	}
+	if err := Retire(dir); err != nil || Exists(dir) {
+		t.Fatalf("Retire: %v; exists %v", err, Exists(dir))
+	}
+	f, err = Open(ctx, dir, Options{Budget: arena.NewBudget(64 << 20), Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	if st := f.Stats(); st.Built != len(ranges) || st.Reused != 0 {
+		t.Fatalf("after Retire: %+v, want every tree built", st)
+	}
+}

@@ -131,7 +131,7 @@ type Node struct {
 	// writing from their read of the old rows to their tree update, so a
 	// view never sees a batch that is in the data but not yet in the tree.
 	mu sync.RWMutex
-	// staleForest, for a node opened as one range, is the manifest of a
+	// staleForest, for a node opened as one range, is the directory of a
 	// forest in the default trees directory: the first write removes it,
 	// since the forest's trees would no longer match the data and no mark
 	// would say so (under mu).
@@ -277,8 +277,8 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		}
 		return n, nil
 	}
-	if m := filepath.Join(dir, DefaultTreesDir, forestManifest); fileExists(m) {
-		n.staleForest = m
+	if trees := filepath.Join(dir, DefaultTreesDir); forest.Exists(trees) {
+		n.staleForest = trees
 	}
 	depth := opts.Depth
 	if depth == 0 || depth == engine.AutoDepth {

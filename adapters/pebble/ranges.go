@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -429,15 +427,6 @@ func (r *RangeReplica) Apply(ctx context.Context, rows []engine.Row) (int, error
 	return r.n.Apply(ctx, rows)
 }
 
-// forestManifest is the name of a forest's manifest (package forest's
-// FOREST): without it, forest.Open builds every tree from the rows.
-const forestManifest = "FOREST"
-
-func fileExists(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular()
-}
-
 // dropStaleForest removes, durably and before a node of one range first
 // writes, the manifest of the forest a node of many ranges left in the
 // default trees directory: its trees are about to fall behind the data
@@ -448,15 +437,8 @@ func (n *Node) dropStaleForest() error {
 	if n.staleForest == "" {
 		return nil
 	}
-	if err := os.Remove(n.staleForest); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := forest.Retire(n.staleForest); err != nil {
 		return fmt.Errorf("grovepebble: write: retiring the trees of the node's ranges: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(n.staleForest)); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("grovepebble: write: retiring the trees of the node's ranges: %w", err)
-		}
 	}
 	n.staleForest = ""
 	return nil
