@@ -68,13 +68,21 @@ type Options struct {
 	Observer engine.Observer
 	// Checkpoints says when Due calls for a checkpoint.
 	Checkpoints CheckpointPolicy
+	// ExpectedRows, if set, gives the rows a range without a tree is about
+	// to hold, for planning its depth, instead of counting the rows it
+	// holds now: a node about to load a file sizes its trees for what the
+	// file brings (so that a crash mid-load rereads only the leaves marked
+	// since the last checkpoint, not whole one-leaf ranges), and skips the
+	// counting pass.
+	ExpectedRows func(token.Range) int64
 }
 
 // Stats say what an Open did.
 type Stats struct {
 	// RowsScanned is how many rows the open read from the store: to
-	// build new ranges' trees (twice each: once to count, once to add)
-	// and to recompute the leaves marked since a tree's last checkpoint.
+	// build new ranges' trees (twice each: once to count, once to add,
+	// unless Options.ExpectedRows spares the count) and to recompute the
+	// leaves marked since a tree's last checkpoint.
 	RowsScanned int64
 	// Reused, Recovered and Built count ranges whose tree was opened as it
 	// was, opened and repaired from marks, or built from the store;
@@ -229,6 +237,10 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	free := opts.Budget.Available() - reserve - keptBytes
 	counts := make([]int64, len(fresh))
 	for i, r := range fresh {
+		if opts.ExpectedRows != nil {
+			counts[i] = max(0, opts.ExpectedRows(r))
+			continue
+		}
 		n, err := countRows(ctx, opts.Store, r)
 		if err != nil {
 			return nil, err

@@ -551,3 +551,25 @@ func TestRetire(t *testing.T) {
 		t.Fatalf("after Retire: %+v, want every tree built", st)
 	}
 }
+
+// TestExpectedRows: with the rows a new range will hold given, Open plans
+// its depth for them and reads each row once, to build.
+func TestExpectedRows(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 3, 2, 51)
+	store := storeFor(t, 0, ranges) // an empty node, about to load
+	f, err := Open(ctx, t.TempDir(), Options{Budget: arena.NewBudget(256 << 20), Ranges: ranges, Store: store,
+		ExpectedRows: func(token.Range) int64 { return 100_000 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	for _, tr := range f.Trees() {
+		if d := tr.Live.Depth(); d != 17 { // ⌈log2 100 000⌉
+			t.Fatalf("range %s of an empty node expecting 100 000 rows: depth %d, want 17", tr.Range, d)
+		}
+	}
+	if st := f.Stats(); st.RowsScanned != 0 || store.scanned != 0 {
+		t.Fatalf("%+v, store scanned %d: nothing to count or read", st, store.scanned)
+	}
+}
