@@ -51,6 +51,11 @@ type Options struct {
 	// after a write (forest.CheckpointPolicy): the rows a crash leaves to
 	// reread are those of the leaves written since the last checkpoint.
 	Checkpoints forest.CheckpointPolicy
+	// RangeRows, with Ranges, gives the rows a range without a tree is
+	// about to hold (forest.Options.ExpectedRows): a node opened to load a
+	// file sizes its trees for the file's rows, so a crash mid-load rereads
+	// only the leaves marked since the last checkpoint.
+	RangeRows func(token.Range) int64
 	// Depth is the tree depth, 1..engine.MaxDepth, or engine.AutoDepth.
 	// Zero means AutoDepth too: a one-leaf tree makes every repair rescan
 	// the whole range, so it is never what a caller wants by default.

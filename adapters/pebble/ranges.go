@@ -144,13 +144,14 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 		po.MaxDepth = opts.Depth
 	}
 	f, err := forest.Open(ctx, dir, forest.Options{
-		Budget:      budget,
-		Partitioner: n.p,
-		Ranges:      rs,
-		Store:       nodeStore{n},
-		Marks:       marks,
-		Plan:        po,
-		Checkpoints: opts.Checkpoints,
+		Budget:       budget,
+		Partitioner:  n.p,
+		Ranges:       rs,
+		Store:        nodeStore{n},
+		Marks:        marks,
+		Plan:         po,
+		Checkpoints:  opts.Checkpoints,
+		ExpectedRows: opts.RangeRows,
 	})
 	if err != nil {
 		return err

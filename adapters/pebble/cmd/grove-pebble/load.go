@@ -10,6 +10,7 @@ import (
 
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/jsonl"
+	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/internal/cli"
 
 	grovepebble "github.com/antientropy/grove/adapters/pebble"
@@ -24,6 +25,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	db := fs.String("db", "", "the Pebble database directory `DIR`, created if absent or empty (required)")
 	rowsPath := fs.String("rows", "", "JSON Lines rows to write (`FILE`, - for stdin; required)")
 	batchRows := fs.Int("batch-rows", 100_000, "rows per atomic batch (`N`)")
+	checkpointRows := fs.Int64("checkpoint-rows", 100_000, "with --ring, checkpoint the trees after every `N` rows written, bounding what a crash mid-load leaves to reread")
 	rf := addRingFlags(fs)
 	mbps := addScanRate(fs)
 	if err := cli.ParseNamed(fs, args); err != nil {
@@ -43,6 +45,9 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	if *batchRows < 1 {
 		return 0, fmt.Errorf("--batch-rows %d: want at least 1", *batchRows)
 	}
+	if *checkpointRows < 1 {
+		return 0, fmt.Errorf("--checkpoint-rows %d: want at least 1", *checkpointRows)
+	}
 	in, name := os.Stdin, "stdin"
 	if *rowsPath != "-" {
 		f, err := os.Open(*rowsPath)
@@ -52,7 +57,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 		defer f.Close()
 		in, name = f, *rowsPath
 	}
-	rows, cleanup, err := checkRows(ctx, in, nr)
+	rows, counts, cleanup, err := checkRows(ctx, in, nr)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w (nothing written)", name, err)
 	}
@@ -65,6 +70,10 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	opts := grovepebble.Options{Depth: 1, Create: true}
 	if nr != nil {
 		opts = nr.options(grovepebble.Options{Create: true})
+		// New trees are sized for the rows about to arrive, so that a
+		// load killed midway rereads only marked leaves at the next open.
+		opts.RangeRows = func(r token.Range) int64 { return counts[r] }
+		opts.Checkpoints.Writes = *checkpointRows
 	}
 	opts.ScanRate = rate
 	node, err := grovepebble.Open(ctx, *db, opts)
@@ -94,13 +103,13 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 // rewound, or — when f is not a regular file (stdin, a pipe) and so cannot
 // be read twice — a temporary copy made as it was checked, which the
 // returned func removes.
-func checkRows(ctx context.Context, f *os.File, nr *nodeRing) (*os.File, func(), error) {
+func checkRows(ctx context.Context, f *os.File, nr *nodeRing) (*os.File, map[token.Range]int64, func(), error) {
 	release := func() {}
 	in, rows := io.Reader(f), f
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		spool, err := os.CreateTemp("", "grove-pebble-load-*.jsonl")
 		if err != nil {
-			return nil, nil, fmt.Errorf("a copy of the rows to read twice: %w", err)
+			return nil, nil, nil, fmt.Errorf("a copy of the rows to read twice: %w", err)
 		}
 		release = func() {
 			spool.Close()
@@ -108,36 +117,42 @@ func checkRows(ctx context.Context, f *os.File, nr *nodeRing) (*os.File, func(),
 		}
 		in, rows = io.TeeReader(f, spool), spool
 	}
-	if err := checkEach(ctx, in, nr); err != nil {
+	counts, err := checkEach(ctx, in, nr)
+	if err != nil {
 		release()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if _, err := rows.Seek(0, io.SeekStart); err != nil {
 		release()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return rows, release, nil
+	return rows, counts, release, nil
 }
 
-// checkEach reads every row of in and checks it.
-func checkEach(ctx context.Context, in io.Reader, nr *nodeRing) error {
+// checkEach reads every row of in and checks it; with a ring it also counts
+// the rows of each of the node's ranges.
+func checkEach(ctx context.Context, in io.Reader, nr *nodeRing) (map[token.Range]int64, error) {
 	r := jsonl.NewReader(bufio.NewReaderSize(in, 1<<20))
 	var row engine.Row
+	counts := map[token.Range]int64{}
 	for n := 0; ; n++ {
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		err := r.NextRow(&row)
 		if err == io.EOF {
-			return nil
+			return counts, nil
 		}
 		if err == nil {
 			err = checkRow(r.Line(), &row, nr)
 		}
 		if err != nil {
-			return err
+			return nil, err
+		}
+		if nr != nil {
+			counts[nr.rangeOf(nr.ring.Partitioner().Token(row.Key))]++
 		}
 	}
 }

@@ -55,7 +55,7 @@ func (f runFunc) bind() func([]string, *env) (int, error) {
 
 func commands() []cli.Command[*env] {
 	return []cli.Command[*env]{
-		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N] [--ring RING.json --node ID] [--scan-rate MB/s]",
+		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N] [--ring RING.json --node ID [--checkpoint-rows N]] [--scan-rate MB/s]",
 			Summary: "check every row, then write them into the database through the write path, creating it if absent (- reads stdin)", Run: runFunc(runLoad).bind()},
 		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB] [--scan-rate MB/s] [--ring RING.json --node ID]",
 			Summary: "serve the database to repair sessions (Connect/gRPC over HTTP/2) until SIGINT/SIGTERM", Run: runFunc(runServe).bind()},

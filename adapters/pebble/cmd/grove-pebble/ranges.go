@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -74,6 +75,23 @@ func (nr *nodeRing) ranges() []token.Range {
 		out[i] = r.Range
 	}
 	return out
+}
+
+// rangeOf returns the node's range that holds tok, or the zero range.
+func (nr *nodeRing) rangeOf(tok token.Token) token.Range {
+	i, ok := slices.BinarySearchFunc(nr.replicas, tok, func(r ring.Replica, t token.Token) int {
+		switch {
+		case r.Range.Hi < t:
+			return -1
+		case r.Range.Lo >= t:
+			return 1
+		}
+		return 0
+	})
+	if !ok {
+		return token.Range{}
+	}
+	return nr.replicas[i].Range
 }
 
 // holds reports whether tok is in one of the node's ranges.
