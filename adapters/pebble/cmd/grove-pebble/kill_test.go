@@ -45,10 +45,11 @@ func TestLoadKilled(t *testing.T) {
 
 	// One load run to the end sets the span the kills fall in.
 	start := time.Now()
-	if code, _, errOut := runBin(t, bin, append(load, "--db", filepath.Join(dir, "whole"))...); code != 0 {
-		t.Fatalf("load: %s", errOut)
+	if out, err := exec.Command(bin, append(load, "--db", filepath.Join(dir, "whole"))...).CombinedOutput(); err != nil {
+		t.Fatalf("load: %v: %s", err, out)
 	}
 	span := time.Since(start)
+	os.RemoveAll(filepath.Join(dir, "whole"))
 
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
 	var fractions []float64
