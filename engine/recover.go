@@ -61,16 +61,3 @@ func (t *Tree) RebuildLeaves(ctx context.Context, leaves []int, rowDelta int64, 
 	t.rows.Add(rowDelta)
 	return read, nil
 }
-
-// LeafRange returns the token range of the leaf that key falls in, and the
-// leaf's index: what a storage node records as touched when a write batch
-// changes key's row, so that RebuildLeaves can redo just that leaf after a
-// crash. A key outside the tree's range is an error wrapping ErrOutOfRange.
-func (t *Tree) LeafRange(key []byte) (token.Range, int, error) {
-	tok := t.part.Token(key)
-	leaf := t.rng.LeafOf(tok, t.depth)
-	if leaf < 0 {
-		return token.Range{}, -1, outOfRange(key, tok, t.rng)
-	}
-	return t.rng.Leaf(leaf, t.depth), leaf, nil
-}

@@ -48,7 +48,7 @@ func Example() {
 	// A write: its mark goes into the storage batch with the row; once the
 	// batch commits, the tree follows.
 	row := engine.Row{Key: []byte("user:1000"), Value: []byte("v"), TS: 2}
-	mark, _ := f.Mark(row.Key, nil, &row)
+	mark, _ := f.Mark(row.Key, forest.RowDelta(nil, &row))
 	store.Apply(ctx, []engine.Row{row}, nil) // with mark, in a real store
 	f.Update(nil, &row)
 	fmt.Printf("mark: generation %d, %+d row\n", mark.Generation, mark.Rows)

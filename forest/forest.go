@@ -420,44 +420,59 @@ func (f *Forest) Generation() uint64 { return f.gen.Load() }
 
 // TreeOf returns the tree of the range key's token is in.
 func (f *Forest) TreeOf(key []byte) (*Tree, error) {
+	t, _, err := f.treeOf(key)
+	return t, err
+}
+
+// treeOf returns the tree of key's token, and the token.
+func (f *Forest) treeOf(key []byte) (*Tree, token.Token, error) {
 	tok := f.part.Token(key)
-	i, found := slices.BinarySearchFunc(f.trees, tok, func(t *Tree, tok token.Token) int {
-		switch {
-		case t.Range.Hi < tok:
-			return -1
-		case t.Range.Lo >= tok:
-			return 1
-		}
-		return 0
-	})
+	i, found := slices.BinarySearchFunc(f.trees, tok, func(t *Tree, tok token.Token) int { return t.Range.Compare(tok) })
 	if !found {
-		_ = i
-		return nil, fmt.Errorf("%w: key %q has token %d", ErrNoRange, truncKey(key), tok)
+		return nil, tok, fmt.Errorf("%w: key %q has token %d", ErrNoRange, truncKey(key), tok)
 	}
-	return f.trees[i], nil
+	return f.trees[i], tok, nil
 }
 
 // Mark returns the mark a write batch records for a change of key's row
-// from old to new (either nil): the leaf it touches and the row change, in
-// the current generation. The batch writes it with its rows; Update then
-// applies the change to the tree.
-func (f *Forest) Mark(key []byte, old, new *engine.Row) (Mark, error) {
-	t, err := f.TreeOf(key)
+// that moves the row count by rows (+1 an insert, −1 a purge, 0 a
+// replacement): the leaf it touches, in the current generation. The batch
+// writes it with its rows; UpdateDigest (or Update) then applies the change
+// to the tree.
+func (f *Forest) Mark(key []byte, rows int64) (Mark, error) {
+	t, tok, err := f.treeOf(key)
 	if err != nil {
 		return Mark{}, err
 	}
-	leaf, _, err := t.Live.LeafRange(key)
-	if err != nil {
-		return Mark{}, err
-	}
-	m := Mark{Generation: f.gen.Load(), Leaf: leaf}
+	depth := t.Live.Depth()
+	return Mark{Generation: f.gen.Load(), Leaf: t.Range.Leaf(t.Range.LeafOf(tok, depth), depth), Rows: rows}, nil
+}
+
+// RowDelta is how a change from old to new (either nil) moves a row
+// count: what Mark takes.
+func RowDelta[T any](old, new *T) int64 {
 	switch {
 	case old == nil && new != nil:
-		m.Rows = 1
+		return 1
 	case old != nil && new == nil:
-		m.Rows = -1
+		return -1
 	}
-	return m, nil
+	return 0
+}
+
+// UpdateDigest applies a committed change of key's row, given by the
+// digests of its old and new versions (either nil), to its range's tree:
+// engine.Tree.UpdateDigest, for a write path that has the digests already.
+func (f *Forest) UpdateDigest(key []byte, old, new *engine.Digest) error {
+	t, err := f.TreeOf(key)
+	if err != nil {
+		return err
+	}
+	if err := t.Live.UpdateDigest(key, old, new); err != nil {
+		return err
+	}
+	f.writes.Add(1)
+	return nil
 }
 
 // Update applies a committed change of one row to its range's tree:

@@ -198,7 +198,7 @@ func TestCrashRecovery(t *testing.T) {
 			// Commit: rows and marks together; the tree updates follow.
 			var changes [][2]*engine.Row
 			_, err := store.Apply(ctx, batch, func(old, new *engine.Row) error {
-				m, err := f.Mark(new.Key, old, new)
+				m, err := f.Mark(new.Key, RowDelta(old, new))
 				if err != nil {
 					return err
 				}

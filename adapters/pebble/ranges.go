@@ -266,15 +266,7 @@ func (n *Node) holds(tok token.Token) bool {
 	if n.ranges == nil {
 		return n.rng.Contains(tok)
 	}
-	_, found := slices.BinarySearchFunc(n.ranges, tok, func(r token.Range, tok token.Token) int {
-		switch {
-		case r.Hi < tok:
-			return -1
-		case r.Lo >= tok:
-			return 1
-		}
-		return 0
-	})
+	_, found := slices.BinarySearchFunc(n.ranges, tok, token.Range.Compare)
 	return found
 }
 

@@ -60,9 +60,6 @@ type change struct {
 	in     int
 	old    engine.Digest
 	hadOld bool
-	// oldRow is the replaced version, owning its bytes: kept only for a
-	// node of many ranges, whose forest updates trees from rows.
-	oldRow engine.Row
 }
 
 // write is the write path of Put, Delete and Apply.
@@ -103,9 +100,6 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 		found, err := n.get(w.ck, func(old *engine.Row) {
 			if wins = engine.Supersedes(row, old); wins {
 				c.old, c.hadOld = n.hasher.Digest(old), true
-				if n.forest != nil {
-					c.oldRow = engine.Row{Key: row.Key, Value: append([]byte{}, old.Value...), TS: old.TS, Deleted: old.Deleted}
-				}
 			}
 		})
 		if err != nil {
@@ -210,12 +204,13 @@ func (n *Node) addMarks(b *pebble.Batch, rows []engine.Row, changes []change) er
 	}
 	deltas := map[leafKey]int64{}
 	var order []leafKey
-	for _, c := range changes {
-		var old *engine.Row
+	for i := range changes {
+		c := &changes[i]
+		var delta int64 = 1 // a write never removes a row
 		if c.hadOld {
-			old = &c.oldRow
+			delta = 0
 		}
-		m, err := n.forest.Mark(rows[c.in].Key, old, &rows[c.in])
+		m, err := n.forest.Mark(rows[c.in].Key, delta)
 		if err != nil {
 			return fmt.Errorf("grovepebble: write: %w", err)
 		}
@@ -250,12 +245,14 @@ func (n *Node) addMarks(b *pebble.Batch, rows []engine.Row, changes []change) er
 // updateForest applies a committed batch's changes to the forest's trees,
 // then checkpoints if one is due. The caller holds n.mu for writing.
 func (n *Node) updateForest(rows []engine.Row, changes []change) (int, error) {
-	for _, c := range changes {
-		var old *engine.Row
+	for i := range changes {
+		c := &changes[i]
+		var old *engine.Digest
 		if c.hadOld {
-			old = &c.oldRow
+			old = &c.old
 		}
-		if err := n.forest.Update(old, &rows[c.in]); err != nil {
+		d := n.hasher.Digest(&rows[c.in])
+		if err := n.forest.UpdateDigest(rows[c.in].Key, old, &d); err != nil {
 			n.broken = fmt.Errorf("%w: updating the tree after a commit: %v", ErrInconsistent, err)
 			return len(changes), n.broken
 		}

@@ -44,6 +44,19 @@ func (r Range) Valid() error {
 	return nil
 }
 
+// Compare places r against t as a sorted search over disjoint ranges wants
+// it (slices.BinarySearchFunc): −1 if r lies wholly below t (t > Hi), +1
+// if wholly above (t ≤ Lo), 0 if r contains t.
+func (r Range) Compare(t Token) int {
+	switch {
+	case r.Hi < t:
+		return -1
+	case r.Lo >= t:
+		return 1
+	}
+	return 0
+}
+
 // Contains reports whether Lo < t <= Hi.
 func (r Range) Contains(t Token) bool {
 	return r.Lo < t && t <= r.Hi

@@ -356,3 +356,20 @@ func FuzzLeafOf(f *testing.F) {
 		}
 	})
 }
+
+// TestCompare: a range places itself below, around or above a token as a
+// binary search over sorted, disjoint ranges needs.
+func TestCompare(t *testing.T) {
+	r := Range{Lo: -5, Hi: 10}
+	for _, tc := range []struct {
+		tok  Token
+		want int
+	}{{-6, 1}, {-5, 1}, {-4, 0}, {10, 0}, {11, -1}} {
+		if got := r.Compare(tc.tok); got != tc.want {
+			t.Errorf("%s.Compare(%d) = %d, want %d", r, tc.tok, got, tc.want)
+		}
+		if (r.Compare(tc.tok) == 0) != r.Contains(tc.tok) {
+			t.Errorf("Compare and Contains disagree at %d", tc.tok)
+		}
+	}
+}

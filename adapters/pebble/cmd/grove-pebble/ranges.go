@@ -79,15 +79,7 @@ func (nr *nodeRing) ranges() []token.Range {
 
 // rangeOf returns the node's range that holds tok, or the zero range.
 func (nr *nodeRing) rangeOf(tok token.Token) token.Range {
-	i, ok := slices.BinarySearchFunc(nr.replicas, tok, func(r ring.Replica, t token.Token) int {
-		switch {
-		case r.Range.Hi < t:
-			return -1
-		case r.Range.Lo >= t:
-			return 1
-		}
-		return 0
-	})
+	i, ok := slices.BinarySearchFunc(nr.replicas, tok, func(r ring.Replica, t token.Token) int { return r.Range.Compare(t) })
 	if !ok {
 		return token.Range{}
 	}
