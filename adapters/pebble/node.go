@@ -517,16 +517,36 @@ func (n *Node) Root(ctx context.Context) (engine.Digest, error) {
 	if n.forest != nil {
 		return engine.Digest{}, fmt.Errorf("grovepebble: root: %w", ErrManyRanges)
 	}
-	// Writers are held off so no update lands between Hash and Root.
+	return n.root(ctx, func() *engine.Tree { return n.tree })
+}
+
+// root hashes the tree tree returns and reads its root, with writers held
+// off so that no update lands between the two; the caller holds the life
+// lock. A range's tree may be replaced by Rebalance, so it is read under
+// the lock too.
+func (n *Node) root(ctx context.Context, tree func() *engine.Tree) (engine.Digest, error) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if n.broken != nil {
 		return engine.Digest{}, n.broken
 	}
-	if err := n.tree.Hash(ctx); err != nil {
+	t := tree()
+	if err := t.Hash(ctx); err != nil {
 		return engine.Digest{}, err
 	}
-	return n.tree.Root()
+	return t.Root()
+}
+
+// sum reads the sum of the leaves of the tree tree returns, as root does.
+func (n *Node) sum(ctx context.Context, tree func() *engine.Tree) (engine.Digest, error) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.broken != nil {
+		return engine.Digest{}, n.broken
+	}
+	var d [1]engine.Digest
+	err := tree().Sums(ctx, 0, 0, d[:])
+	return d[0], err
 }
 
 // Get returns the stored version of key — a live row or a tombstone — and
@@ -587,14 +607,7 @@ func (n *Node) Sum(ctx context.Context) (engine.Digest, error) {
 	if n.forest != nil {
 		return engine.Digest{}, fmt.Errorf("grovepebble: sum: %w", ErrManyRanges)
 	}
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	if n.broken != nil {
-		return engine.Digest{}, n.broken
-	}
-	var d [1]engine.Digest
-	err := n.tree.Sums(ctx, 0, 0, d[:])
-	return d[0], err
+	return n.sum(ctx, func() *engine.Tree { return n.tree })
 }
 
 // View implements repair.Replica with a snapshot of the live tree's

@@ -344,38 +344,21 @@ func (r *RangeReplica) Shape() repair.Shape {
 
 // Sum implements repair.Replica: the sum of the range's leaves.
 func (r *RangeReplica) Sum(ctx context.Context) (engine.Digest, error) {
-	n := r.n
-	if err := n.use(); err != nil {
+	if err := r.n.use(); err != nil {
 		return engine.Digest{}, err
 	}
-	defer n.life.RUnlock()
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	if n.broken != nil {
-		return engine.Digest{}, n.broken
-	}
-	var d [1]engine.Digest
-	err := r.t.Live.Sums(ctx, 0, 0, d[:])
-	return d[0], err
+	defer r.n.life.RUnlock()
+	return r.n.sum(ctx, func() *engine.Tree { return r.t.Live })
 }
 
 // Root returns the root hash of the range's tree, first rehashing the
 // paths above the leaves written since.
 func (r *RangeReplica) Root(ctx context.Context) (engine.Digest, error) {
-	n := r.n
-	if err := n.use(); err != nil {
+	if err := r.n.use(); err != nil {
 		return engine.Digest{}, err
 	}
-	defer n.life.RUnlock()
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	if n.broken != nil {
-		return engine.Digest{}, n.broken
-	}
-	if err := r.t.Live.Hash(ctx); err != nil {
-		return engine.Digest{}, err
-	}
-	return r.t.Live.Root()
+	defer r.n.life.RUnlock()
+	return r.n.root(ctx, func() *engine.Tree { return r.t.Live })
 }
 
 // View implements repair.Replica with a snapshot of the range's leaves,
