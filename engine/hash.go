@@ -97,7 +97,14 @@ func hashRange(s *shape, l, from, to int, g *gather) error {
 		}
 		return nil
 	}
-	return g.parents(s, l, to-from, func(i int) int { return from + i }, store(s, l))
+	for start := from; start < to; start += gatherChunk {
+		idx := g.run(start, min(gatherChunk, to-start))
+		if err := g.hash(s, l, idx); err != nil {
+			return err
+		}
+		g.store(s, l, idx)
+	}
+	return nil
 }
 
 // rehashMarked recomputes the inner nodes above the leaves marked in marks,
@@ -145,7 +152,7 @@ func rehashMarked(ctx context.Context, s *shape, marks []uint64, workers int) er
 func hashNodes(s *shape, l int, idx []int, workers int, g *gather) error {
 	const perWorker = 2048
 	if workers <= 1 || len(idx) < 2*perWorker {
-		return g.parents(s, l, len(idx), func(i int) int { return idx[i] }, store(s, l))
+		return g.hashList(s, l, idx)
 	}
 	var (
 		wg   sync.WaitGroup
@@ -155,7 +162,7 @@ func hashNodes(s *shape, l int, idx []int, workers int, g *gather) error {
 	for w := range workers {
 		part := idx[min(w*chunk, len(idx)):min((w+1)*chunk, len(idx))]
 		wg.Go(func() {
-			errs[w] = newScratch().parents(s, l, len(part), func(i int) int { return part[i] }, store(s, l))
+			errs[w] = newScratch().hashList(s, l, part)
 		})
 	}
 	wg.Wait()
@@ -167,15 +174,6 @@ func hashNodes(s *shape, l int, idx []int, workers int, g *gather) error {
 	return nil
 }
 
-// store returns the parents callback that writes each computed node of
-// level l into s.
-func store(s *shape, l int) func(p int, d []byte) error {
-	return func(p int, d []byte) error {
-		copy(s.node(l, p), d)
-		return nil
-	}
-}
-
 // gather is a goroutine's scratch space for hashing nodes whose children do
 // not lie in one run: children are copied in, hashed in one batched call,
 // and each parent handed on. A copy costs far less than the hash it feeds,
@@ -183,6 +181,7 @@ func store(s *shape, l int) func(p int, d []byte) error {
 // dirty paths.
 type gather struct {
 	src, dst []byte
+	idx      [gatherChunk]int // a run of parents, for run
 }
 
 // gatherChunk is how many parents one gathered batch holds: 24 KiB of
@@ -202,26 +201,46 @@ func newGather(s *shape) *gather {
 	return newScratch()
 }
 
-// parents computes the n nodes parent(0), …, parent(n−1) of level l from
-// their children in s, a batch at a time, and hands each to emit, in order.
-func (g *gather) parents(s *shape, l, n int, parent func(i int) int, emit func(p int, d []byte) error) error {
-	for start := 0; start < n; start += gatherChunk {
-		m := min(gatherChunk, n-start)
-		for i := range m {
-			p := parent(start + i)
-			copy(g.src[2*i*NodeSize:], s.node(l+1, 2*p))
-			copy(g.src[(2*i+1)*NodeSize:], s.node(l+1, 2*p+1))
-		}
-		if err := simd.HashPairs(g.dst[:m*NodeSize], g.src[:2*m*NodeSize]); err != nil {
-			return fmt.Errorf("engine: hashing level %d: %w", l, err)
-		}
-		for i := range m {
-			if err := emit(parent(start+i), g.dst[i*NodeSize:(i+1)*NodeSize]); err != nil {
-				return err
-			}
-		}
+// hash computes into g.dst the parents idx (at most gatherChunk of them)
+// of level l from their children in s.
+func (g *gather) hash(s *shape, l int, idx []int) error {
+	for i, p := range idx {
+		copy(g.src[2*i*NodeSize:], s.node(l+1, 2*p))
+		copy(g.src[(2*i+1)*NodeSize:], s.node(l+1, 2*p+1))
+	}
+	if err := simd.HashPairs(g.dst[:len(idx)*NodeSize], g.src[:2*len(idx)*NodeSize]); err != nil {
+		return fmt.Errorf("engine: hashing level %d: %w", l, err)
 	}
 	return nil
+}
+
+// store writes the parents hash computed to their slots in s.
+func (g *gather) store(s *shape, l int, idx []int) {
+	for i, p := range idx {
+		copy(s.node(l, p), g.dst[i*NodeSize:(i+1)*NodeSize])
+	}
+}
+
+// hashList recomputes the listed nodes of level l, a batch at a time.
+func (g *gather) hashList(s *shape, l int, idx []int) error {
+	for len(idx) > 0 {
+		n := min(gatherChunk, len(idx))
+		if err := g.hash(s, l, idx[:n]); err != nil {
+			return err
+		}
+		g.store(s, l, idx[:n])
+		idx = idx[n:]
+	}
+	return nil
+}
+
+// run fills g's index scratch with first, first+1, … (n of them).
+func (g *gather) run(first, n int) []int {
+	idx := g.idx[:n]
+	for i := range idx {
+		idx[i] = first + i
+	}
+	return idx
 }
 
 // checkInner verifies every inner node of s against the hash of its
@@ -230,19 +249,20 @@ func (g *gather) parents(s *shape, l, n int, parent func(i int) int, emit func(p
 func checkInner(ctx context.Context, s *shape, name string) error {
 	g := newScratch()
 	for l := s.depth - 1; l >= 0; l-- {
-		for start := 0; start < 1<<l; start += hashChunk {
-			if err := ctx.Err(); err != nil {
+		for start := 0; start < 1<<l; start += gatherChunk {
+			if start%hashChunk == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			idx := g.run(start, min(gatherChunk, 1<<l-start))
+			if err := g.hash(s, l, idx); err != nil {
 				return err
 			}
-			n := min(hashChunk, 1<<l-start)
-			err := g.parents(s, l, n, func(i int) int { return start + i }, func(p int, d []byte) error {
-				if string(s.node(l, p)) != string(d) {
+			for i, p := range idx {
+				if string(s.node(l, p)) != string(g.dst[i*NodeSize:(i+1)*NodeSize]) {
 					return corrupt(name, "node (%d, %d) is not the hash of its children", l, p)
 				}
-				return nil
-			})
-			if err != nil {
-				return err
 			}
 		}
 	}
