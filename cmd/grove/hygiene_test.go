@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,12 +222,18 @@ func TestKilledApplyLeavesNothingForGood(t *testing.T) {
 	os.WriteFile(chPath, ch.Bytes(), 0o644)
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	killed := 0
+	var left []string // copies killed runs left behind
 	for kill := range 4 {
 		cmd := exec.Command(bin, "apply", tree, "--in", chPath)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); len(tempsIn(t, dir)) == 0; time.Sleep(time.Millisecond) {
+		// Its own copy, not one an earlier kill left: it is made after
+		// the stale ones are cleaned.
+		ownCopy := func() bool {
+			return slices.ContainsFunc(tempsIn(t, dir), func(p string) bool { return !slices.Contains(left, p) })
+		}
+		for deadline := time.Now().Add(10 * time.Second); !ownCopy(); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
 				cmd.Process.Kill()
 				t.Fatal("apply made no copy within 10 s")
@@ -235,23 +242,26 @@ func TestKilledApplyLeavesNothingForGood(t *testing.T) {
 		time.Sleep(time.Duration(rnd.IntN(50)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		// The run before this one removed its predecessor's copy; a run
-		// that finished before the signal came leaves none of its own.
-		want := 1
-		if cmd.ProcessState.Success() {
-			want = 0
-		} else {
-			killed++
+		// The run before this one removed its predecessor's copy. A run
+		// killed midway leaves its own; one that finished, or was killed
+		// after renaming its copy over the tree, leaves none.
+		ts := tempsIn(t, dir)
+		if len(ts) > 1 || (len(ts) == 1 && cmd.ProcessState.Success()) {
+			t.Fatalf("kill %d: temporary files %v (the run exited %v)", kill, ts, cmd.ProcessState)
 		}
-		if ts := tempsIn(t, dir); len(ts) != want {
-			t.Fatalf("kill %d: temporary files %v, want %d (the run exited %v)", kill, ts, want, cmd.ProcessState)
+		for _, p := range ts {
+			if slices.Contains(left, p) {
+				t.Fatalf("kill %d: %s, left by an earlier run, is still there", kill, p)
+			}
 		}
+		left = append(left, ts...)
+		killed += len(ts)
 		if code, _, errOut := grove(t, "verify", tree); code != 0 {
 			t.Fatalf("after a kill the tree does not verify: %s", errOut)
 		}
 	}
 	if killed == 0 {
-		t.Fatal("every apply finished before its kill: the test killed nothing")
+		t.Fatal("no apply was killed while working on its copy: the test exercised nothing")
 	}
 	emptyCh := filepath.Join(dir, "none.jsonl")
 	os.WriteFile(emptyCh, nil, 0o644)
