@@ -90,16 +90,28 @@ func (s *shape) checkNode(level, index int) error {
 	return nil
 }
 
-// eachLeafRun calls fn with the leaves [lo, hi) in order, as few runs of
-// contiguous memory as the layout allows.
-func (s *shape) eachLeafRun(lo, hi int, fn func(run []byte)) {
+// copyLeaves copies every leaf, in index order, into dst.
+func (s *shape) copyLeaves(dst []byte) {
+	n := (1 << s.depth) * NodeSize
+	if s.layout.LevelContiguous() {
+		o := s.layout.Slot(s.depth, s.depth, 0) * NodeSize
+		copy(dst, s.nodes[o:o+n])
+		return
+	}
+	for i := range 1 << s.depth {
+		copy(dst[i*NodeSize:], s.node(s.depth, i))
+	}
+}
+
+// sumLeaves adds the leaves [lo, hi) into acc lane-wise.
+func (s *shape) sumLeaves(acc *[4]uint64, lo, hi int) {
 	if s.layout.LevelContiguous() {
 		o := s.layout.Slot(s.depth, s.depth, lo) * NodeSize
-		fn(s.nodes[o : o+(hi-lo)*NodeSize])
+		sumRun(acc, s.nodes[o:o+(hi-lo)*NodeSize])
 		return
 	}
 	for i := lo; i < hi; i++ {
-		fn(s.node(s.depth, i))
+		sumLanes(acc, s.node(s.depth, i))
 	}
 }
 
@@ -134,7 +146,7 @@ func (s *shape) fold(ctx context.Context, depth int, rows int64) (*View, error) 
 			}
 		}
 		var acc [4]uint64
-		s.eachLeafRun(j<<shift, (j+1)<<shift, func(run []byte) { sumRun(&acc, run) })
+		s.sumLeaves(&acc, j<<shift, (j+1)<<shift)
 		putLanes(v.node(depth, j), &acc)
 	}
 	if err := hashLevels(ctx, &v.shape, 0); err != nil {

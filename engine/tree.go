@@ -342,7 +342,7 @@ func (t *Tree) Sums(ctx context.Context, level, first int, dst []Digest) error {
 	if t.closed {
 		return ErrClosed
 	}
-	return subtreeSums(ctx, t.depth, level, first, dst, t.eachLeafRun)
+	return subtreeSums(ctx, t.depth, level, first, dst, t.sumLeaves)
 }
 
 // Fold returns the hashed, frozen tree of the given shallower depth that a

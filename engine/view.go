@@ -58,7 +58,7 @@ func (v *View) Sums(ctx context.Context, level, first int, dst []Digest) error {
 	if v.closed {
 		return ErrClosed
 	}
-	return subtreeSums(ctx, v.depth, level, first, dst, v.eachLeafRun)
+	return subtreeSums(ctx, v.depth, level, first, dst, v.sumLeaves)
 }
 
 // Fold returns the view of the given shallower depth that a build from the
@@ -171,8 +171,7 @@ func (t *Tree) LeafView(ctx context.Context) (*LeafView, error) {
 	// few huge pages instead of thousands of small ones. Advice only.
 	_ = r.AdviseHugePages()
 	v := &LeafView{region: r, leaves: r.Bytes(), part: t.part, rng: t.rng, depth: t.depth, rows: t.rows.Load(), obs: t.obs}
-	off := 0
-	t.eachLeafRun(0, 1<<t.depth, func(run []byte) { off += copy(v.leaves[off:], run) })
+	t.copyLeaves(v.leaves)
 	v.obs.TreeOpened()
 	return v, nil
 }
@@ -198,8 +197,8 @@ func (v *LeafView) Sums(ctx context.Context, level, first int, dst []Digest) err
 	if v.closed {
 		return ErrClosed
 	}
-	return subtreeSums(ctx, v.depth, level, first, dst, func(lo, hi int, fn func([]byte)) {
-		fn(v.leaves[lo*NodeSize : hi*NodeSize])
+	return subtreeSums(ctx, v.depth, level, first, dst, func(acc *[4]uint64, lo, hi int) {
+		sumRun(acc, v.leaves[lo*NodeSize:hi*NodeSize])
 	})
 }
 
