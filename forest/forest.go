@@ -320,16 +320,8 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 
 	// Every tree now matches the data up to generation last: say so in
 	// each file and in the manifest, then drop what is no longer wanted.
-	for _, t := range f.trees {
-		if !relabel[t] && !t.Live.FileDirty() {
-			continue
-		}
-		if err := t.Live.Hash(ctx); err != nil {
-			return nil, err
-		}
-		if err := t.Live.CheckpointAt(last); err != nil {
-			return nil, fmt.Errorf("forest: %w", err)
-		}
+	if err := f.checkpointAt(ctx, last, relabel); err != nil {
+		return nil, err
 	}
 	if err := f.writeManifest(last); err != nil {
 		return nil, err
@@ -503,7 +495,7 @@ func (f *Forest) Update(old, new *engine.Row) error {
 // between its commit and its Update while Checkpoint runs.
 func (f *Forest) Checkpoint(ctx context.Context) (uint64, error) {
 	g := f.gen.Load()
-	if err := f.checkpointAt(ctx, g); err != nil {
+	if err := f.checkpointAt(ctx, g, nil); err != nil {
 		return 0, err
 	}
 	if err := f.writeManifest(g); err != nil {
@@ -528,13 +520,13 @@ func (f *Forest) Close(ctx context.Context) (uint64, error) {
 }
 
 // checkpointAt hashes and checkpoints, labelled g, every tree whose file
-// changed since its last checkpoint. A tree that did not change keeps its
-// older label: no mark newer than it can name it, because a batch's marks
-// are written before its tree update and every committed batch is applied
-// when a checkpoint runs.
-func (f *Forest) checkpointAt(ctx context.Context, g uint64) error {
+// changed since its last checkpoint, and those in relabel even if not. A
+// tree that did not change keeps its older label: no mark newer than it
+// can name it, because a batch's marks are written before its tree update
+// and every committed batch is applied when a checkpoint runs.
+func (f *Forest) checkpointAt(ctx context.Context, g uint64, relabel map[*Tree]bool) error {
 	for _, t := range f.trees {
-		if !t.Live.FileDirty() {
+		if !relabel[t] && !t.Live.FileDirty() {
 			continue
 		}
 		if err := t.Live.Hash(ctx); err != nil {
