@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,9 +81,12 @@ type Options struct {
 // Stats say what an Open did.
 type Stats struct {
 	// RowsScanned is how many rows the open read from the store: to
-	// build new ranges' trees (twice each: once to count, once to add,
-	// unless Options.ExpectedRows spares the count) and to recompute the
-	// leaves marked since a tree's last checkpoint.
+	// build new ranges' trees and to recompute the leaves marked since a
+	// tree's last checkpoint. A new range's rows are read twice, once to
+	// count them for the depth plan and once to add them, unless
+	// Options.ExpectedRows gives the count or the range lies within
+	// ranges whose trees the forest held (a split), whose recorded counts
+	// give an estimate.
 	RowsScanned int64
 	// Reused, Recovered and Built count ranges whose tree was opened as it
 	// was, opened and repaired from marks, or built from the store;
@@ -136,6 +140,9 @@ type manifestEntry struct {
 	Hi    string `json:"hi"`
 	Depth int    `json:"depth"`
 	File  string `json:"file"`
+	// Rows is the tree's row count at the checkpoint that wrote the
+	// manifest; absent in manifests written before it was recorded.
+	Rows *int64 `json:"rows,omitempty"`
 }
 
 const (
@@ -239,6 +246,10 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	for i, r := range fresh {
 		if opts.ExpectedRows != nil {
 			counts[i] = max(0, opts.ExpectedRows(r))
+			continue
+		}
+		if n, ok := estimateRows(r, m.Trees); ok {
+			counts[i] = n
 			continue
 		}
 		n, err := countRows(ctx, opts.Store, r)
@@ -551,9 +562,10 @@ func (f *Forest) closeTrees() error {
 func (f *Forest) writeManifest(checkpoint uint64) error {
 	m := manifest{Format: manifestFormat, Partitioner: f.part.Name(), Checkpoint: checkpoint}
 	for _, t := range f.trees {
+		rows := t.Live.Rows()
 		m.Trees = append(m.Trees, manifestEntry{
 			Lo: strconv.FormatInt(t.Range.Lo, 10), Hi: strconv.FormatInt(t.Range.Hi, 10),
-			Depth: t.Live.Depth(), File: t.file,
+			Depth: t.Live.Depth(), File: t.file, Rows: &rows,
 		})
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
@@ -631,6 +643,32 @@ func fileName(r token.Range) string {
 func fileExists(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.Mode().IsRegular()
+}
+
+// estimateRows estimates the rows of range r from the trees that covered
+// it before — a range split by a new node's token, or merged by a node's
+// departure — by their recorded counts in proportion to the tokens of each
+// that r covers: tokens are hashes, so rows spread evenly over them. It
+// reports false unless such trees, with recorded counts, cover r whole;
+// the estimate only plans the depth, so a close one saves a counting pass
+// over the range's rows.
+func estimateRows(r token.Range, old []manifestEntry) (int64, bool) {
+	var covered uint64
+	var rows float64
+	for _, e := range old {
+		o, err := e.rangeOf()
+		if err != nil || e.Rows == nil || !overlaps(o, r) {
+			continue
+		}
+		lo, hi := max(o.Lo, r.Lo), min(o.Hi, r.Hi)
+		part := uint64(hi - lo)
+		covered += part
+		rows += float64(*e.Rows) * float64(part) / float64(uint64(o.Hi-o.Lo))
+	}
+	if covered != uint64(r.Hi-r.Lo) {
+		return 0, false
+	}
+	return int64(math.Round(rows)), true
 }
 
 func countRows(ctx context.Context, s Store, r token.Range) (int64, error) {

@@ -30,7 +30,11 @@
 // when the forest's CheckpointPolicy says so, after a batch, the trees are
 // checkpointed under the write lock and the marks they cover deleted.
 // A row whose token is in none of the ranges is refused, and Open fails on
-// a stored one. Each range is a repair.Replica of its own (Replicas,
+// a stored one, unless the ring changed under it: rows of ranges the
+// node held before and no longer replicates stay, unowned (in no tree,
+// served to no peer), until Cleanup deletes them, as Cassandra's nodetool
+// cleanup does. Options.NodeID ties the database to its ring node, so that
+// a wrong id is refused rather than taken for a ring change. Each range is a repair.Replica of its own (Replicas,
 // Replica); the Node itself no longer answers Root, Sum or View
 // (ErrManyRanges); a Router serves them all on one endpoint, handing each
 // session to its range's responder. Depths are planned from row counts when a tree is
@@ -72,7 +76,16 @@
 //	       insert, 0 a replacement) the generation's batches made in the leaf
 //
 // The generation comes first so that the marks a checkpoint covers are one
-// key range, deleted with one synced DeleteRange.
+// key range, deleted with one synced DeleteRange. Two more records keep the
+// node's place across ring changes:
+//
+//	0x00 "held"     16 bytes a span, in token order: each span's Lo and Hi,
+//	                encoded as row tokens are. The token spans the database
+//	                may hold rows in: the node's ranges and the unowned
+//	                spans a ring change left. Written, synced, before an
+//	                Open with new ranges drops a tree; Cleanup shrinks it
+//	                to the ranges in the batch that deletes the rows.
+//	0x00 "node"     the ring node id (Options.NodeID) the database belongs to
 //
 // Open refuses a database whose format record names another layout version
 // or partitioner (ErrIncompatible): its tokens would all be wrong. A

@@ -40,10 +40,17 @@ type Options struct {
 	// under TreesDir, which a clean Close checkpoints so that the next
 	// Open reads no rows, and which after a crash is repaired from the
 	// marks each write batch records beside its rows. Every row in the
-	// database must fall in one of them. Each range is a repair.Replica of
+	// database must fall in one of them, or in a span of a range the node
+	// held before its ring changed (Unowned, until Cleanup). Each range is a repair.Replica of
 	// its own (Replicas, Replica); Depth, if set, caps the depths the
 	// forest plans.
 	Ranges []token.Range
+	// NodeID, with Ranges, is the ring node the database is: recorded at
+	// the first Open that gives one, and refused (ErrIncompatible) if
+	// another is given later, since under the wrong id every row would
+	// look like one of a range the node gave away (Unowned). Empty skips
+	// the check.
+	NodeID string
 	// TreesDir is the forest's directory, with Ranges. Default: the
 	// directory "grove-trees" inside the database directory.
 	TreesDir string
@@ -118,8 +125,11 @@ type Node struct {
 	forest    *forest.Forest
 	ranges    []token.Range
 	openStats forest.Stats
-	scan      ScanStats
-	putOpt    *pebble.WriteOptions
+	// unowned are the spans of rows the node keeps after its ring changed
+	// but no longer replicates (under mu).
+	unowned []token.Range
+	scan    ScanStats
+	putOpt  *pebble.WriteOptions
 	// recorded is the row count the database records (-1: none); written
 	// under the life lock's write side, or before Open returns.
 	recorded int64

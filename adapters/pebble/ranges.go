@@ -114,7 +114,7 @@ func (s nodeStore) Scan(ctx context.Context, r token.Range, fn func(*engine.Row)
 }
 
 // openForest makes n a node of opts.Ranges: it checks that no row lies
-// outside them, opens the forest in dir with the marks stored in the
+// outside them or the spans the node held before (holdSpans), opens the forest in dir with the marks stored in the
 // database, and deletes the marks the forest's open covered.
 func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget *arena.Budget) error {
 	rs := slices.Clone(opts.Ranges)
@@ -128,12 +128,8 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 	}
 	n.ranges = rs
 	n.rng = n.p.Range()
-	// A row no range holds is in no tree: it would never be repaired nor
-	// served. One seek per gap finds any.
-	for _, gap := range n.gaps() {
-		if err := n.noRows(gap[0], gap[1], fmt.Sprintf("in none of the node's %d ranges", len(rs))); err != nil {
-			return err
-		}
+	if err := n.holdSpans(rs, opts.NodeID); err != nil {
+		return err
 	}
 	marks, err := n.readMarks()
 	if err != nil {
@@ -163,24 +159,6 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 		return n.deleteMarks(f.Generation() - 1)
 	}
 	return nil
-}
-
-// gaps returns the composite-key spans of the row prefix that no range of
-// the Node holds.
-func (n *Node) gaps() [][2][]byte {
-	var out [][2][]byte
-	prev := []byte{rowPrefix}
-	for _, r := range n.ranges {
-		lower, upper := rangeBounds(r)
-		if bytes.Compare(prev, lower) < 0 {
-			out = append(out, [2][]byte{prev, lower})
-		}
-		prev = upper
-	}
-	if end := []byte{rowPrefix + 1}; bytes.Compare(prev, end) < 0 {
-		out = append(out, [2][]byte{prev, end})
-	}
-	return out
 }
 
 // Rebalance plans the depths of a node of many ranges' trees again from

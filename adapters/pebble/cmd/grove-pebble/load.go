@@ -25,7 +25,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	db := fs.String("db", "", "the Pebble database directory `DIR`, created if absent or empty (required)")
 	rowsPath := fs.String("rows", "", "JSON Lines rows to write (`FILE`, - for stdin; required)")
 	batchRows := fs.Int("batch-rows", 100_000, "rows per atomic batch (`N`)")
-	checkpointRows := fs.Int64("checkpoint-rows", 100_000, "with --ring, checkpoint the trees after every `N` rows written, bounding what a crash mid-load leaves to reread")
+	cf := addCheckpointFlags(fs, "written")
 	rf := addRingFlags(fs)
 	mbps := addScanRate(fs)
 	if err := cli.ParseNamed(fs, args); err != nil {
@@ -45,8 +45,9 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	if *batchRows < 1 {
 		return 0, fmt.Errorf("--batch-rows %d: want at least 1", *batchRows)
 	}
-	if *checkpointRows < 1 {
-		return 0, fmt.Errorf("--checkpoint-rows %d: want at least 1", *checkpointRows)
+	policy, err := cf.policy()
+	if err != nil {
+		return 0, err
 	}
 	in, name := os.Stdin, "stdin"
 	if *rowsPath != "-" {
@@ -73,7 +74,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 		// New trees are sized for the rows about to arrive, so that a
 		// load killed midway rereads only marked leaves at the next open.
 		opts.RangeRows = func(r token.Range) int64 { return counts[r] }
-		opts.Checkpoints.Writes = *checkpointRows
+		opts.Checkpoints = policy
 	}
 	opts.ScanRate = rate
 	node, err := grovepebble.Open(ctx, *db, opts)

@@ -17,8 +17,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/forest"
 	"github.com/antientropy/grove/internal/cli"
 	"github.com/antientropy/grove/internal/cliout"
 
@@ -55,9 +57,9 @@ func (f runFunc) bind() func([]string, *env) (int, error) {
 
 func commands() []cli.Command[*env] {
 	return []cli.Command[*env]{
-		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N] [--ring RING.json --node ID [--checkpoint-rows N]] [--scan-rate MB/s]",
+		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N] [--ring RING.json --node ID [--checkpoint-rows N] [--checkpoint-interval D]] [--scan-rate MB/s]",
 			Summary: "check every row, then write them into the database through the write path, creating it if absent (- reads stdin)", Run: runFunc(runLoad).bind()},
-		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB] [--scan-rate MB/s] [--ring RING.json --node ID]",
+		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB] [--scan-rate MB/s] [--ring RING.json --node ID [--checkpoint-rows N] [--checkpoint-interval D]]",
 			Summary: "serve the database to repair sessions (Connect/gRPC over HTTP/2) until SIGINT/SIGTERM", Run: runFunc(runServe).bind()},
 		{Name: "sync", Usage: "sync --db DIR --peer URL [--create] [--repair] [--json] [--timeout 30s] [--depth N|auto] [--scan-rate MB/s] [TLS flags] [--ring RING.json --node ID, then --peer ID or none for every peer]",
 			Summary: "list the keys only here, only there (only at the peer) and different; with --repair, repair them on both sides; exit 0 in sync, 1 different", Run: runFunc(runSync).bind()},
@@ -66,6 +68,8 @@ func commands() []cli.Command[*env] {
 			Summary: "open the node's ranges and report them: rows, depths, peers, rows read at open, tree memory", Run: runFunc(runInspect).bind()},
 		{Name: "verify", Usage: "verify --db DIR --ring RING.json --node ID [--budget SIZE] [--scan-rate MB/s]",
 			Summary: "rebuild each range's tree from a full scan and compare it with the kept one; exit 2 naming the first that differs", Run: runFunc(runVerify).bind()},
+		{Name: "cleanup", Usage: "cleanup --db DIR --ring RING.json --node ID [--budget SIZE]",
+			Summary: "delete the rows of ranges the ring no longer gives the node, kept since it changed (as nodetool cleanup); reads no rows", Run: runFunc(runCleanup).bind()},
 	}
 }
 
@@ -103,6 +107,37 @@ type nodeFlags struct {
 	ring *ringFlags
 	// scanRate is --scan-rate, or nil for a command without it.
 	scanRate *float64
+	// checkpoints are --checkpoint-rows and --checkpoint-interval, or nil
+	// for a command without them.
+	checkpoints *checkpointFlags
+}
+
+// checkpointFlags say, with --ring, how often a node's trees are
+// checkpointed while it writes (forest.CheckpointPolicy).
+type checkpointFlags struct {
+	rows     *int64
+	interval *time.Duration
+}
+
+func addCheckpointFlags(fs *flag.FlagSet, what string) *checkpointFlags {
+	return &checkpointFlags{
+		rows:     fs.Int64("checkpoint-rows", 100_000, "with --ring, checkpoint the trees after every `N` rows "+what+", bounding what a crash leaves to reread"),
+		interval: fs.Duration("checkpoint-interval", time.Minute, "with --ring, checkpoint the trees once this long (a `DURATION`) has passed since the last, at the next write"),
+	}
+}
+
+// policy is the checked flags as a forest.CheckpointPolicy.
+func (f *checkpointFlags) policy() (forest.CheckpointPolicy, error) {
+	if f == nil {
+		return forest.CheckpointPolicy{}, nil
+	}
+	if *f.rows < 1 {
+		return forest.CheckpointPolicy{}, fmt.Errorf("--checkpoint-rows %d: want at least 1", *f.rows)
+	}
+	if *f.interval <= 0 {
+		return forest.CheckpointPolicy{}, fmt.Errorf("--checkpoint-interval %v: want a positive duration", *f.interval)
+	}
+	return forest.CheckpointPolicy{Writes: *f.rows, Interval: *f.interval}, nil
 }
 
 func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
@@ -110,11 +145,12 @@ func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 		db: fs.String("db", "", "the Pebble database directory `DIR` (required)"),
 		// grovepebble.Options reads depth 0 as auto, so a one-leaf tree
 		// cannot be asked for: --depth 0 is refused, not quietly auto.
-		depth:    cli.AddDepth(fs, 1),
-		budget:   cli.AddBudget(fs, "1GiB", "memory for the tree and the snapshots repair sessions take (a `SIZE`: 64MiB, 2GiB)"),
-		create:   fs.Bool("create", false, "create an empty database if --db does not exist or is an empty directory"),
-		ring:     addRingFlags(fs),
-		scanRate: addScanRate(fs),
+		depth:       cli.AddDepth(fs, 1),
+		budget:      cli.AddBudget(fs, "1GiB", "memory for the tree and the snapshots repair sessions take (a `SIZE`: 64MiB, 2GiB)"),
+		create:      fs.Bool("create", false, "create an empty database if --db does not exist or is an empty directory"),
+		ring:        addRingFlags(fs),
+		scanRate:    addScanRate(fs),
+		checkpoints: addCheckpointFlags(fs, "written (by repairs)"),
 	}
 }
 
@@ -156,6 +192,9 @@ func (f *nodeFlags) open(ctx context.Context) (*grovepebble.Node, error) {
 	}
 	if nr != nil {
 		opts = nr.options(opts)
+		if opts.Checkpoints, err = f.checkpoints.policy(); err != nil {
+			return nil, err
+		}
 	}
 	return f.openWith(ctx, opts)
 }

@@ -110,6 +110,7 @@ func (nr *nodeRing) peers(r token.Range) []string {
 func (nr *nodeRing) options(o grovepebble.Options) grovepebble.Options {
 	o.Ranges = nr.ranges()
 	o.Partitioner = nr.ring.Partitioner()
+	o.NodeID = nr.id
 	return o
 }
 
@@ -122,6 +123,14 @@ type rangeDetail struct {
 	Peers []string `json:"peers"`
 }
 
+// spanDetail is a span of rows the node keeps but no longer replicates,
+// with Pebble's estimate of its disk bytes.
+type spanDetail struct {
+	Lo    string `json:"lo"`
+	Hi    string `json:"hi"`
+	Bytes uint64 `json:"bytes"`
+}
+
 // inspectReport is inspect's JSON.
 type inspectReport struct {
 	Ranges            int           `json:"ranges"`
@@ -130,6 +139,9 @@ type inspectReport struct {
 	BudgetBytes       int64         `json:"budget_bytes"`
 	TreeBytes         int64         `json:"tree_bytes"`
 	RangesDetail      []rangeDetail `json:"ranges_detail"`
+	// Unowned are the spans of rows kept since a ring change took their
+	// ranges from the node, until cleanup deletes them.
+	Unowned []spanDetail `json:"unowned"`
 }
 
 // openRanges opens the database as the node of --ring and --node, which
@@ -185,6 +197,14 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, erro
 			Depth: d, Rows: r.Rows(), Peers: peers,
 		})
 	}
+	rep.Unowned = []spanDetail{}
+	for _, u := range node.Unowned() {
+		b, err := node.DiskBytes(u)
+		if err != nil {
+			return 0, err
+		}
+		rep.Unowned = append(rep.Unowned, spanDetail{Lo: strconv.FormatInt(u.Lo, 10), Hi: strconv.FormatInt(u.Hi, 10), Bytes: b})
+	}
 	if err := node.Close(); err != nil {
 		return 0, err
 	}
@@ -199,6 +219,43 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	fmt.Fprintf(stdout, "trees: %s of a %s budget\n", arena.FormatBytes(rep.TreeBytes), arena.FormatBytes(rep.BudgetBytes))
 	for _, d := range rep.RangesDetail {
 		fmt.Fprintf(stdout, "(%s, %s] depth %d, %d rows, peers %v\n", d.Lo, d.Hi, d.Depth, d.Rows, d.Peers)
+	}
+	for _, u := range rep.Unowned {
+		fmt.Fprintf(stdout, "(%s, %s] no longer the node's: ~%s kept until 'grove-pebble cleanup'\n", u.Lo, u.Hi, arena.FormatBytes(int64(u.Bytes)))
+	}
+	return exitOK, nil
+}
+
+func runCleanup(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	fs := cli.NewFlagSet("cleanup")
+	nf := &nodeFlags{
+		db:     fs.String("db", "", "the Pebble database directory `DIR` (required)"),
+		budget: cli.AddBudget(fs, "1GiB", "memory for the trees (a `SIZE`: 64MiB, 2GiB)"),
+		ring:   addRingFlags(fs),
+	}
+	if err := cli.ParseNamed(fs, args); err != nil {
+		return 0, err
+	}
+	node, nr, _, err := openRanges(ctx, nf)
+	if err != nil {
+		return 0, err
+	}
+	defer node.Close()
+	st, err := node.Cleanup(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := node.Close(); err != nil {
+		return 0, err
+	}
+	if len(st.Spans) == 0 {
+		fmt.Fprintf(stdout, "node %s: nothing to clean up: every stored row is in one of its %d ranges\n", nr.id, len(nr.replicas))
+		return exitOK, nil
+	}
+	fmt.Fprintf(stdout, "node %s: deleted the rows of %d spans it no longer replicates (~%s on disk, freed as Pebble compacts)\n",
+		nr.id, len(st.Spans), arena.FormatBytes(int64(st.Bytes)))
+	for _, s := range st.Spans {
+		fmt.Fprintf(stdout, "  %v\n", s)
 	}
 	return exitOK, nil
 }

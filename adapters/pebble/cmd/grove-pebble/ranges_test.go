@@ -176,6 +176,97 @@ func TestCommandRing(t *testing.T) {
 	}
 }
 
+// TestCommandRingJoin: a fifth node joins testRing with a token inside
+// n1's range (-8e18, -6e18]. n1 keeps both halves, which inspect rebuilds
+// from their rows alone, and gives n5 its place as second replica of the
+// range that wraps, whose rows it keeps — unowned — until cleanup.
+func TestCommandRingJoin(t *testing.T) {
+	dir := t.TempDir()
+	ring4 := filepath.Join(dir, "ring4.json")
+	ring5 := filepath.Join(dir, "ring5.json")
+	joined := testRing[:strings.LastIndex(testRing, "]}")] + `,
+	{"id": "n5", "address": "http://127.0.0.1:5", "tokens": ["-7000000000000000000"]}]}`
+	for path, text := range map[string]string{ring4: testRing, ring5: joined} {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := filepath.Join(dir, "db")
+	lines, keys := ringKeys("k", 3000, true)
+	if code, _, errs := runCmd(t, "load", "--db", db, "--rows", writeRows(t, dir, "rows.jsonl", lines), "--ring", ring4, "--node", "n1"); code != exitOK {
+		t.Fatalf("load: %s", errs)
+	}
+	// Worked out by hand from the two rings: n1's ranges after the join.
+	bottom, top := token.Murmur3{}.Range().Lo, token.Murmur3{}.Range().Hi
+	split := []token.Range{{Lo: -8000000000000000000, Hi: -7000000000000000000}, {Lo: -7000000000000000000, Hi: -6000000000000000000}}
+	kept := []token.Range{{Lo: 0, Hi: 1500000000000000000}, {Lo: 1500000000000000000, Hi: 3000000000000000000}}
+	given := []token.Range{{Lo: bottom, Hi: -8000000000000000000}, {Lo: 8000000000000000000, Hi: top}}
+	var inSplit, inGiven int64
+	for _, k := range keys {
+		if _, ok := inAnyRange(split, k); ok {
+			inSplit++
+		}
+		if _, ok := inAnyRange(given, k); ok {
+			inGiven++
+		}
+	}
+
+	node5 := []string{"--db", db, "--ring", ring5, "--node", "n1"}
+	code, out, errs := runCmd(t, append([]string{"inspect", "--json"}, node5...)...)
+	if code != exitOK {
+		t.Fatalf("inspect after the join: exit %d, %s", code, errs)
+	}
+	var rep struct {
+		Ranges            int   `json:"ranges"`
+		Rows              int64 `json:"rows"`
+		RowsScannedAtOpen int64 `json:"rows_scanned_at_open"`
+		RangesDetail      []struct {
+			Lo, Hi string
+			Peers  []string
+		} `json:"ranges_detail"`
+		Unowned []struct {
+			Lo, Hi string
+			Bytes  uint64
+		} `json:"unowned"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, out)
+	}
+	want := append(slices.Clone(split), kept...)
+	if rep.Ranges != len(want) || rep.RowsScannedAtOpen != inSplit || rep.Rows != int64(len(keys))-inGiven {
+		t.Fatalf("inspect after the join: %+v; want %d ranges, %d rows read (the split range's), %d rows", rep, len(want), inSplit, int64(len(keys))-inGiven)
+	}
+	for i, d := range rep.RangesDetail {
+		if d.Lo != strconv.FormatInt(want[i].Lo, 10) || d.Hi != strconv.FormatInt(want[i].Hi, 10) {
+			t.Fatalf("range %d: (%s, %s], want %v", i, d.Lo, d.Hi, want[i])
+		}
+	}
+	if len(rep.Unowned) != 2 || rep.Unowned[0].Lo != strconv.FormatInt(given[0].Lo, 10) || rep.Unowned[1].Hi != strconv.FormatInt(given[1].Hi, 10) || rep.Unowned[0].Bytes+rep.Unowned[1].Bytes == 0 {
+		t.Fatalf("unowned after the join: %+v, want %v with their bytes", rep.Unowned, given)
+	}
+	t.Logf("n5 joined: n1 read %d of its %d rows at open; %d rows left unowned", rep.RowsScannedAtOpen, len(keys), inGiven)
+	if code, out, errs := runCmd(t, append([]string{"verify"}, node5...)...); code != exitOK {
+		t.Fatalf("verify after the join: exit %d, %q %q", code, out, errs)
+	}
+
+	code, out, errs = runCmd(t, append([]string{"cleanup"}, node5...)...)
+	if code != exitOK || !strings.Contains(out, "deleted the rows of 2 spans") {
+		t.Fatalf("cleanup: exit %d, %q %q", code, out, errs)
+	}
+	_, dumped, _ := runCmd(t, "dump", "--db", db)
+	if got := int64(strings.Count(dumped, "\n")); got != int64(len(keys))-inGiven {
+		t.Fatalf("after cleanup: %d rows stored, want %d", got, int64(len(keys))-inGiven)
+	}
+	code, out, _ = runCmd(t, append([]string{"cleanup"}, node5...)...)
+	if code != exitOK || !strings.Contains(out, "nothing to clean up") {
+		t.Fatalf("second cleanup: exit %d, %q", code, out)
+	}
+	code, out, _ = runCmd(t, append([]string{"inspect", "--json"}, node5...)...)
+	if code != exitOK || !strings.Contains(out, `"rows_scanned_at_open": 0`) || !strings.Contains(out, `"unowned": []`) {
+		t.Fatalf("inspect after cleanup: exit %d, %s", code, out)
+	}
+}
+
 // plantRow writes a row straight into the Pebble database, in grove's
 // layout, bypassing the node: its tree does not learn of it.
 func plantRow(t *testing.T, db, key string) {
@@ -219,7 +310,10 @@ func TestCommandRingErrors(t *testing.T) {
 		{"load with --node alone", []string{"load", "--db", db, "--rows", rows, "--node", "n1"}, "grove-pebble: load: --ring and --node go together\n"},
 		{"an unknown node", []string{"inspect", "--db", db, "--ring", ringPath, "--node", "n9"}, "grove-pebble: inspect: " + ringPath + ": ring: no such node: \"n9\""},
 		{"a missing ring", []string{"dump", "--db", db, "--ring", filepath.Join(dir, "nope.json"), "--node", "n1"}, "grove-pebble: dump: ring: open "},
-		{"another node's ranges", []string{"verify", "--db", db, "--ring", ringPath, "--node", "n3"}, "grove-pebble: verify: grovepebble: open " + db + ": grovepebble: token outside the node's range: stored key"},
+		{"another node's id", []string{"verify", "--db", db, "--ring", ringPath, "--node", "n3"}, "grove-pebble: verify: grovepebble: open " + db + ": grovepebble: database incompatible with the options: the database at " + db + " is ring node \"n1\"'s, opened as node \"n3\""},
+		{"no checkpoints", []string{"serve", "--db", db, "--listen", "127.0.0.1:0", "--ring", ringPath, "--node", "n1", "--checkpoint-rows", "0"}, "grove-pebble: serve: --checkpoint-rows 0: want at least 1\n"},
+		{"a zero checkpoint interval", []string{"sync", "--db", db, "--ring", ringPath, "--node", "n1", "--checkpoint-interval", "0s"}, "grove-pebble: sync: --checkpoint-interval 0s: want a positive duration\n"},
+		{"cleanup without --ring", []string{"cleanup", "--db", db}, "grove-pebble: cleanup: --ring and --node are required\n"},
 		{"sync with a peer not in the ring", []string{"sync", "--db", db, "--ring", ringPath, "--node", "n1", "--peer", "http://127.0.0.1:1"}, "grove-pebble: sync: --peer \"http://127.0.0.1:1\": with --ring, want the ID of another node of the ring\n"},
 		{"sync with itself", []string{"sync", "--db", db, "--ring", ringPath, "--node", "n1", "--peer", "n1"}, "grove-pebble: sync: --peer \"n1\": with --ring"},
 		{"inspect of a missing database", []string{"inspect", "--db", filepath.Join(dir, "missing"), "--ring", ringPath, "--node", "n1"}, "grove-pebble: inspect: grovepebble: open "},
