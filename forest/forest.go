@@ -125,6 +125,8 @@ type Tree struct {
 	// Live is the tree; it belongs to the forest, which closes it.
 	Live *engine.Tree
 	file string
+	// planned is the row count its depth was last planned for (Drifted).
+	planned atomic.Int64
 }
 
 // manifest is the forest's own record of its trees, written atomically.
@@ -143,6 +145,9 @@ type manifestEntry struct {
 	// Rows is the tree's row count at the checkpoint that wrote the
 	// manifest; absent in manifests written before it was recorded.
 	Rows *int64 `json:"rows,omitempty"`
+	// Planned is the row count the tree's depth was planned for; absent
+	// in older manifests.
+	Planned *int64 `json:"planned,omitempty"`
 }
 
 const (
@@ -290,7 +295,12 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 			return nil, fmt.Errorf("forest: %w", err)
 		}
 		r, _ := e.rangeOf()
-		f.trees = append(f.trees, &Tree{Range: r, Live: t, file: e.File})
+		kt := &Tree{Range: r, Live: t, file: e.File}
+		kt.planned.Store(t.Rows())
+		if e.Planned != nil {
+			kt.planned.Store(*e.Planned)
+		}
+		f.trees = append(f.trees, kt)
 		last = max(last, t.CheckpointLabel())
 	}
 	// Trees rebuilt in part or whole now hold every mark's change up to
@@ -315,6 +325,11 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	for _, e := range damaged {
 		r, _ := e.rangeOf()
 		fresh, depths = append(fresh, r), append(depths, e.Depth)
+		var planned int64 = -1
+		if e.Planned != nil {
+			planned = *e.Planned
+		}
+		counts = append(counts, planned)
 		f.stats.Damaged++
 	}
 	for i, r := range fresh {
@@ -323,6 +338,10 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		if err != nil {
 			return nil, err
 		}
+		if counts[i] < 0 {
+			counts[i] = t.Live.Rows()
+		}
+		t.planned.Store(counts[i])
 		f.trees = append(f.trees, t)
 		relabel[t] = true
 		f.stats.Built++
@@ -562,10 +581,10 @@ func (f *Forest) closeTrees() error {
 func (f *Forest) writeManifest(checkpoint uint64) error {
 	m := manifest{Format: manifestFormat, Partitioner: f.part.Name(), Checkpoint: checkpoint}
 	for _, t := range f.trees {
-		rows := t.Live.Rows()
+		rows, planned := t.Live.Rows(), t.planned.Load()
 		m.Trees = append(m.Trees, manifestEntry{
 			Lo: strconv.FormatInt(t.Range.Lo, 10), Hi: strconv.FormatInt(t.Range.Hi, 10),
-			Depth: t.Live.Depth(), File: t.file, Rows: &rows,
+			Depth: t.Live.Depth(), File: t.file, Rows: &rows, Planned: &planned,
 		})
 	}
 	data, err := json.MarshalIndent(m, "", "  ")

@@ -371,6 +371,9 @@ func TestRebalance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if f.Drifted() {
+		t.Fatal("a forest just planned has drifted")
+	}
 	trees := f.Trees()
 	shrink, grow := trees[0], trees[len(trees)-1]
 	before := map[*Tree]int{shrink: shrink.Live.Depth(), grow: grow.Live.Depth()}
@@ -406,6 +409,9 @@ func TestRebalance(t *testing.T) {
 			}
 		}
 	}
+	if !f.Drifted() {
+		t.Fatalf("one range emptied, another grown from %d to %d rows: not drifted", grow.planned.Load(), grow.Live.Rows())
+	}
 	if _, err := next.Apply(ctx, rows, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -435,6 +441,9 @@ func TestRebalance(t *testing.T) {
 	if foldRead != 0 || growRead != growRows {
 		t.Fatalf("moved %+v: the fold read %d rows (want 0), the rebuild %d (want its range's %d)", moved, foldRead, growRead, growRows)
 	}
+	if f.Drifted() {
+		t.Fatal("drifted right after Rebalance")
+	}
 	checkAgainstRebuild(t, f, store)
 	if _, err := f.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -448,7 +457,45 @@ func TestRebalance(t *testing.T) {
 	if st := f.Stats(); st.RowsScanned != 0 || st.Reused != len(ranges) {
 		t.Fatalf("reopened after a rebalance: %+v", st)
 	}
+	if f.Drifted() {
+		t.Fatal("reopened after a rebalance: drifted (the planned counts were not kept)")
+	}
 	checkAgainstRebuild(t, f, store)
+}
+
+// TestDriftThresholds: Drifted needs a tree's rows to have doubled or
+// halved since its plan, and by a few thousand rows.
+func TestDriftThresholds(t *testing.T) {
+	for _, tc := range []struct {
+		planned, rows int64
+		want          bool
+	}{
+		{0, 0, false},
+		{0, driftMinRows - 1, false},
+		{0, driftMinRows, true},
+		{10_000, 19_999, false},
+		{10_000, 20_000, true},
+		{10_000, 5_001, false},
+		{10_000, 5_000, true},
+		{1_000, 4_000, false}, // quadrupled, but by fewer rows than matter
+		{1 << 20, 1 << 21, true},
+	} {
+		tr, err := engine.New(engine.Options{Partitioner: token.Murmur3{}, Range: token.Murmur3{}.Range(), Depth: 1, Budget: arena.NewBudget(1 << 20)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range tc.rows {
+			if err := tr.Add(&engine.Row{Key: fmt.Appendf(nil, "%d", i), TS: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ft := &Tree{Live: tr}
+		ft.planned.Store(tc.planned)
+		if got := (&Forest{trees: []*Tree{ft}}).Drifted(); got != tc.want {
+			t.Errorf("planned for %d, holding %d: Drifted = %v, want %v", tc.planned, tc.rows, got, tc.want)
+		}
+		tr.Close()
+	}
 }
 
 // TestDue: a checkpoint falls due after the policy's writes, or its

@@ -44,6 +44,29 @@ func (f *Forest) Due() bool {
 	return n >= f.policy.Writes || time.Since(time.Unix(0, f.lastCheckpoint.Load())) >= f.policy.Interval
 }
 
+// Drift thresholds: a tree's row count must have moved by both before
+// Drifted calls for a new plan, so that a node neither replans on noise
+// nor rebuilds a range for every few rows.
+const (
+	driftFactor  = 2
+	driftMinRows = 4096
+)
+
+// Drifted reports whether some tree's row count has moved far from the
+// count its depth was planned for — doubled or halved, and by at least a
+// few thousand rows — so that Rebalance may now choose another depth for
+// it. A node calls it after a checkpoint, and Rebalance when it says so.
+func (f *Forest) Drifted() bool {
+	for _, t := range f.trees {
+		rows, planned := t.Live.Rows(), t.planned.Load()
+		lo, hi := min(rows, planned), max(rows, planned)
+		if hi-lo >= driftMinRows && hi >= driftFactor*lo {
+			return true
+		}
+	}
+	return false
+}
+
 // Redepth is one range whose depth Rebalance changed.
 type Redepth struct {
 	Tree     *Tree
@@ -84,6 +107,10 @@ func (f *Forest) Rebalance(ctx context.Context) ([]Redepth, uint64, error) {
 	if err != nil {
 		return nil, g, err
 	}
+	// Every tree's depth is now planned for its rows, moved or not.
+	for i, t := range f.trees {
+		t.planned.Store(rows[i])
+	}
 	var moved []Redepth
 	// Shallower first: the memory they give back pays for the deeper.
 	for pass := range 2 {
@@ -99,10 +126,9 @@ func (f *Forest) Rebalance(ctx context.Context) ([]Redepth, uint64, error) {
 			moved = append(moved, Redepth{Tree: t, From: from, To: to, RowsRead: n})
 		}
 	}
-	if len(moved) > 0 {
-		if err := f.writeManifest(g); err != nil {
-			return moved, g, err
-		}
+	// Written even if nothing moved: the planned counts changed.
+	if err := f.writeManifest(g); err != nil {
+		return moved, g, err
 	}
 	return moved, g, nil
 }

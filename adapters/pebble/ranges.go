@@ -167,8 +167,9 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 // deeper by rebuilding that range from its rows. A tree's depth is planned
 // from the rows its range held when it was built — none, for a new node —
 // and the rows a crash leaves to reread are those of whole leaves, so call
-// it after a bulk load, or when row counts have drifted. Writes wait while
-// it runs; it deletes the marks its checkpoint covered. A node of one
+// it after a bulk load; the checkpoints that writes bring call it by
+// themselves once row counts have drifted (forest.Forest.Drifted). Writes
+// wait while it runs; it deletes the marks its checkpoint covered. A node of one
 // range has nothing to rebalance.
 func (n *Node) Rebalance(ctx context.Context) (_ []forest.Redepth, err error) {
 	defer n.catch(&err)
@@ -209,10 +210,14 @@ func (n *Node) closeForest() error {
 }
 
 // maybeCheckpoint checkpoints the forest if its policy says one is due,
-// and deletes the marks it covered. The caller holds n.mu for writing, so
-// no batch is between its commit and its tree update. A failure is logged,
-// not returned: the batch that triggered it is in, and the marks still
-// cover every change, so the next due checkpoint simply tries again.
+// and deletes the marks it covered; then, if some range's row count has
+// drifted far from what its depth was planned for, it rebalances the
+// forest (forest.Forest.Drifted), so that a node that grows or shrinks
+// keeps the depths the budget can best afford without anyone calling
+// Rebalance. The caller holds n.mu for writing, so no batch is between its
+// commit and its tree update. A failure is logged, not returned: the batch
+// that triggered it is in, and the marks still cover every change, so the
+// next due checkpoint simply tries again.
 func (n *Node) maybeCheckpoint() {
 	if n.forest == nil || !n.forest.Due() {
 		return
@@ -220,6 +225,16 @@ func (n *Node) maybeCheckpoint() {
 	g, err := n.forest.Checkpoint(context.Background())
 	if err == nil {
 		err = n.deleteMarks(g)
+	}
+	if err == nil && n.forest.Drifted() {
+		var moved []forest.Redepth
+		moved, g, err = n.forest.Rebalance(context.Background())
+		if g > 0 {
+			err = errors.Join(err, n.deleteMarks(g))
+		}
+		for _, m := range moved {
+			n.events.log.Infof("grovepebble: range %v re-planned from depth %d to %d (%d rows read)", m.Tree.Range, m.From, m.To, m.RowsRead)
+		}
 	}
 	if err != nil {
 		n.events.log.Errorf("grovepebble: checkpoint of the trees in %s: %v", n.dir, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/forest"
 	"github.com/antientropy/grove/ring/ringtest"
 )
 
@@ -276,4 +277,32 @@ func TestSpanArithmetic(t *testing.T) {
 			t.Errorf("decode(%x): %v, want ErrCorrupt", bad, err)
 		}
 	}
+}
+
+// TestGrowingNodeRebalancesItself: a new node's trees are planned for no
+// rows; as writes fill its ranges, a checkpoint finds them drifted and
+// re-plans them deeper, with no call to Rebalance, and the trees equal
+// their rebuilds.
+func TestGrowingNodeRebalancesItself(t *testing.T) {
+	dir := t.TempDir()
+	rs := testRanges()
+	opts := Options{Ranges: rs, Checkpoints: forest.CheckpointPolicy{Writes: 2000}}
+	n := openNode(t, dir, created(opts))
+	for _, r := range n.Replicas() {
+		if r.Depth() > 1 {
+			t.Fatalf("a new node's range %v has depth %d, want at most 1 (planned for no rows)", r.Range(), r.Depth())
+		}
+	}
+	loadRows(t, n, rangeKeys(rs, "k", 48_000, true), 1)
+	for _, r := range n.Replicas() {
+		if r.Depth() < 10 {
+			t.Errorf("range %v of %d rows still has depth %d", r.Range(), r.Rows(), r.Depth())
+		}
+	}
+	checkTrees(t, n, rs)
+	n = reopen(t, n, dir, opts)
+	if st := n.OpenStats(); st.RowsScanned != 0 {
+		t.Fatalf("reopened: OpenStats %+v, want no rows read", st)
+	}
+	checkTrees(t, n, rs)
 }
