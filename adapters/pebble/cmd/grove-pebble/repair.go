@@ -71,6 +71,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	defer peer.Shutdown()
 	mux := http.NewServeMux()
 	mux.Handle(rpc.NewHandler(peer, rpc.HandlerOptions{MaxMessageBytes: limit}))
+	// The coordinator's writes, on the same port, through the write path.
+	mux.Handle(rpc.NewRowHandler(rowStore{node}, rpc.HandlerOptions{MaxMessageBytes: limit}))
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return 0, err
