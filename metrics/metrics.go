@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/antientropy/grove/arena"
 )
@@ -52,6 +53,7 @@ type Set struct {
 	mu      sync.Mutex
 	budgets map[string]*arena.Budget
 	errors  map[string]int64
+	ranges  func() []RangeConsistency
 }
 
 type roleCounters struct {
@@ -151,6 +153,28 @@ func (s *Set) Error(op string) {
 	s.errors[op]++
 }
 
+// RangeConsistency is when all of one range's replicas last matched: a
+// repair session found each in sync with this node, or converged it.
+type RangeConsistency struct {
+	// Lo and Hi bound the range (Lo, Hi], as decimal tokens.
+	Lo string `json:"lo"`
+	Hi string `json:"hi"`
+	// AsOf is the oldest of the range's matches with its peers; nil when
+	// some peer never matched.
+	AsOf *time.Time `json:"consistent_as_of"`
+}
+
+// SetRanges makes fn the source of the node's per-range consistency,
+// read at each Values: the node knows its ranges and when each matched.
+func (s *Set) SetRanges(fn func() []RangeConsistency) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ranges = fn
+}
+
 // Budget is one budget's figures.
 type Budget struct {
 	Name  string `json:"name"`
@@ -180,6 +204,9 @@ type Values struct {
 	Initiator Sessions         `json:"initiator"`
 	Responder Sessions         `json:"responder"`
 	Errors    map[string]int64 `json:"errors"`
+	// Ranges are the node's ranges and when each was last consistent,
+	// from SetRanges's source.
+	Ranges []RangeConsistency `json:"ranges,omitempty"`
 }
 
 // Values returns the Set's figures now, budgets in name order.
@@ -197,6 +224,9 @@ func (s *Set) Values() Values {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ranges != nil {
+		v.Ranges = s.ranges()
+	}
 	v.Errors = maps.Clone(s.errors)
 	for _, name := range slices.Sorted(maps.Keys(s.budgets)) {
 		b := s.budgets[name]

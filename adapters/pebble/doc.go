@@ -86,6 +86,9 @@
 //	                Open with new ranges drops a tree; Cleanup shrinks it
 //	                to the ranges in the batch that deletes the rows.
 //	0x00 "node"     the ring node id (Options.NodeID) the database belongs to
+//	0x00 "match"    then a range's Lo and Hi (as in "held") and a peer's node
+//	                id: when the range last matched that peer (RecordMatch),
+//	                Unix nanoseconds, 8 bytes big-endian
 //
 // Open refuses a database whose format record names another layout version
 // or partitioner (ErrIncompatible): its tokens would all be wrong. A

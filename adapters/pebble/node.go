@@ -128,6 +128,8 @@ type Node struct {
 	// unowned are the spans of rows the node keeps after its ring changed
 	// but no longer replicates (under mu).
 	unowned []token.Range
+	// matches are when each range last matched each peer.
+	matches matches
 	scan    ScanStats
 	putOpt  *pebble.WriteOptions
 	// recorded is the row count the database records (-1: none); written
@@ -290,7 +292,7 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		if err := n.recordCount(pebble.NoSync); err != nil {
 			return nil, err
 		}
-		return n, nil
+		return n, n.loadMatches()
 	}
 	if trees := filepath.Join(dir, DefaultTreesDir); forest.Exists(trees) {
 		n.staleForest = trees
@@ -311,7 +313,7 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	if err := n.recordCount(pebble.NoSync); err != nil {
 		return nil, err
 	}
-	return n, nil
+	return n, n.loadMatches()
 }
 
 // checkFormat refuses a database written with another layout or

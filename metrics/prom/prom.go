@@ -4,6 +4,9 @@
 package prom
 
 import (
+	"math"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/antientropy/grove/metrics"
@@ -17,6 +20,7 @@ type Collector struct {
 	treesOpen, builds, rehashes, diffs  *prometheus.Desc
 	sessions, sessionsOpen, failed      *prometheus.Desc
 	bytes, roundTrips, errors           *prometheus.Desc
+	consistentAge                       *prometheus.Desc
 }
 
 // NewCollector returns a collector for s; register it with
@@ -40,13 +44,15 @@ func NewCollector(s *metrics.Set) *Collector {
 		bytes:        d("session_message_bytes_total", "Protocol message bytes of repair sessions.", "role", "direction"),
 		roundTrips:   d("session_round_trips_total", "Round trips of repair sessions.", "role"),
 		errors:       d("errors_total", "Errors by operation.", "op"),
+		consistentAge: d("range_consistent_age_seconds", "Seconds since all of the range's replicas last matched this node's (+Inf: some never did); it must stay under gc_grace_seconds.",
+			"lo", "hi"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.budgetUsed, c.budgetPeak, c.budgetLimit, c.treesOpen, c.builds, c.rehashes, c.diffs,
-		c.sessions, c.sessionsOpen, c.failed, c.bytes, c.roundTrips, c.errors} {
+		c.sessions, c.sessionsOpen, c.failed, c.bytes, c.roundTrips, c.errors, c.consistentAge} {
 		ch <- d
 	}
 }
@@ -82,5 +88,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for op, n := range v.Errors {
 		counter(c.errors, n, op)
+	}
+	now := time.Now()
+	for _, r := range v.Ranges {
+		age := math.Inf(1)
+		if r.AsOf != nil {
+			age = now.Sub(*r.AsOf).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(c.consistentAge, prometheus.GaugeValue, age, r.Lo, r.Hi)
 	}
 }

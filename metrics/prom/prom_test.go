@@ -1,8 +1,10 @@
 package prom
 
 import (
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -72,5 +74,42 @@ grove_trees_open 2
 	}
 	if n, err := testutil.GatherAndCount(reg); err != nil || n != 20 {
 		t.Fatalf("%d series (%v), want 20: 3 per budget, 4 tree counts, 6 per role, 1 per erring op", n, err)
+	}
+}
+
+// TestRangeConsistentAge: each range of the Set's source is a gauge of the
+// seconds since its replicas last matched, +Inf for one that never did.
+func TestRangeConsistentAge(t *testing.T) {
+	s := metrics.New()
+	hourAgo := time.Now().Add(-time.Hour)
+	s.SetRanges(func() []metrics.RangeConsistency {
+		return []metrics.RangeConsistency{{Lo: "-5", Hi: "3", AsOf: &hourAgo}, {Lo: "3", Hi: "9"}}
+	})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(s))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "grove_range_consistent_age_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var lo, hi string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "lo":
+					lo = l.GetValue()
+				case "hi":
+					hi = l.GetValue()
+				}
+			}
+			got[lo+","+hi] = m.GetGauge().GetValue()
+		}
+	}
+	if len(got) != 2 || !math.IsInf(got["3,9"], 1) || got["-5,3"] < 3600 || got["-5,3"] > 3600+300 {
+		t.Fatalf("range ages %v; want (-5, 3] about 3600 s and (3, 9] +Inf", got)
 	}
 }

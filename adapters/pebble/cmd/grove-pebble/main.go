@@ -110,6 +110,8 @@ type nodeFlags struct {
 	// checkpoints are --checkpoint-rows and --checkpoint-interval, or nil
 	// for a command without them.
 	checkpoints *checkpointFlags
+	// opened is the budget open gave the node, for its metrics.
+	opened *arena.Budget
 }
 
 // checkpointFlags say, with --ring, how often a node's trees are
@@ -182,6 +184,7 @@ func (f *nodeFlags) open(ctx context.Context) (*grovepebble.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.opened = budget
 	opts := grovepebble.Options{Budget: budget}
 	if f.depth != nil {
 		opts.Depth = f.depth.Depth

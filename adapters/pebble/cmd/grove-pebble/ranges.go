@@ -121,6 +121,9 @@ type rangeDetail struct {
 	Depth int      `json:"depth"`
 	Rows  int64    `json:"rows"`
 	Peers []string `json:"peers"`
+	// ConsistentAsOf is when all the range's replicas last matched this
+	// one; null if some peer never did.
+	ConsistentAsOf *time.Time `json:"consistent_as_of"`
 }
 
 // spanDetail is a span of rows the node keeps but no longer replicates,
@@ -185,7 +188,8 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		RowsScannedAtOpen: node.OpenStats().RowsScanned,
 		BudgetBytes:       budget.Limit(),
 	}
-	for _, r := range node.Replicas() {
+	asOf := consistency(node, nr)
+	for i, r := range node.Replicas() {
 		d := r.Depth()
 		rep.TreeBytes += engine.LiveBytes(nil, d, int64(budget.PageSize()))
 		peers := nr.peers(r.Range())
@@ -194,7 +198,7 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		}
 		rep.RangesDetail = append(rep.RangesDetail, rangeDetail{
 			Lo: strconv.FormatInt(r.Range().Lo, 10), Hi: strconv.FormatInt(r.Range().Hi, 10),
-			Depth: d, Rows: r.Rows(), Peers: peers,
+			Depth: d, Rows: r.Rows(), Peers: peers, ConsistentAsOf: asOf[i].AsOf,
 		})
 	}
 	rep.Unowned = []spanDetail{}
@@ -218,7 +222,7 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		nr.id, rep.Ranges, rep.Rows, rep.RowsScannedAtOpen, s.Reused, s.Recovered, s.Built, s.Dropped)
 	fmt.Fprintf(stdout, "trees: %s of a %s budget\n", arena.FormatBytes(rep.TreeBytes), arena.FormatBytes(rep.BudgetBytes))
 	for _, d := range rep.RangesDetail {
-		fmt.Fprintf(stdout, "(%s, %s] depth %d, %d rows, peers %v\n", d.Lo, d.Hi, d.Depth, d.Rows, d.Peers)
+		fmt.Fprintf(stdout, "(%s, %s] depth %d, %d rows, peers %v, %s\n", d.Lo, d.Hi, d.Depth, d.Rows, d.Peers, asOfText(d.ConsistentAsOf))
 	}
 	for _, u := range rep.Unowned {
 		fmt.Fprintf(stdout, "(%s, %s] no longer the node's: ~%s kept until 'grove-pebble cleanup'\n", u.Lo, u.Hi, arena.FormatBytes(int64(u.Bytes)))
@@ -418,6 +422,12 @@ func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Ne
 		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("range %v with %s: %w", s.rng, s.peer, err)
+		}
+		if res.InSync || res.Converged {
+			// The two replicas of the range matched when the session ended.
+			if err := node.RecordMatch(s.rng, s.peer, time.Now()); err != nil {
+				return 0, err
+			}
 		}
 		inSync = inSync && res.InSync
 		if asJSON {

@@ -11,10 +11,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/internal/cli"
 	"github.com/antientropy/grove/internal/keytext"
+	"github.com/antientropy/grove/metrics"
+	"github.com/antientropy/grove/metrics/prom"
 	"github.com/antientropy/grove/rpc"
 
 	grovepebble "github.com/antientropy/grove/adapters/pebble"
@@ -47,7 +53,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 		return 0, err
 	}
 	defer node.Close()
-	opts := repair.ResponderOptions{IdleTimeout: *idle, MaxMessageBytes: limit}
+	set := metrics.New()
+	set.AddBudget("trees", nf.opened)
+	if nr, err := nf.ring.load(); err == nil && nr != nil {
+		set.SetRanges(func() []metrics.RangeConsistency { return consistency(node, nr) })
+	}
+	opts := repair.ResponderOptions{IdleTimeout: *idle, MaxMessageBytes: limit, Metrics: set}
 	// A line per repair, so an operator watching serve sees what changed.
 	var logMu sync.Mutex
 	opts.OnCommit = func(ctx context.Context, applied int) error {
@@ -73,6 +84,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	mux.Handle(rpc.NewHandler(peer, rpc.HandlerOptions{MaxMessageBytes: limit}))
 	// The coordinator's writes, on the same port, through the write path.
 	mux.Handle(rpc.NewRowHandler(rowStore{node}, rpc.HandlerOptions{MaxMessageBytes: limit}))
+	// Prometheus metrics, on the same port: budget, sessions, and how long
+	// since each range was last consistent with its peers.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prom.NewCollector(set), collectors.NewGoCollector())
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return 0, err

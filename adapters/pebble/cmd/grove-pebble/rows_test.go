@@ -18,6 +18,49 @@ import (
 	"github.com/antientropy/grove/rpc"
 )
 
+// served is a serve command running in the test's process.
+type served struct {
+	first  string // its first line
+	cancel context.CancelFunc
+	done   chan int
+	errs   *bytes.Buffer
+}
+
+// stop ends serve and returns its exit status and stderr.
+func (s *served) stop() (int, string) {
+	s.cancel()
+	return <-s.done, s.errs.String()
+}
+
+// startServe runs serve with args and --listen on a free loopback port,
+// waits for its first line, and returns its address. The test's end stops
+// it if the test did not.
+func startServe(t *testing.T, args ...string) (string, *served) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &served{cancel: cancel, done: make(chan int, 1), errs: &bytes.Buffer{}}
+	pr, pw := io.Pipe()
+	go func() {
+		s.done <- run(ctx, append(args, "--listen", addr), pw, s.errs)
+		pw.Close()
+	}()
+	t.Cleanup(cancel)
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		cancel()
+		t.Fatalf("serve %v said nothing: %s", args, s.errs.String())
+	}
+	s.first = lines.Text()
+	go io.Copy(io.Discard, pr)
+	return addr, s
+}
+
 // TestServeTakesWrites: serve --ring answers RowService on its port. A
 // coordinator's puts, deletes and batches go through the write path (the
 // trees follow them: verify passes after), a row of another node's range is
@@ -33,27 +76,10 @@ func TestServeTakesWrites(t *testing.T) {
 	if code, _, errs := runCmd(t, "load", "--db", db, "--rows", writeRows(t, dir, "rows.jsonl", lines), "--ring", ringPath, "--node", "n1"); code != exitOK {
 		t.Fatal(errs)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addr, stop := startServe(t, "serve", "--db", db, "--ring", ringPath, "--node", "n1")
+	if !strings.HasPrefix(stop.first, "serving 100 rows") {
+		t.Fatalf("serve said %q", stop.first)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	var serveErr bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--db", db, "--listen", addr, "--ring", ringPath, "--node", "n1"}, pw, &serveErr)
-		pw.Close()
-	}()
-	first := bufio.NewScanner(pr)
-	if !first.Scan() || !strings.HasPrefix(first.Text(), "serving 100 rows") {
-		t.Fatalf("serve said %q (%s)", first.Text(), serveErr.String())
-	}
-	go io.Copy(io.Discard, pr)
-
 	rc, err := rpc.NewRowClient("http://"+addr, rpc.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -99,9 +125,8 @@ func TestServeTakesWrites(t *testing.T) {
 	if _, found, err := rc.Get(wctx, []byte("never-written")); found || err != nil {
 		t.Fatalf("Get of an absent key: found %v, %v", found, err)
 	}
-	cancel()
-	if code := <-done; code != exitOK {
-		t.Fatalf("serve: exit %d, %s", code, serveErr.String())
+	if code, errs := stop.stop(); code != exitOK {
+		t.Fatalf("serve: exit %d, %s", code, errs)
 	}
 	if code, out, errs := runCmd(t, "verify", "--db", db, "--ring", ringPath, "--node", "n1"); code != exitOK || !strings.Contains(out, "from its 130 rows") {
 		t.Fatalf("verify after the writes: exit %d, %q %q; want 130 rows", code, out, errs)
