@@ -21,13 +21,29 @@ func repairRows(b *testing.B) int {
 	return 10_000_000
 }
 
+// repairDepth is the scenario's tree depth: 20 unless GROVE_REPAIR_DEPTH
+// says otherwise, to measure leaves of other densities (1 M rows at depth 7
+// hold ~7,800 rows a leaf).
+func repairDepth(b *testing.B) int {
+	if s := os.Getenv("GROVE_REPAIR_DEPTH"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 30 {
+			b.Fatalf("GROVE_REPAIR_DEPTH=%q: want a depth 1..30", s)
+		}
+		return n
+	}
+	return 20
+}
+
 // BenchmarkSyncLoopback runs the three scenarios over loopback
 // Connect/gRPC and reports bytes, round trips and bytes per differing key,
 // beside the Cassandra and row-hash models on the same data:
 //
 //	go test -run '^$' -bench SyncLoopback -benchtime 1x -timeout 30m ./bench/
+//
+// GROVE_REPAIR_ROWS and GROVE_REPAIR_DEPTH change the size and depth.
 func BenchmarkSyncLoopback(b *testing.B) {
-	n := repairRows(b)
+	n, depth := repairRows(b), repairDepth(b)
 	for _, sc := range []struct {
 		name   string
 		differ int
@@ -36,7 +52,7 @@ func BenchmarkSyncLoopback(b *testing.B) {
 			var f *RepairFigures
 			for range b.N {
 				var err error
-				f, err = RunRepair(context.Background(), RepairConfig{Rows: n, Differ: sc.differ, Repair: true, Seed: 1})
+				f, err = RunRepair(context.Background(), RepairConfig{Rows: n, Differ: sc.differ, Depth: depth, Repair: true, Seed: 1})
 				if err != nil {
 					b.Fatal(err)
 				}

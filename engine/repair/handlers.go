@@ -46,6 +46,8 @@ func (r *Responder) hello(ctx context.Context, req *grovev1.HelloRequest) (*grov
 	if levels < 1 || levels > MaxBandLevels {
 		return nil, fmt.Errorf("%w: hello.levels is %d, want 1..%d", ErrBadMessage, levels, MaxBandLevels)
 	}
+	// It stops at the meeting depth: the initiator goes on into the leaves
+	// only where it finds them dense.
 	levels = min(levels, depth)
 
 	r.mu.Lock()
@@ -73,9 +75,9 @@ func (r *Responder) hello(ctx context.Context, req *grovev1.HelloRequest) (*grov
 	}
 	s := &session{view: view, release: release, key: key, depth: depth, metrics: r.opts.Metrics}
 	if levels == 0 {
-		s.pending = []uint32{0}
+		s.pending, s.checks = []uint64{0}, []uint64{0}
 	} else {
-		band, err := s.band(ctx, []uint32{0}, levels, r.opts.MaxMessageBytes)
+		band, err := s.band(ctx, r.replica, []uint64{0}, []uint64{0}, levels, r.opts.MaxMessageBytes)
 		if err != nil {
 			release()
 			return nil, err
@@ -105,11 +107,13 @@ func (r *Responder) hello(ctx context.Context, req *grovev1.HelloRequest) (*grov
 }
 
 // band computes the fingerprints of the nodes `levels` below each frontier
-// node — all but the last of each 2^levels — and makes them pending.
-func (s *session) band(ctx context.Context, frontier []uint32, levels, maxBytes int) (*grovev1.Band, error) {
+// node — all but the last of each 2^levels — and makes them pending. Below
+// the meeting depth they are virtual, summed from a scan of the frontier
+// node's rows, which must add up to its known sum (checks).
+func (s *session) band(ctx context.Context, replica Replica, frontier, checks []uint64, levels, maxBytes int) (*grovev1.Band, error) {
 	level := s.level + levels
-	if levels < 1 || levels > MaxBandLevels || level > s.depth {
-		return nil, fmt.Errorf("%w: a band of %d levels from level %d (session depth %d)", ErrBadMessage, levels, s.level, s.depth)
+	if levels < 1 || levels > MaxBandLevels || level > maxLevel(s.depth) {
+		return nil, fmt.Errorf("%w: a band of %d levels from level %d (session depth %d, deepest %d)", ErrBadMessage, levels, s.level, s.depth, maxLevel(s.depth))
 	}
 	per := 1 << levels
 	n := int64(len(frontier)) * int64(per-1)
@@ -117,40 +121,53 @@ func (s *session) band(ctx context.Context, frontier []uint32, levels, maxBytes 
 		return nil, fmt.Errorf("%w: a band of %d fingerprints exceeds the %d-byte message limit", ErrLimit, n, maxBytes)
 	}
 	values := make([]byte, 0, n*FingerprintBytes)
-	pending := make([]uint32, 0, len(frontier)*per)
+	pending := make([]uint64, 0, len(frontier)*per)
+	var kept []uint64
+	if level > s.depth {
+		kept = make([]uint64, 0, len(frontier)*per)
+	}
 	sums := make([]engine.Digest, per)
-	for _, p := range frontier {
-		first := int(p) << levels
-		if err := s.view.Sums(ctx, level, first, sums); err != nil {
+	for i, p := range frontier {
+		if err := childSums(ctx, replica, s.view, s.depth, s.level, p, checks[i], levels, sums, nil); err != nil {
 			return nil, err
 		}
 		for j := range per - 1 {
 			values = putFP(values, s.key.of(&sums[j]))
 		}
+		first := p << levels
 		for j := range per {
-			pending = append(pending, uint32(first+j))
+			pending = append(pending, first+uint64(j))
+			if kept != nil {
+				kept = append(kept, checkOf(&sums[j]))
+			}
 		}
 	}
-	s.level, s.pending = level, pending
+	s.level, s.pending, s.checks = level, pending, kept
 	return &grovev1.Band{Level: uint32(level), Values: values}, nil
 }
 
-// frontier returns the pending nodes whose bit differ sets.
-func (s *session) frontier(differ []byte, what string) ([]uint32, error) {
+// frontier returns the pending nodes whose bit differ sets, with their
+// checks (zero at the trees' own levels, where the view holds the sums).
+func (s *session) frontier(differ []byte, what string) (nodes, checks []uint64, err error) {
 	n, err := checkBitmap(differ, len(s.pending), what)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("%w: %s marks no node, but their parents differ", ErrBadMessage, what)
+		return nil, nil, fmt.Errorf("%w: %s marks no node, but their parents differ", ErrBadMessage, what)
 	}
-	f := make([]uint32, 0, n)
+	nodes, checks = make([]uint64, 0, n), make([]uint64, 0, n)
 	for i, p := range s.pending {
 		if hasBit(differ, i) {
-			f = append(f, p)
+			nodes = append(nodes, p)
+			var c uint64
+			if s.checks != nil {
+				c = s.checks[i]
+			}
+			checks = append(checks, c)
 		}
 	}
-	return f, nil
+	return nodes, checks, nil
 }
 
 // descend answers Descend.
@@ -160,14 +177,14 @@ func (r *Responder) descend(ctx context.Context, req *grovev1.DescendRequest) (*
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	if s.leaves != nil || s.level >= s.depth {
-		return nil, r.fail(s, fmt.Errorf("%w: descend after reaching the leaves", ErrBadMessage))
+	if s.leaves != nil || s.level >= maxLevel(s.depth) {
+		return nil, r.fail(s, fmt.Errorf("%w: descend after reconciling began or at the deepest level", ErrBadMessage))
 	}
-	f, err := s.frontier(req.GetDiffer(), "descend.differ")
+	f, checks, err := s.frontier(req.GetDiffer(), "descend.differ")
 	if err != nil {
 		return nil, r.fail(s, err)
 	}
-	band, err := s.band(ctx, f, int(req.GetLevels()), r.opts.MaxMessageBytes)
+	band, err := s.band(ctx, r.replica, f, checks, int(req.GetLevels()), r.opts.MaxMessageBytes)
 	if err != nil {
 		return nil, r.fail(s, err)
 	}
@@ -182,14 +199,14 @@ func (r *Responder) reconcile(ctx context.Context, req *grovev1.ReconcileRequest
 	}
 	defer s.mu.Unlock()
 	if s.leaves == nil {
-		if s.level != s.depth {
+		if s.level < s.depth {
 			return nil, r.fail(s, fmt.Errorf("%w: reconcile at level %d, before the descent reached the leaves (level %d)", ErrBadMessage, s.level, s.depth))
 		}
-		f, err := s.frontier(req.GetDiffer(), "reconcile.differ")
+		f, checks, err := s.frontier(req.GetDiffer(), "reconcile.differ")
 		if err != nil {
 			return nil, r.fail(s, err)
 		}
-		s.leaves, s.pending = f, nil
+		s.leaves, s.leafChecks, s.pending, s.checks = f, checks, nil, nil
 	} else if len(req.GetDiffer()) != 0 {
 		return nil, r.fail(s, fmt.Errorf("%w: reconcile.differ sent twice", ErrBadMessage))
 	}
@@ -216,7 +233,7 @@ func (r *Responder) reconcile(ctx context.Context, req *grovev1.ReconcileRequest
 	at := 0
 	done := 0
 	for j, c := range counts {
-		if err := scanLeaf(ctx, r.replica, s.view, &s.key, s.depth, s.leaves[first+j], &lr); err != nil {
+		if err := scanNode(ctx, r.replica, s.view, &s.key, s.depth, s.level, s.leaves[first+j], s.leafChecks[first+j], &lr); err != nil {
 			return nil, r.fail(s, err)
 		}
 		theirs = theirs[:0]
@@ -230,7 +247,7 @@ func (r *Responder) reconcile(ctx context.Context, req *grovev1.ReconcileRequest
 		}
 		if size > budget {
 			if j == 0 {
-				return nil, r.fail(s, fmt.Errorf("%w: leaf %d's differing rows take %d bytes, over the %d-byte message limit", ErrLimit, s.leaves[first+j], size, r.opts.MaxMessageBytes))
+				return nil, r.fail(s, fmt.Errorf("%w: node %d's differing rows (level %d) take %d bytes, over the %d-byte message limit", ErrLimit, s.leaves[first+j], s.level, size, r.opts.MaxMessageBytes))
 			}
 			break
 		}
@@ -325,9 +342,9 @@ func (r *Responder) stage(s *session, rows []*grovev1.Row) error {
 		if !s.view.Range().Contains(tok) {
 			return fmt.Errorf("%w: pushed row %d has token %d outside the range", ErrBadMessage, i, tok)
 		}
-		leaf := uint32(s.view.Range().LeafOf(tok, s.depth))
-		if _, ok := slices.BinarySearch(s.leaves, leaf); !ok {
-			return fmt.Errorf("%w: pushed row %d falls in leaf %d, which did not differ", ErrBadMessage, i, leaf)
+		node := uint64(s.view.Range().LeafOf(tok, s.level))
+		if _, ok := slices.BinarySearch(s.leaves, node); !ok {
+			return fmt.Errorf("%w: pushed row %d falls in node %d at level %d, which did not differ", ErrBadMessage, i, node, s.level)
 		}
 		s.bytes += int64(rowSize(&row))
 		if s.bytes > r.opts.MaxStagedBytes {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -133,6 +134,10 @@ type Result struct {
 	Depth int
 	// DifferingLeaves is how many leaves differed at Depth.
 	DifferingLeaves int
+	// Level is the level whose differing nodes had their rows reconciled:
+	// Depth, or deeper where leaves are dense and the session went on into
+	// virtual sub-buckets of them (equal token widths of a leaf's span).
+	Level int
 	// OnlyHere, OnlyThere and Different are the exact keys, in ring order:
 	// keys only this side has, keys only the peer has, and keys both have in
 	// different versions.
@@ -189,6 +194,9 @@ type initiator struct {
 	view    *engine.LeafView
 	key     fpKey
 	depth   int
+	// level is the level of the nodes whose rows are reconciled: the
+	// meeting depth, or below it inside dense leaves.
+	level int
 	// refusedGap is what the refused rows leave between the two sums after
 	// a repair: the peer's versions of them less ours.
 	refusedGap engine.Digest
@@ -278,12 +286,17 @@ func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
 		return false, err
 	}
 
-	leaves, differ, err := in.descend(ctx, hello.GetBand(), theirSum)
-	if err != nil || leaves == nil {
+	nodes, checks, differ, err := in.descend(ctx, hello.GetBand(), theirSum)
+	if err != nil || nodes == nil {
 		return false, err
 	}
-	in.res.DifferingLeaves = len(leaves)
-	mine, theirs, err := in.reconcile(ctx, leaves, differ)
+	in.level = in.depth
+	if n := len(in.res.Bands); n > 0 {
+		in.level = in.res.Bands[n-1].Level
+	}
+	in.res.Level = in.level
+	in.res.DifferingLeaves = differingLeaves(nodes, in.level-in.depth)
+	mine, theirs, err := in.reconcile(ctx, nodes, checks, differ)
 	if err != nil {
 		return false, err
 	}
@@ -319,75 +332,106 @@ func (in *initiator) abandon(ctx context.Context) {
 	in.peer.Close(cctx, &grovev1.CloseRequest{Session: in.session})
 }
 
-// descend walks the bands down to the leaves and returns the differing
-// leaves with the differ bitmap of the last band (to tell the peer), or nil
-// leaves when a fingerprint collision hid the difference.
-func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum engine.Digest) ([]uint32, []byte, error) {
-	frontier := []uint32{0}
+// descend walks the bands down to the level at which rows are reconciled —
+// the leaves, or virtual sub-buckets of them when leaves are dense — and
+// returns the differing nodes there with what we know of their sums (below
+// the meeting depth) and the differ bitmap of the last band (to tell the
+// peer), or nil nodes when a fingerprint collision hid the difference.
+func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum engine.Digest) ([]uint64, []uint64, []byte, error) {
+	frontier := []uint64{0}
 	theirFP := []uint32{in.key.of(&theirSum)}
+	checks := []uint64{0}
 	level := 0
-	if in.depth == 0 {
-		if band != nil {
-			return nil, nil, fmt.Errorf("%w: a band in a session of depth 0", ErrBadMessage)
-		}
-		return frontier, []byte{1}, nil
+	top := maxLevel(in.depth)
+	rows := float64(in.view.Rows())
+	// At depth 0 the root is the only leaf: the peer sent no band, and the
+	// descent starts below it, if at all.
+	compare := in.depth > 0
+	if !compare && band != nil {
+		return nil, nil, nil, fmt.Errorf("%w: a band in a session of depth 0", ErrBadMessage)
 	}
+	next, nextFP, nextChecks, differ, sent := frontier, theirFP, checks, []byte{1}, 1
+	ourRows := rows
 	sums := make([]engine.Digest, 1<<MaxBandLevels)
+	counts := make([]int, 1<<MaxBandLevels)
 	for {
-		if band == nil {
-			return nil, nil, fmt.Errorf("%w: no band in the answer", ErrBadMessage)
-		}
-		levels := int(band.GetLevel()) - level
-		if levels < 1 || levels > MaxBandLevels || int(band.GetLevel()) > in.depth {
-			return nil, nil, fmt.Errorf("%w: band at level %d after level %d (depth %d)", ErrBadMessage, band.GetLevel(), level, in.depth)
-		}
-		per := 1 << levels
-		values := band.GetValues()
-		if want := len(frontier) * (per - 1) * FingerprintBytes; len(values) != want {
-			return nil, nil, fmt.Errorf("%w: band at level %d holds %d bytes, want %d", ErrBadMessage, band.GetLevel(), len(values), want)
-		}
-		level += levels
-		differ := newBitmap(len(frontier) * per)
-		next := make([]uint32, 0, len(frontier))
-		nextFP := make([]uint32, 0, len(frontier))
-		for i, p := range frontier {
-			if err := in.view.Sums(ctx, level, int(p)<<levels, sums[:per]); err != nil {
-				return nil, nil, err
+		if compare {
+			if band == nil {
+				return nil, nil, nil, fmt.Errorf("%w: no band in the answer", ErrBadMessage)
 			}
-			last := theirFP[i]
-			for j := range per {
-				var theirs uint32
-				if j < per-1 {
-					theirs = fpAt(values, i*(per-1)+j)
-					last -= theirs
-				} else {
-					theirs = last
+			levels := int(band.GetLevel()) - level
+			if levels < 1 || levels > MaxBandLevels || int(band.GetLevel()) > top {
+				return nil, nil, nil, fmt.Errorf("%w: band at level %d after level %d (deepest %d)", ErrBadMessage, band.GetLevel(), level, top)
+			}
+			per := 1 << levels
+			values := band.GetValues()
+			if want := len(frontier) * (per - 1) * FingerprintBytes; len(values) != want {
+				return nil, nil, nil, fmt.Errorf("%w: band at level %d holds %d bytes, want %d", ErrBadMessage, band.GetLevel(), len(values), want)
+			}
+			differ = newBitmap(len(frontier) * per)
+			next = make([]uint64, 0, len(frontier))
+			nextFP = make([]uint32, 0, len(frontier))
+			nextChecks = nextChecks[:0:0]
+			held := 0
+			for i, p := range frontier {
+				if err := childSums(ctx, in.local, in.view, in.depth, level, p, checks[i], levels, sums[:per], counts[:per]); err != nil {
+					return nil, nil, nil, err
 				}
-				if in.key.of(&sums[j]) != theirs {
-					setBit(differ, i*per+j)
-					next = append(next, p<<levels+uint32(j))
-					nextFP = append(nextFP, theirs)
+				last := theirFP[i]
+				for j := range per {
+					var theirs uint32
+					if j < per-1 {
+						theirs = fpAt(values, i*(per-1)+j)
+						last -= theirs
+					} else {
+						theirs = last
+					}
+					if in.key.of(&sums[j]) != theirs {
+						setBit(differ, i*per+j)
+						next = append(next, p<<levels+uint64(j))
+						nextFP = append(nextFP, theirs)
+						if level+levels > in.depth {
+							nextChecks = append(nextChecks, checkOf(&sums[j]))
+							held += counts[j]
+						} else {
+							nextChecks = append(nextChecks, 0)
+						}
+					}
 				}
 			}
+			level += levels
+			sent = len(frontier) * per
+			in.res.Bands = append(in.res.Bands, Band{Level: level, Levels: levels, Frontier: len(frontier), Differ: len(next)})
+			in.opts.report("descending", level, max(level, in.depth))
+			if len(next) == 0 {
+				// The parents' fingerprints differed, so a child's must: only
+				// a collision at the top (the sums differ, their fingerprints
+				// not) gets here. Another pass, with another salt, finds it.
+				return nil, nil, nil, nil
+			}
+			// Our rows in each differing node: counted where the scan gave
+			// them, else as if the rows were spread evenly (murmur3 tokens
+			// are).
+			ourRows = rows / math.Exp2(float64(level))
+			if level > in.depth {
+				ourRows = float64(held) / float64(len(next))
+			}
 		}
-		in.res.Bands = append(in.res.Bands, Band{Level: level, Levels: levels, Frontier: len(frontier), Differ: len(next)})
-		in.opts.report("descending", level, in.depth)
-		if len(next) == 0 {
-			// The parents' fingerprints differed, so a child's must: only
-			// a collision at the top (the sums differ, their fingerprints
-			// not) gets here. Another pass, with another salt, finds it.
-			return nil, nil, nil
+		compare = true
+		if level == top {
+			return next, nextChecks, differ, nil
 		}
-		if level == in.depth {
-			return next, differ, nil
+		target := targetLevel(level, in.depth, top, len(next), density(len(next), sent), ourRows)
+		if level >= target {
+			return next, nextChecks, differ, nil
 		}
 		maxValues := (in.opts.MaxMessageBytes - 1024) / FingerprintBytes
-		l := nextLevels(len(next), len(frontier)*per, in.depth-level, maxValues, in.opts.BandSlack)
+		l := nextLevels(len(next), sent, target-level, maxValues, in.opts.BandSlack)
 		resp, err := call(ctx, in, in.peer.Descend, &grovev1.DescendRequest{Session: in.session, Differ: differ, Levels: uint32(l)})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		band, frontier, theirFP = resp.GetBand(), next, nextFP
+		band, frontier, theirFP, checks = resp.GetBand(), next, nextFP, nextChecks
 	}
 }
 
@@ -399,9 +443,22 @@ type version struct {
 	full bool // the value is known (not a keys-only answer)
 }
 
-// reconcile sends our row fingerprints for the differing leaves, a chunk at
-// a time, and returns our rows the peer lacks and its rows we lack.
-func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []byte) (mine, theirs []version, err error) {
+// differingLeaves counts the leaves that hold the differing nodes, levels
+// below them (the nodes are in order).
+func differingLeaves(nodes []uint64, levels int) int {
+	n := 0
+	for i, p := range nodes {
+		if i == 0 || p>>levels != nodes[i-1]>>levels {
+			n++
+		}
+	}
+	return n
+}
+
+// reconcile sends our row fingerprints for the differing nodes (leaves, or
+// sub-buckets of them), a chunk at a time, and returns our rows the peer
+// lacks and its rows we lack.
+func (in *initiator) reconcile(ctx context.Context, leaves, checks []uint64, differ []byte) (mine, theirs []version, err error) {
 	p := in.view.Partitioner()
 	chunkBytes := min(in.opts.MaxMessageBytes/4, 4<<20)
 	var scans []leafRows
@@ -419,7 +476,7 @@ func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []by
 		for i := next; i < len(leaves) && (i == next || len(req.Fingerprints) < chunkBytes); i++ {
 			scans = append(scans, leafRows{})
 			lr := &scans[len(scans)-1]
-			if err := scanLeaf(ctx, in.local, in.view, &in.key, in.depth, leaves[i], lr); err != nil {
+			if err := scanNode(ctx, in.local, in.view, &in.key, in.depth, in.level, leaves[i], checks[i], lr); err != nil {
 				return nil, nil, err
 			}
 			req.Counts = append(req.Counts, uint32(len(lr.fp)))
@@ -472,17 +529,17 @@ func (in *initiator) reconcile(ctx context.Context, leaves []uint32, differ []by
 	return mine, theirs, nil
 }
 
-// theirRow checks one of the peer's rows: it must fall in a leaf the answer
+// theirRow checks one of the peer's rows: it must fall in a node the answer
 // handled, and carry a value or (keys-only) a digest, as asked.
-func (in *initiator) theirRow(m *grovev1.Row, i int, handled []uint32) (version, error) {
+func (in *initiator) theirRow(m *grovev1.Row, i int, handled []uint64) (version, error) {
 	var v version
 	v.row = engine.Row{Key: m.GetKey(), Value: m.GetValue(), TS: m.GetTs(), Deleted: m.GetDeleted()}
 	v.tok = in.view.Partitioner().Token(v.row.Key)
 	if !in.view.Range().Contains(v.tok) {
 		return v, fmt.Errorf("%w: peer row %d has token %d outside the range", ErrBadMessage, i, v.tok)
 	}
-	if leaf := uint32(in.view.Range().LeafOf(v.tok, in.depth)); !slices.Contains(handled, leaf) {
-		return v, fmt.Errorf("%w: peer row %d falls in leaf %d, not one it was asked about", ErrBadMessage, i, leaf)
+	if node := uint64(in.view.Range().LeafOf(v.tok, in.level)); !has(handled, node) {
+		return v, fmt.Errorf("%w: peer row %d falls in node %d at level %d, not one it was asked about", ErrBadMessage, i, node, in.level)
 	}
 	if in.opts.KeysOnly {
 		d, err := parseDigest(m.GetDigest(), fmt.Sprintf("peer row %d's digest", i))
@@ -500,6 +557,12 @@ func (in *initiator) theirRow(m *grovev1.Row, i int, handled []uint32) (version,
 	}
 	v.dig, v.full = engine.RowDigest(&v.row), true
 	return v, nil
+}
+
+// has reports whether the sorted nodes hold node.
+func has(nodes []uint64, node uint64) bool {
+	_, ok := slices.BinarySearch(nodes, node)
+	return ok
 }
 
 // classify sorts the differing versions into keys and decides, key by key,

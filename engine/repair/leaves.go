@@ -7,11 +7,20 @@ import (
 	"github.com/antientropy/grove/engine"
 )
 
-// What both roles do with one leaf's rows: the responder to answer
-// Reconcile, the initiator to ask it.
+// What both roles do with the rows under a node: the responder to answer
+// Descend and Reconcile, the initiator to compare and to ask.
+//
+// A session's nodes down to the meeting depth are the trees' own, whose sums
+// the view holds. Below it they are virtual: the leaf's token span split
+// into 2^k equal widths, exactly as the leaves of a deeper tree would split
+// it (token.Range nests), each holding the sum of its rows' digests. Both
+// sides compute those sums by scanning the rows of the node above, and check
+// the scan against what they knew of that node's sum: a write that landed
+// after the snapshot fails the session with ErrChanged rather than make it
+// compare one state's rows against another's sums.
 
-// leafRows is one leaf's rows on this side, with their digests and
-// fingerprints, checked against the view's leaf.
+// leafRows is one node's rows on this side, with their digests and
+// fingerprints, checked against the node's known sum.
 type leafRows struct {
 	rows []engine.Row
 	dig  []engine.Digest
@@ -22,15 +31,31 @@ type leafRows struct {
 	buf []byte
 }
 
-// scanLeaf reads the rows of leaf i (at depth) through replica and checks
-// their digests add up to the view's leaf: rows that changed after the view
-// was taken would make the session compare one state's rows against
-// another's tree.
-func scanLeaf(ctx context.Context, replica Replica, view *engine.LeafView, key *fpKey, depth int, i uint32, into *leafRows) error {
+// verify checks that total, the digests of the rows just scanned under node
+// at level, is still that node's sum: the view's at a tree level, the kept
+// check below the meeting depth.
+func verify(ctx context.Context, view *engine.LeafView, depth, level int, node, check uint64, total *engine.Digest) error {
+	if level <= depth {
+		var want [1]engine.Digest
+		if err := view.Sums(ctx, level, int(node), want[:]); err != nil {
+			return err
+		}
+		if *total == want[0] {
+			return nil
+		}
+	} else if checkOf(total) == check {
+		return nil
+	}
+	return fmt.Errorf("%w: the rows of node %d at level %d no longer add up to the snapshot's", ErrChanged, node, level)
+}
+
+// scanNode reads the rows of node (at level; check is its kept sum below
+// the meeting depth) through replica and checks they add up to its sum.
+func scanNode(ctx context.Context, replica Replica, view *engine.LeafView, key *fpKey, depth, level int, node, check uint64, into *leafRows) error {
 	into.rows, into.dig, into.fp = into.rows[:0], into.dig[:0], into.fp[:0]
 	var h engine.Hasher
 	var total engine.Digest
-	err := replica.Scan(ctx, view.Range().Leaf(int(i), depth), func(row *engine.Row) error {
+	err := replica.Scan(ctx, view.Range().Leaf(int(node), level), func(row *engine.Row) error {
 		d := h.Digest(row)
 		total.Add(&d)
 		at := len(into.buf)
@@ -44,14 +69,43 @@ func scanLeaf(ctx context.Context, replica Replica, view *engine.LeafView, key *
 	if err != nil {
 		return err
 	}
-	var want [1]engine.Digest
-	if err := view.Sums(ctx, depth, int(i), want[:]); err != nil {
+	return verify(ctx, view, depth, level, node, check, &total)
+}
+
+// childSums writes into dst the sums of node's 2^levels descendants
+// `levels` levels below it and, when they are virtual and counts is not
+// nil, how many of our rows each holds. Virtual ones come from one scan of
+// node's rows, checked against node's sum.
+func childSums(ctx context.Context, replica Replica, view *engine.LeafView, depth, level int, node, check uint64, levels int, dst []engine.Digest, counts []int) error {
+	child := level + levels
+	first := int(node) << levels
+	if child <= depth {
+		return view.Sums(ctx, child, first, dst)
+	}
+	clear(dst)
+	if counts != nil {
+		clear(counts)
+	}
+	var h engine.Hasher
+	var total engine.Digest
+	rng, part := view.Range(), view.Partitioner()
+	err := replica.Scan(ctx, rng.Leaf(int(node), level), func(row *engine.Row) error {
+		d := h.Digest(row)
+		total.Add(&d)
+		j := rng.LeafOf(part.Token(row.Key), child) - first
+		if j < 0 || j >= len(dst) {
+			return fmt.Errorf("repair: the replica's scan of node %d at level %d returned a row outside it", node, level)
+		}
+		dst[j].Add(&d)
+		if counts != nil {
+			counts[j]++
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if total != want[0] {
-		return fmt.Errorf("%w: the rows of leaf %d no longer add up to the snapshot's leaf", ErrChanged, i)
-	}
-	return nil
+	return verify(ctx, view, depth, level, node, check, &total)
 }
 
 // rowSize is what a row costs in a message, near enough to keep answers,

@@ -171,17 +171,28 @@ func TestSyncMatchesBruteForce(t *testing.T) {
 		rows, diverge  int
 		depthA, depthB int
 		keysOnly       bool
+		// inLeaves: the leaves are dense and the differences few, so the
+		// session must reconcile below the leaves, in sub-buckets.
+		inLeaves bool
 	}{
-		{"identical", 2000, 0, 10, 10, false},
-		{"one row", 2000, 1, 10, 10, false},
-		{"a few", 3000, 7, 12, 12, false},
-		{"dense", 2000, 400, 8, 8, false},
-		{"deeper initiator", 3000, 20, 14, 9, false},
-		{"deeper responder", 3000, 20, 7, 13, false},
-		{"depth zero", 500, 10, 0, 5, false},
-		{"deeper than a session", 1500, 5, 22, 21, false},
-		{"keys only", 3000, 30, 11, 11, true},
-		{"empty responder", 300, 0, 8, 8, false},
+		{"identical", 2000, 0, 10, 10, false, false},
+		{"one row", 2000, 1, 10, 10, false, false},
+		{"a few", 3000, 7, 12, 12, false, false},
+		{"dense", 2000, 400, 8, 8, false, false},
+		{"deeper initiator", 3000, 20, 14, 9, false, false},
+		{"deeper responder", 3000, 20, 7, 13, false, false},
+		{"depth zero", 500, 10, 0, 5, false, false},
+		{"deeper than a session", 1500, 5, 22, 21, false, false},
+		{"keys only", 3000, 30, 11, 11, true, false},
+		{"empty responder", 300, 0, 8, 8, false, false},
+		{"dense leaves", 20_000, 12, 3, 3, false, true},
+		{"dense, depth 1", 30_000, 5, 1, 1, false, true},
+		{"dense, depths differ", 20_000, 9, 6, 2, false, true},
+		{"dense, depth zero", 10_000, 4, 0, 0, false, true},
+		{"dense, keys only", 20_000, 15, 5, 5, true, true},
+		{"dense, many", 20_000, 600, 4, 4, false, false},
+		{"dense, 100k rows", 100_000, 6, 7, 7, false, true},
+		{"dense, wholly different", 3_000, 3_000, 2, 2, false, false},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -214,6 +225,9 @@ func TestSyncMatchesBruteForce(t *testing.T) {
 				}
 				if res.InSync != (len(onlyA)+len(onlyB)+len(diff) == 0) {
 					t.Fatalf("InSync = %v with %d differing keys", res.InSync, len(onlyA)+len(onlyB)+len(diff))
+				}
+				if tc.inLeaves && res.Level <= res.Depth {
+					t.Fatalf("reconciled at level %d, depth %d: want below the dense leaves", res.Level, res.Depth)
 				}
 				if res.InSync && res.RoundTrips != 1 {
 					t.Fatalf("identical replicas took %d round trips, want 1", res.RoundTrips)
@@ -321,55 +335,95 @@ func TestIncompatible(t *testing.T) {
 }
 
 // racingReplica writes a row into a differing leaf after the view is taken,
-// as a node's write path would during a session.
+// as a node's write path would during a session: right after the view, or
+// (afterScans > 0) just before its afterScans-th scan, between two bands of
+// the descent inside a dense leaf.
 type racingReplica struct {
 	*rowstore.Replica
-	write *engine.Row
+	write      *engine.Row
+	afterScans int
+	scans      int
+}
+
+func (r *racingReplica) race(ctx context.Context) error {
+	if r.write == nil {
+		return nil
+	}
+	_, err := r.Replica.Apply(ctx, []engine.Row{*r.write})
+	r.write = nil
+	return err
 }
 
 func (r *racingReplica) View(ctx context.Context) (*engine.LeafView, func(), error) {
 	v, release, err := r.Replica.View(ctx)
-	if err == nil && r.write != nil {
-		if _, err := r.Replica.Apply(ctx, []engine.Row{*r.write}); err != nil {
+	if err == nil && r.afterScans == 0 {
+		if err := r.race(ctx); err != nil {
 			release()
 			return nil, nil, err
 		}
-		r.write = nil
 	}
 	return v, release, err
 }
 
+func (r *racingReplica) Scan(ctx context.Context, rng token.Range, fn func(*engine.Row) error) error {
+	if r.scans++; r.scans == r.afterScans {
+		if err := r.race(ctx); err != nil {
+			return err
+		}
+	}
+	return r.Replica.Scan(ctx, rng, fn)
+}
+
 // TestChangedUnderSession checks a write that lands in a reconciled leaf
 // after the snapshot ends the session with ErrChanged, applies nothing on
-// either side, and that a retry succeeds.
+// either side, and that a retry succeeds: in a sparse leaf, in a dense one
+// whose first scan sees it, and in a dense one between two bands of
+// sub-buckets, where the scan is checked against the sums of the band
+// before, not the view.
 func TestChangedUnderSession(t *testing.T) {
-	ctx := context.Background()
-	rnd := rand.New(rand.NewPCG(5, 6))
-	base := baseRows(rnd, 5000)
-	a := slices.Clone(base)
-	a[42].Value, a[42].TS = []byte("newer"), a[42].TS+10
-	ra, rb := newReplica(t, a, 12), newReplica(t, base, 12)
-	// The racing write touches the same key on the responder: its leaf is
-	// the one being reconciled.
-	w := base[42]
-	w.Value, w.TS = []byte("racing"), w.TS+5
-	racing := &racingReplica{Replica: rb, write: &w}
-	beforeA, beforeB := rowsOf(t, ra), rowsOf(t, rb)
-	beforeB[slices.IndexFunc(beforeB, func(r engine.Row) bool { return bytes.Equal(r.Key, w.Key) })] = w
-	resp := NewResponder(racing, ResponderOptions{})
-	_, err := Sync(ctx, ra, resp, Options{Repair: true})
-	if !errors.Is(err, ErrChanged) {
-		t.Fatalf("got %v, want ErrChanged", err)
-	}
-	if !slices.EqualFunc(rowsOf(t, ra), beforeA, rowEqual) || !slices.EqualFunc(rowsOf(t, rb), beforeB, rowEqual) {
-		t.Fatal("rows changed by a failed session")
-	}
-	if resp.Sessions() != 0 {
-		t.Fatal("failed session left open")
-	}
-	res, err := Sync(ctx, ra, resp, Options{Repair: true})
-	if err != nil || !res.Converged || len(res.Different) != 1 {
-		t.Fatalf("retry: %v, %+v", err, res)
+	for _, tc := range []struct {
+		name        string
+		rows, depth int
+		afterScans  int
+	}{
+		{"sparse", 5000, 12, 0},
+		{"dense", 20_000, 3, 0},
+		{"dense, between bands", 20_000, 3, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rnd := rand.New(rand.NewPCG(5, 6))
+			base := baseRows(rnd, tc.rows)
+			a := slices.Clone(base)
+			a[42].Value, a[42].TS = []byte("newer"), a[42].TS+10
+			ra, rb := newReplica(t, a, tc.depth), newReplica(t, base, tc.depth)
+			// The racing write touches the same key on the responder: its
+			// leaf is the one being reconciled.
+			w := base[42]
+			w.Value, w.TS = []byte("racing"), w.TS+5
+			racing := &racingReplica{Replica: rb, write: &w, afterScans: tc.afterScans}
+			beforeA, beforeB := rowsOf(t, ra), rowsOf(t, rb)
+			beforeB[slices.IndexFunc(beforeB, func(r engine.Row) bool { return bytes.Equal(r.Key, w.Key) })] = w
+			resp := NewResponder(racing, ResponderOptions{})
+			_, err := Sync(ctx, ra, resp, Options{Repair: true})
+			if !errors.Is(err, ErrChanged) {
+				t.Fatalf("got %v, want ErrChanged", err)
+			}
+			if racing.write != nil {
+				t.Fatal("the racing write never happened")
+			}
+			t.Log(err)
+			if !slices.EqualFunc(rowsOf(t, ra), beforeA, rowEqual) || !slices.EqualFunc(rowsOf(t, rb), beforeB, rowEqual) {
+				t.Fatal("rows changed by a failed session")
+			}
+			if resp.Sessions() != 0 {
+				t.Fatal("failed session left open")
+			}
+			res, err := Sync(ctx, ra, resp, Options{Repair: true})
+			if err != nil || !res.Converged || len(res.Different) != 1 {
+				t.Fatalf("retry: %v, %+v", err, res)
+			}
+		})
 	}
 }
 

@@ -73,15 +73,22 @@ type session struct {
 	key     fpKey
 	depth   int      // the meeting depth
 	level   int      // level of the nodes in pending
-	pending []uint32 // nodes of the last band, or the frontier at level 0
-	leaves  []uint32 // the differing leaves, once reconciling starts
-	staged  []engine.Row
-	bytes   int64 // of the staged rows
-	failed  bool  // ended by an error
-	metrics *metrics.Set
-	applied int // by the session's commits so far
-	timer   *time.Timer
-	ended   bool
+	pending []uint64 // nodes of the last band, or the frontier at level 0
+	// checks holds, below the meeting depth, checkOf each pending node's
+	// sum: its rows are scanned again when the initiator descends into it
+	// or reconciles it, and must still add up.
+	checks []uint64
+	// leaves are the differing nodes whose rows are reconciled (leaves, or
+	// sub-buckets of them at level), with their checks, once reconciling
+	// starts.
+	leaves, leafChecks []uint64
+	staged             []engine.Row
+	bytes              int64 // of the staged rows
+	failed             bool  // ended by an error
+	metrics            *metrics.Set
+	applied            int // by the session's commits so far
+	timer              *time.Timer
+	ended              bool
 }
 
 // NewResponder returns a responder for replica.

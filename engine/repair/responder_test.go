@@ -66,8 +66,26 @@ func TestResponderRefuses(t *testing.T) {
 			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 0})
 			return err
 		}, ErrBadMessage},
-		{"below the leaves", func(r *Responder, id []byte) error {
-			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{3}, Levels: 8})
+		{"past the deepest level", func(r *Responder, id []byte) error {
+			// Below the leaves (depth 8) the session goes on into virtual
+			// sub-buckets of them, down to MaxLeafLevels further and no
+			// more: 1 → 9 → 17 → 25 → 32 is allowed, 33 is not.
+			differ := []byte{1}
+			for _, levels := range []uint32{8, 8, 8, 7} {
+				resp, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: differ, Levels: levels})
+				if err != nil {
+					t.Fatalf("a band of %d levels: %v", levels, err)
+				}
+				if want := FingerprintBytes * ((1 << levels) - 1); len(resp.GetBand().GetValues()) != want {
+					t.Fatalf("a band of %d levels holds %d bytes, want %d", levels, len(resp.GetBand().GetValues()), want)
+				}
+				differ = NewBitmap(1 << levels)
+				SetBit(differ, 0)
+			}
+			if got := 8 + MaxLeafLevels; got != 32 {
+				t.Fatalf("8 + MaxLeafLevels = %d; update this case", got)
+			}
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: differ, Levels: 1})
 			return err
 		}, ErrBadMessage},
 		{"band over the message limit", func(r *Responder, id []byte) error {

@@ -14,7 +14,7 @@ import (
 // ProtocolVersion.
 const (
 	// ProtocolVersion is sent in Params.protocol; peers must agree.
-	ProtocolVersion = 1
+	ProtocolVersion = 2
 	// FingerprintBytes is the width of a node or row fingerprint on the wire.
 	FingerprintBytes = 4
 	// SaltBytes is the size of the fingerprint key the initiator picks.
@@ -26,6 +26,11 @@ const (
 	// different depths meet at the shallower: it bounds every frontier, and
 	// so every message of the descent, to 2^20 nodes.
 	MaxSessionDepth = 20
+	// MaxLeafLevels bounds how far below the meeting depth a session
+	// descends inside dense leaves, by equal token-width sub-buckets of a
+	// leaf's span: 2^24 buckets a leaf is far more than any leaf's rows
+	// need, and node numbers stay well inside 64 bits (maxLevel).
+	MaxLeafLevels = 24
 	// MaxKeyBytes is engine.MaxKeyBytes: a row whose key is longer is never
 	// moved by a session; it is reported in Result.Refused instead.
 	MaxKeyBytes = engine.MaxKeyBytes
@@ -63,6 +68,19 @@ func (k *fpKey) of(d *engine.Digest) uint32 {
 		k[2]*binary.LittleEndian.Uint64(d[16:]) +
 		k[3]*binary.LittleEndian.Uint64(d[24:]))
 }
+
+// maxLevel is the deepest level a session of meeting depth depth may
+// descend to: the levels below depth are virtual, sub-buckets of the leaves
+// that both sides compute by scanning rows. token.Range.Leaf works up to
+// depth 62.
+func maxLevel(depth int) int { return min(depth+MaxLeafLevels, 62) }
+
+// checkOf is what a side keeps of a virtual node's sum to check that the
+// rows it scans later still add up to it (ErrChanged otherwise): one lane
+// of the sum, so that a band's pending nodes cost 8 bytes each, not 32. It
+// guards against writes that raced the snapshot, not against a peer, and a
+// changed row changes the lane but with probability 2^-64.
+func checkOf(d *engine.Digest) uint64 { return binary.LittleEndian.Uint64(d[:8]) }
 
 func parseDigest(b []byte, what string) (engine.Digest, error) {
 	var d engine.Digest

@@ -32,7 +32,8 @@ const (
 // Params are what both sides must agree on.
 type Params struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol is the version of this protocol.
+	// protocol is the version of this protocol: 2 since the descent goes on
+	// inside dense leaves.
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// format is the tree format version: the row digest and leaf definitions.
 	Format uint32 `protobuf:"varint,2,opt,name=format,proto3" json:"format,omitempty"`
@@ -266,6 +267,12 @@ func (x *HelloResponse) GetBand() *Band {
 // frontier node: for each frontier node in order, its 2^levels descendants at
 // level `level` but the last, 4 bytes little-endian each. The last follows
 // from the frontier node's own fingerprint, since fingerprints add.
+//
+// level may pass the meeting depth (the shallower tree's, at most 20), by
+// at most 24 levels: below it nodes are virtual, the leaf's token span split
+// into equal widths as a deeper tree's leaves would split it, each the sum of
+// its rows' digests, computed by both sides from a scan of the node above.
+// The first band (Hello's) stops at the meeting depth.
 type Band struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Level         uint32                 `protobuf:"varint,1,opt,name=level,proto3" json:"level,omitempty"`
@@ -429,15 +436,15 @@ type ReconcileRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	// differ is sent once, in the first Reconcile: the differing nodes of the
-	// last band, which are leaves.
+	// last band, at the meeting depth or below it. Their rows are reconciled.
 	Differ []byte `protobuf:"bytes,2,opt,name=differ,proto3" json:"differ,omitempty"`
-	// first is the index, among the differing leaves in ring order, of the
-	// first leaf this request covers.
+	// first is the index, among those differing nodes in ring order, of the
+	// first node this request covers.
 	First uint32 `protobuf:"varint,3,opt,name=first,proto3" json:"first,omitempty"`
-	// counts holds, for each leaf from first on, how many rows the initiator
+	// counts holds, for each node from first on, how many rows the initiator
 	// has in it.
 	Counts []uint32 `protobuf:"varint,4,rep,packed,name=counts,proto3" json:"counts,omitempty"`
-	// fingerprints holds 4 bytes per row, leaf by leaf.
+	// fingerprints holds 4 bytes per row, node by node.
 	Fingerprints []byte `protobuf:"bytes,5,opt,name=fingerprints,proto3" json:"fingerprints,omitempty"`
 	// keys_only asks for rows without values (with digests instead).
 	KeysOnly bool `protobuf:"varint,6,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
@@ -529,14 +536,14 @@ func (x *ReconcileRequest) GetEnd() bool {
 
 type ReconcileResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// done is how many of the request's leaves were handled; the initiator
+	// done is how many of the request's nodes were handled; the initiator
 	// sends the rest again.
 	Done uint32 `protobuf:"varint,1,opt,name=done,proto3" json:"done,omitempty"`
-	// missing marks, one bit per fingerprint of the handled leaves, the rows
+	// missing marks, one bit per fingerprint of the handled nodes, the rows
 	// the responder does not have.
 	Missing []byte `protobuf:"bytes,2,opt,name=missing,proto3" json:"missing,omitempty"`
-	// rows are the responder's rows in the handled leaves that the initiator
-	// does not have, in leaf order.
+	// rows are the responder's rows in the handled nodes that the initiator
+	// does not have, in node order.
 	Rows          []*Row `protobuf:"bytes,3,rep,name=rows,proto3" json:"rows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -64,8 +64,8 @@ type RepairServiceClient interface {
 	// band under them.
 	Descend(context.Context, *connect.Request[v1.DescendRequest]) (*connect.Response[v1.DescendResponse], error)
 	// Reconcile sends the initiator's row fingerprints for a run of differing
-	// leaves; the responder answers with its rows the initiator lacks and which
-	// of the initiator's rows it lacks.
+	// nodes (leaves, or sub-buckets of them); the responder answers with its
+	// rows the initiator lacks and which of the initiator's rows it lacks.
 	Reconcile(context.Context, *connect.Request[v1.ReconcileRequest]) (*connect.Response[v1.ReconcileResponse], error)
 	// Push stages rows the responder lacks; nothing is applied before Commit.
 	Push(context.Context, *connect.Request[v1.PushRequest]) (*connect.Response[v1.PushResponse], error)
@@ -175,8 +175,8 @@ type RepairServiceHandler interface {
 	// band under them.
 	Descend(context.Context, *connect.Request[v1.DescendRequest]) (*connect.Response[v1.DescendResponse], error)
 	// Reconcile sends the initiator's row fingerprints for a run of differing
-	// leaves; the responder answers with its rows the initiator lacks and which
-	// of the initiator's rows it lacks.
+	// nodes (leaves, or sub-buckets of them); the responder answers with its
+	// rows the initiator lacks and which of the initiator's rows it lacks.
 	Reconcile(context.Context, *connect.Request[v1.ReconcileRequest]) (*connect.Response[v1.ReconcileResponse], error)
 	// Push stages rows the responder lacks; nothing is applied before Commit.
 	Push(context.Context, *connect.Request[v1.PushRequest]) (*connect.Response[v1.PushResponse], error)
