@@ -161,3 +161,50 @@ func (n *Node) ConsistentAsOf(r token.Range, peers []string) (time.Time, bool) {
 	}
 	return oldest, len(peers) > 0
 }
+
+// Matched returns when range r last matched peer, if ever.
+func (n *Node) Matched(r token.Range, peer string) (time.Time, bool) {
+	n.matches.mu.Lock()
+	defer n.matches.mu.Unlock()
+	at, ok := n.matches.at[r][peer]
+	return at, ok
+}
+
+// metaRun records the start of the repair run in progress: a run that a
+// crash interrupted resumes from it (coord.Record).
+var metaRun = []byte("\x00run")
+
+// BeginRun returns the start of the repair run a crash or a failure left
+// unfinished, or else records now, durably, as the start of a new one.
+func (n *Node) BeginRun(now time.Time) (_ time.Time, _ bool, err error) {
+	defer n.catch(&err)
+	if err := n.use(); err != nil {
+		return time.Time{}, false, err
+	}
+	defer n.life.RUnlock()
+	v, closer, err := n.db.Get(metaRun)
+	switch {
+	case err == nil:
+		defer closer.Close()
+		if len(v) != 8 {
+			return time.Time{}, false, fmt.Errorf("%w: repair run record of %d bytes, want 8", ErrCorrupt, len(v))
+		}
+		return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(), true, nil
+	case !errors.Is(err, pebble.ErrNotFound):
+		return time.Time{}, false, err
+	}
+	if err := n.db.Set(metaRun, binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())), pebble.Sync); err != nil {
+		return time.Time{}, false, err
+	}
+	return now, false, nil
+}
+
+// EndRun records that the repair run finished.
+func (n *Node) EndRun() (err error) {
+	defer n.catch(&err)
+	if err := n.use(); err != nil {
+		return err
+	}
+	defer n.life.RUnlock()
+	return n.db.Delete(metaRun, pebble.Sync)
+}

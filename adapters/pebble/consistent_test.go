@@ -116,3 +116,28 @@ func TestMatchesAcrossRingChange(t *testing.T) {
 		t.Fatalf("%d match records stored for %d ranges", c, len(now))
 	}
 }
+
+// TestRepairRun: a run begun and not ended is resumed with its start time,
+// across a restart; an ended one is not.
+func TestRepairRun(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Ranges: testRanges()}
+	n := openNode(t, dir, created(opts))
+	t1 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	start, resumed, err := n.BeginRun(t1)
+	if err != nil || resumed || !start.Equal(t1) {
+		t.Fatalf("first BeginRun: %v, %v, %v", start, resumed, err)
+	}
+	n = reopen(t, n, dir, opts)
+	start, resumed, err = n.BeginRun(t1.Add(time.Hour))
+	if err != nil || !resumed || !start.Equal(t1) {
+		t.Fatalf("after a restart: %v, %v, %v; want the unfinished run of %v resumed", start, resumed, err, t1)
+	}
+	if err := n.EndRun(); err != nil {
+		t.Fatal(err)
+	}
+	start, resumed, err = n.BeginRun(t1.Add(2 * time.Hour))
+	if err != nil || resumed || !start.Equal(t1.Add(2*time.Hour)) {
+		t.Fatalf("after EndRun: %v, %v, %v; want a new run", start, resumed, err)
+	}
+}

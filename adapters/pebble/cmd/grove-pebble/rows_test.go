@@ -37,12 +37,24 @@ func (s *served) stop() (int, string) {
 // it if the test did not.
 func startServe(t *testing.T, args ...string) (string, *served) {
 	t.Helper()
+	addr := freeAddr(t)
+	return addr, startServeAt(t, addr, args...)
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServeAt is startServe on addr.
+func startServeAt(t *testing.T, addr string, args ...string) *served {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &served{cancel: cancel, done: make(chan int, 1), errs: &bytes.Buffer{}}
 	pr, pw := io.Pipe()
@@ -58,7 +70,7 @@ func startServe(t *testing.T, args ...string) (string, *served) {
 	}
 	s.first = lines.Text()
 	go io.Copy(io.Discard, pr)
-	return addr, s
+	return s
 }
 
 // TestServeTakesWrites: serve --ring answers RowService on its port. A

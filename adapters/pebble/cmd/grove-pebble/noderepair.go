@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/antientropy/grove/coord"
+	"github.com/antientropy/grove/engine/repair"
+	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/internal/cli"
+	"github.com/antientropy/grove/internal/keytext"
+	"github.com/antientropy/grove/rpc"
+
+	grovepebble "github.com/antientropy/grove/adapters/pebble"
+)
+
+// repairFlags are the flags of repair that tune the run.
+type repairFlags struct {
+	peersParallel *int
+	rangeTimeout  *time.Duration
+	attempts      *int
+}
+
+// options checks the flags and returns them as coord.Options.
+func (f repairFlags) options() (coord.Options, error) {
+	switch {
+	case *f.peersParallel < 1:
+		return coord.Options{}, fmt.Errorf("--peers-parallel %d: want at least 1", *f.peersParallel)
+	case *f.rangeTimeout <= 0:
+		return coord.Options{}, fmt.Errorf("--range-timeout %v: want a positive duration", *f.rangeTimeout)
+	case *f.attempts < 1:
+		return coord.Options{}, fmt.Errorf("--attempts %d: want at least 1", *f.attempts)
+	}
+	return coord.Options{PeersParallel: *f.peersParallel, RangeTimeout: *f.rangeTimeout, Attempts: *f.attempts}, nil
+}
+
+func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	fs := cli.NewFlagSet("repair")
+	nf := &nodeFlags{
+		db:       fs.String("db", "", "the node's Pebble database `DIR`, opened here — for a node that is not running"),
+		budget:   cli.AddBudget(fs, "1GiB", "memory for the trees and the sessions' snapshots (a `SIZE`: 64MiB, 2GiB)"),
+		ring:     addRingFlags(fs),
+		scanRate: addScanRate(fs),
+	}
+	tf := cli.AddNet(fs)
+	rf := repairFlags{
+		peersParallel: fs.Int("peers-parallel", 2, "repair this many peers at once (`P`)"),
+		rangeTimeout:  fs.Duration("range-timeout", time.Minute, "time allowed per range of a peer's attempt (a `DURATION`)"),
+		attempts:      fs.Int("attempts", 3, "tries per range when a session is cut short (a write under it, a busy or unreachable peer, a timeout)"),
+	}
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := cli.ParseNamed(fs, args); err != nil {
+		return 0, err
+	}
+	opts, err := rf.options()
+	if err != nil {
+		return 0, err
+	}
+	nr, err := nf.ring.load()
+	if err != nil {
+		return 0, err
+	}
+	if nr == nil {
+		return 0, errors.New("--ring and --node are required")
+	}
+	if *nf.db == "" {
+		return 0, errors.New("--db is required: asking a running node to repair itself is not built yet")
+	}
+	limit, err := tf.MessageLimit()
+	if err != nil {
+		return 0, err
+	}
+	tlsConf, err := tf.TLSConfig(false)
+	if err != nil {
+		return 0, err
+	}
+	node, err := nf.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer node.Close()
+	clients, closeClients := peerClients(nr, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: opts.RangeTimeout})
+	defer closeClients()
+	rep, err := repairNode(ctx, node, nr, clients, opts, limit)
+	if err != nil {
+		return 0, err
+	}
+	if err := node.Close(); err != nil {
+		return 0, err
+	}
+	if err := printRepair(stdout, nr.id, rep, *asJSON); err != nil {
+		return 0, err
+	}
+	return repairExit(rep), nil
+}
+
+// repairExit is repair's exit status: 2 if a range failed, 1 if
+// differences were found (and repaired), 0 if everything was in sync.
+func repairExit(rep *coord.Report) int {
+	switch {
+	case rep.RangesFailed > 0:
+		return exitError
+	case rep.Differences():
+		return exitDifferent
+	}
+	return exitOK
+}
+
+// peerClients returns a function giving the rpc client of a ring node,
+// made on first use, and one that closes them all.
+func peerClients(nr *nodeRing, opts rpc.ClientOptions) (func(id string) (*rpc.Client, error), func()) {
+	var mu sync.Mutex
+	made := map[string]*rpc.Client{}
+	get := func(id string) (*rpc.Client, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c := made[id]; c != nil {
+			return c, nil
+		}
+		n, ok := nr.ring.Node(id)
+		if !ok {
+			return nil, fmt.Errorf("node %q is not in the ring", id)
+		}
+		c, err := rpc.NewClient(n.Address, opts)
+		if err != nil {
+			return nil, err
+		}
+		made[id] = c
+		return c, nil
+	}
+	closeAll := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range made {
+			c.CloseIdle()
+		}
+	}
+	return get, closeAll
+}
+
+// repairNode repairs every range of node with each of its peers.
+func repairNode(ctx context.Context, node *grovepebble.Node, nr *nodeRing, clients func(string) (*rpc.Client, error), opts coord.Options, limit int) (*coord.Report, error) {
+	var ranges []coord.Range
+	for _, r := range nr.replicas {
+		ranges = append(ranges, coord.Range{Range: r.Range, Peers: r.Peers})
+	}
+	s := coord.PerRange{
+		Local: func(r token.Range) (repair.Replica, error) { return node.Replica(r) },
+		Peer: func(id string, _ token.Range) (repair.Peer, error) {
+			c, err := clients(id)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Options: repair.Options{MaxMessageBytes: limit},
+	}
+	opts.Transient = func(err error) bool { return errors.Is(err, rpc.ErrTransport) }
+	return coord.Run(ctx, ranges, s, node, opts)
+}
+
+// printRepair prints the report: JSON, or a line per peer with its keys.
+func printRepair(w io.Writer, id string, rep *coord.Report, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	if rep.Resumed {
+		fmt.Fprintf(w, "node %s: resumed an interrupted run\n", id)
+	}
+	for _, p := range rep.Peers {
+		fmt.Fprintf(w, "with %s: %d ranges, %d differing, %d skipped, %d failed; %d only here, %d only there, %d different; %d B sent, %d B received, %d round trips\n",
+			p.ID, p.Ranges, p.RangesDiffering, p.RangesSkipped, p.RangesFailed, len(p.OnlyHere), len(p.OnlyThere), len(p.Different), p.BytesSent, p.BytesReceived, p.RoundTrips)
+		for _, l := range []struct {
+			name string
+			keys []repair.ReportKey
+		}{{"only here", p.OnlyHere}, {"only there", p.OnlyThere}, {"different", p.Different}} {
+			for _, k := range l.keys {
+				fmt.Fprintf(w, "  %-11s %s\n", l.name+":", reportKeyText(k))
+			}
+		}
+		if p.Error != "" {
+			fmt.Fprintf(w, "  failed: %s\n", p.Error)
+		}
+	}
+	_, err := fmt.Fprintf(w, "node %s: %d ranges repaired, %d failed\n", id, rep.RangesRepaired, rep.RangesFailed)
+	return err
+}
+
+// reportKeyText is a report's key as the text output shows keys.
+func reportKeyText(k repair.ReportKey) string {
+	if k.Key != nil {
+		return keytext.Quote([]byte(*k.Key))
+	}
+	return "0x" + *k.KeyHex
+}
