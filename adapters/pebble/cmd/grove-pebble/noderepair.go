@@ -42,7 +42,7 @@ func (f repairFlags) options() (coord.Options, error) {
 func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	fs := cli.NewFlagSet("repair")
 	nf := &nodeFlags{
-		db:       fs.String("db", "", "the node's Pebble database `DIR`, opened here — for a node that is not running"),
+		db:       fs.String("db", "", "the node's Pebble database `DIR`, opened here, for a node that is not running; without it the running node is asked, at its address in the ring"),
 		budget:   cli.AddBudget(fs, "1GiB", "memory for the trees and the sessions' snapshots (a `SIZE`: 64MiB, 2GiB)"),
 		ring:     addRingFlags(fs),
 		scanRate: addScanRate(fs),
@@ -68,9 +68,6 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 	if nr == nil {
 		return 0, errors.New("--ring and --node are required")
 	}
-	if *nf.db == "" {
-		return 0, errors.New("--db is required: asking a running node to repair itself is not built yet")
-	}
 	limit, err := tf.MessageLimit()
 	if err != nil {
 		return 0, err
@@ -78,6 +75,17 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 	tlsConf, err := tf.TLSConfig(false)
 	if err != nil {
 		return 0, err
+	}
+	if *nf.db == "" {
+		// The node is running: ask it, at its address in the ring.
+		rep, err := askRepair(ctx, nr, opts, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: rpc.DefaultAdminCallTimeout})
+		if err != nil {
+			return 0, err
+		}
+		if err := printRepair(stdout, nr.id, rep, *asJSON); err != nil {
+			return 0, err
+		}
+		return repairExit(rep), nil
 	}
 	node, err := nf.open(ctx)
 	if err != nil {
@@ -97,6 +105,49 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 		return 0, err
 	}
 	return repairExit(rep), nil
+}
+
+// askRepair asks the running node nr.id to repair itself, over its admin
+// service, and returns the run's report.
+func askRepair(ctx context.Context, nr *nodeRing, opts coord.Options, copts rpc.ClientOptions) (*coord.Report, error) {
+	n, _ := nr.ring.Node(nr.id)
+	ac, err := rpc.NewAdminClient(n.Address, copts)
+	if err != nil {
+		return nil, err
+	}
+	defer ac.CloseIdle()
+	raw, err := ac.Repair(ctx, rpc.RepairRequest{PeersParallel: opts.PeersParallel, RangeTimeout: opts.RangeTimeout, Attempts: opts.Attempts})
+	if err != nil {
+		return nil, fmt.Errorf("node %s at %s: %w", nr.id, n.Address, err)
+	}
+	var rep coord.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return nil, fmt.Errorf("node %s at %s answered a report that does not decode: %w", nr.id, n.Address, err)
+	}
+	return &rep, nil
+}
+
+// nodeAdmin is a served node's AdminService: one repair run at a time,
+// with the node's own replicas and the ring's addresses.
+type nodeAdmin struct {
+	node    *grovepebble.Node
+	nr      *nodeRing
+	clients func(string) (*rpc.Client, error)
+	limit   int
+	running sync.Mutex
+}
+
+// Repair implements rpc.Admin.
+func (a *nodeAdmin) Repair(ctx context.Context, req rpc.RepairRequest) ([]byte, error) {
+	if !a.running.TryLock() {
+		return nil, fmt.Errorf("%w: a repair of node %s is already running", repair.ErrBusy, a.nr.id)
+	}
+	defer a.running.Unlock()
+	rep, err := repairNode(ctx, a.node, a.nr, a.clients, coord.Options{PeersParallel: req.PeersParallel, RangeTimeout: req.RangeTimeout, Attempts: req.Attempts}, a.limit)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(rep)
 }
 
 // repairExit is repair's exit status: 2 if a range failed, 1 if

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/ring"
+	"github.com/antientropy/grove/rpc"
 )
 
 // TestCommandRepair: n1 of testRing, its peers n2 and n4 served at the
@@ -23,7 +25,7 @@ func TestCommandRepair(t *testing.T) {
 	dir := t.TempDir()
 	addrs := map[string]string{}
 	text := testRing
-	for _, id := range []string{"n2", "n3", "n4"} {
+	for _, id := range []string{"n1", "n2", "n3", "n4"} {
 		addrs[id] = freeAddr(t)
 		text = strings.Replace(text, `"http://127.0.0.1:`+id[1:]+`"`, `"http://`+addrs[id]+`"`, 1)
 	}
@@ -127,6 +129,44 @@ func TestCommandRepair(t *testing.T) {
 	code, out, errs = repairN1()
 	if code != exitOK {
 		t.Fatalf("second repair: exit %d, %q %q; want 0, all in sync", code, out, errs)
+	}
+
+	// Served, n1 is asked to repair itself over its admin service: a write
+	// n2 took and n1 missed is found and repaired.
+	servers["n1"] = startServeAt(t, addrs["n1"], "serve", "--db", db("n1"), "--ring", ringPath, "--node", "n1")
+	var missed string
+	for i := 0; missed == ""; i++ {
+		k := fmt.Sprintf("late-%d", i)
+		tok := token.Murmur3{}.Token([]byte(k))
+		for _, r := range rg.Ranges() {
+			if r.Range.Contains(tok) && slices.Contains(r.Replicas, "n1") && slices.Contains(r.Replicas, "n2") {
+				missed = k
+			}
+		}
+	}
+	rc, err := rpc.NewRowClient("http://"+addrs["n2"], rpc.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.CloseIdle()
+	if ok, err := rc.Put(context.Background(), []byte(missed), []byte("late"), 3); !ok || err != nil {
+		t.Fatalf("write to n2: %v, %v", ok, err)
+	}
+	code, out, errs = runCmd(t, "repair", "--ring", ringPath, "--node", "n1", "--json")
+	keys = keysOnly{}
+	if code != exitDifferent || json.Unmarshal([]byte(out), &keys) != nil {
+		t.Fatalf("repair of the running n1: exit %d, %q %q; want 1 and a report", code, out, errs)
+	}
+	for _, p := range keys.Peers {
+		if n := len(p.OnlyHere) + len(p.OnlyThere) + len(p.Different); (p.ID == "n2") != (n == 1) || (p.ID == "n2" && p.OnlyThere[0].Key != missed) {
+			t.Errorf("repair of the running n1, with %s: %+v; want only %s, only there at n2", p.ID, p, missed)
+		}
+	}
+	if code, out, errs := runCmd(t, "repair", "--ring", ringPath, "--node", "n1"); code != exitOK || !strings.Contains(out, "node n1: 5 ranges repaired, 0 failed") {
+		t.Fatalf("second repair of the running n1: exit %d, %q %q", code, out, errs)
+	}
+	if c, e := servers["n1"].stop(); c != exitOK {
+		t.Fatalf("serve n1: exit %d, %s", c, e)
 	}
 
 	if c, e := servers["n4"].stop(); c != exitOK {

@@ -48,6 +48,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if err != nil {
 		return 0, err
 	}
+	// The node calls its peers when asked to repair itself, with the
+	// certificate it serves with.
+	clientTLS, err := tf.TLSConfig(false)
+	if err != nil {
+		return 0, err
+	}
 	node, err := nf.open(ctx)
 	if err != nil {
 		return 0, err
@@ -84,6 +90,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	mux.Handle(rpc.NewHandler(peer, rpc.HandlerOptions{MaxMessageBytes: limit}))
 	// The coordinator's writes, on the same port, through the write path.
 	mux.Handle(rpc.NewRowHandler(rowStore{node}, rpc.HandlerOptions{MaxMessageBytes: limit}))
+	// The operator's calls — repair this node — on the same port.
+	if nr, err := nf.ring.load(); err == nil && nr != nil {
+		clients, closeClients := peerClients(nr, rpc.ClientOptions{TLS: clientTLS, MaxMessageBytes: limit})
+		defer closeClients()
+		mux.Handle(rpc.NewAdminHandler(&nodeAdmin{node: node, nr: nr, clients: clients, limit: limit}, 0))
+	}
 	// Prometheus metrics, on the same port: budget, sessions, and how long
 	// since each range was last consistent with its peers.
 	reg := prometheus.NewRegistry()

@@ -1,0 +1,61 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/antientropy/grove/engine/repair"
+)
+
+// fakeAdmin answers Repair with the request it got, or fails.
+type fakeAdmin struct{ err error }
+
+func (f fakeAdmin) Repair(_ context.Context, req RepairRequest) ([]byte, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return fmt.Appendf(nil, `{"peers_parallel": %d, "range_timeout": %q, "attempts": %d}`, req.PeersParallel, req.RangeTimeout, req.Attempts), nil
+}
+
+// TestAdminRepair: the request's fields reach the node as sent, its report
+// comes back whole, and its errors keep their repair sentinel.
+func TestAdminRepair(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  RepairRequest
+		want string
+	}{
+		{"defaults", RepairRequest{}, `{"peers_parallel": 0, "range_timeout": "0s", "attempts": 0}`},
+		{"set", RepairRequest{PeersParallel: 3, RangeTimeout: 90 * time.Second, Attempts: 5}, `{"peers_parallel": 3, "range_timeout": "1m30s", "attempts": 5}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			mux.Handle(NewAdminHandler(fakeAdmin{}, 0))
+			url, _ := serve(t, mux, nil)
+			ac, err := NewAdminClient(url, ClientOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ac.CloseIdle()
+			got, err := ac.Repair(context.Background(), tc.req)
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("Repair = %s, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+	mux := http.NewServeMux()
+	mux.Handle(NewAdminHandler(fakeAdmin{err: fmt.Errorf("a run is going: %w", repair.ErrBusy)}, 0))
+	url, _ := serve(t, mux, nil)
+	ac, err := NewAdminClient(url, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.CloseIdle()
+	if _, err := ac.Repair(context.Background(), RepairRequest{}); !errors.Is(err, repair.ErrBusy) {
+		t.Fatalf("a busy node: %v, want repair.ErrBusy", err)
+	}
+}
