@@ -46,7 +46,8 @@ type Syncer interface {
 
 // Record is the node's memory of what its repairs achieved: when each range
 // last matched each peer, and the run in progress, so that a run that
-// crashed resumes instead of starting over.
+// crashed resumes instead of starting over. Run calls it from several
+// goroutines at once.
 type Record interface {
 	// Matched returns when range r last matched peer, if ever.
 	Matched(r token.Range, peer string) (time.Time, bool)
