@@ -71,11 +71,11 @@ type AdminClient struct {
 // options and checks of NewClient; opts.CallTimeout bounds a whole repair
 // run, so give it one long enough.
 func NewAdminClient(baseURL string, opts ClientOptions) (*AdminClient, error) {
-	c, err := NewClient(baseURL, opts)
+	c, copts, err := newServiceClient(baseURL, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &AdminClient{c: c, rpc: grovev1connect.NewAdminServiceClient(c.http, c.peer, connect.WithGRPC())}, nil
+	return &AdminClient{c: c, rpc: grovev1connect.NewAdminServiceClient(c.http, c.peer, copts...)}, nil
 }
 
 // Repair asks the node to repair itself and returns the run's report, as

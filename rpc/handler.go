@@ -52,14 +52,7 @@ type HandlerOptions struct {
 // them and with repair.Code(err) in the ErrorHeader metadata, so a Client
 // restores the repair sentinel.
 func NewHandler(peer repair.Peer, opts HandlerOptions) (path string, h http.Handler) {
-	limit := opts.MaxMessageBytes
-	if limit <= 0 {
-		limit = DefaultMaxMessageBytes
-	}
-	timeout := opts.CallTimeout
-	if timeout <= 0 {
-		timeout = DefaultHandlerCallTimeout
-	}
+	limit, timeout := opts.limits()
 	return grovev1connect.NewRepairServiceHandler(
 		&service{peer: peer, timeout: timeout},
 		connect.WithReadMaxBytes(limit),

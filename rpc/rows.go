@@ -41,20 +41,26 @@ const refusedCode = "row-refused"
 // NewRowHandler serves store as grove's RowService. Mount it on the same mux
 // as NewHandler's repair service.
 func NewRowHandler(store RowStore, opts HandlerOptions) (path string, h http.Handler) {
-	limit := opts.MaxMessageBytes
-	if limit <= 0 {
-		limit = DefaultMaxMessageBytes
-	}
-	timeout := opts.CallTimeout
-	if timeout <= 0 {
-		timeout = DefaultHandlerCallTimeout
-	}
+	limit, timeout := opts.limits()
 	return grovev1connect.NewRowServiceHandler(
 		&rowService{store: store},
 		connect.WithReadMaxBytes(limit),
 		connect.WithSendMaxBytes(limit),
 		connect.WithInterceptors(deadline(timeout)),
 	)
+}
+
+// limits returns the options' message limit and call timeout, defaults
+// filled in.
+func (o HandlerOptions) limits() (int, time.Duration) {
+	limit, timeout := o.MaxMessageBytes, o.CallTimeout
+	if limit <= 0 {
+		limit = DefaultMaxMessageBytes
+	}
+	if timeout <= 0 {
+		timeout = DefaultHandlerCallTimeout
+	}
+	return limit, timeout
 }
 
 // deadline bounds every call of a handler by timeout, on top of the
@@ -171,16 +177,26 @@ type RowClient struct {
 // NewRowClient returns a RowClient for the node at baseURL, with the
 // options and checks of NewClient.
 func NewRowClient(baseURL string, opts ClientOptions) (*RowClient, error) {
-	c, err := NewClient(baseURL, opts)
+	c, copts, err := newServiceClient(baseURL, opts)
 	if err != nil {
 		return nil, err
+	}
+	return &RowClient{c: c, rpc: grovev1connect.NewRowServiceClient(c.http, c.peer, copts...)}, nil
+}
+
+// newServiceClient returns a Client for baseURL, whose connections, counts
+// and error mapping a client of another of grove's services shares, and
+// the connect options that service's client takes.
+func newServiceClient(baseURL string, opts ClientOptions) (*Client, []connect.ClientOption, error) {
+	c, err := NewClient(baseURL, opts)
+	if err != nil {
+		return nil, nil, err
 	}
 	limit := opts.MaxMessageBytes
 	if limit == 0 {
 		limit = DefaultMaxMessageBytes
 	}
-	return &RowClient{c: c, rpc: grovev1connect.NewRowServiceClient(c.http, c.peer,
-		connect.WithGRPC(), connect.WithReadMaxBytes(limit), connect.WithSendMaxBytes(limit))}, nil
+	return c, []connect.ClientOption{connect.WithGRPC(), connect.WithReadMaxBytes(limit), connect.WithSendMaxBytes(limit)}, nil
 }
 
 // rowCall is call, with the node's ErrRefused restored.
