@@ -228,7 +228,7 @@ func (d *demoRecord) RecordMatch(r token.Range, peer string, at time.Time) error
 }
 
 func (d *demoRecord) BeginRun(now time.Time) (time.Time, bool, error) { return now, false, nil }
-func (d *demoRecord) EndRun() error                                  { return nil }
+func (d *demoRecord) EndRun() error                                   { return nil }
 
 func runDemo(args []string, e *env) (int, error) {
 	stdout := e.stdout
