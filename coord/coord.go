@@ -38,10 +38,12 @@ type Outcome struct {
 
 // Syncer reconciles, and repairs on both sides, the given ranges of the
 // node with their replicas on peer. It returns an outcome per range, in
-// the order given; an error of its own means the peer could not be worked
-// with at all (unreachable, refused), and fails every range.
+// the order given, and what the attempt cost on the network — which a
+// session per pair of nodes does not split by range; an error of its own
+// means the peer could not be worked with at all (unreachable, refused),
+// and fails every range.
 type Syncer interface {
-	Sync(ctx context.Context, peer string, ranges []token.Range) ([]Outcome, error)
+	Sync(ctx context.Context, peer string, ranges []token.Range) ([]Outcome, repair.Stats, error)
 }
 
 // Record is the node's memory of what its repairs achieved: when each range
@@ -230,8 +232,11 @@ func repairPeer(ctx context.Context, peer string, ranges []token.Range, s Syncer
 	differing := map[token.Range]bool{}
 	for attempt := 1; len(todo) > 0; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, opts.RangeTimeout*time.Duration(len(todo)))
-		outs, err := s.Sync(actx, peer, todo)
+		outs, cost, err := s.Sync(actx, peer, todo)
 		cancel()
+		pr.BytesSent += cost.BytesSent
+		pr.BytesReceived += cost.BytesReceived
+		pr.RoundTrips += cost.RoundTrips
 		if err == nil && len(outs) != len(todo) {
 			err = fmt.Errorf("coord: the syncer gave %d outcomes for %d ranges", len(outs), len(todo))
 		}
@@ -244,11 +249,6 @@ func repairPeer(ctx context.Context, peer string, ranges []token.Range, s Syncer
 		var again []token.Range
 		var lastErr error
 		for _, o := range outs {
-			if res := o.Result; res != nil {
-				pr.BytesSent += res.BytesSent
-				pr.BytesReceived += res.BytesReceived
-				pr.RoundTrips += res.RoundTrips
-			}
 			if o.Err == nil && o.Result != nil && (o.Result.InSync || o.Result.Converged) {
 				if !o.Result.InSync {
 					differing[o.Range] = true
@@ -295,11 +295,12 @@ type PerRange struct {
 	Options repair.Options
 }
 
-// Sync implements Syncer.
-func (p PerRange) Sync(ctx context.Context, peer string, ranges []token.Range) ([]Outcome, error) {
+// Sync implements Syncer; the cost is the sum of the sessions'.
+func (p PerRange) Sync(ctx context.Context, peer string, ranges []token.Range) ([]Outcome, repair.Stats, error) {
 	opts := p.Options
 	opts.Repair = true
 	out := make([]Outcome, len(ranges))
+	var cost repair.Stats
 	for i, r := range ranges {
 		out[i].Range = r
 		local, err := p.Local(r)
@@ -309,9 +310,15 @@ func (p PerRange) Sync(ctx context.Context, peer string, ranges []token.Range) (
 		}
 		remote, err := p.Peer(peer, r)
 		if err != nil {
-			return nil, err
+			return nil, cost, err
 		}
-		out[i].Result, out[i].Err = repair.Sync(ctx, local, remote, opts)
+		res, err := repair.Sync(ctx, local, remote, opts)
+		out[i].Result, out[i].Err = res, err
+		if res != nil {
+			cost.BytesSent += res.BytesSent
+			cost.BytesReceived += res.BytesReceived
+			cost.RoundTrips += res.RoundTrips
+		}
 	}
-	return out, nil
+	return out, cost, nil
 }

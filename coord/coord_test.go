@@ -311,8 +311,8 @@ type flaky struct {
 	tried map[token.Range]bool
 }
 
-func (f *flaky) Sync(ctx context.Context, peer string, ranges []token.Range) ([]Outcome, error) {
-	out, err := f.Syncer.Sync(ctx, peer, ranges)
+func (f *flaky) Sync(ctx context.Context, peer string, ranges []token.Range) ([]Outcome, repair.Stats, error) {
+	out, cost, err := f.Syncer.Sync(ctx, peer, ranges)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range out {
@@ -321,7 +321,7 @@ func (f *flaky) Sync(ctx context.Context, peer string, ranges []token.Range) ([]
 			out[i] = Outcome{Range: out[i].Range, Err: fmt.Errorf("session: %w", repair.ErrChanged)}
 		}
 	}
-	return out, err
+	return out, cost, err
 }
 
 // TestRunRetries: a session cut short by a write is retried, and a
@@ -341,7 +341,7 @@ func TestRunRetries(t *testing.T) {
 		},
 	}
 	calls := 0
-	counting := syncerFunc(func(ctx context.Context, peer string, rs []token.Range) ([]Outcome, error) {
+	counting := syncerFunc(func(ctx context.Context, peer string, rs []token.Range) ([]Outcome, repair.Stats, error) {
 		calls++
 		return bad.Sync(ctx, peer, rs)
 	})
@@ -364,8 +364,8 @@ var errDown = errors.New("connection refused")
 
 func transient(err error) bool { return errors.Is(err, errDown) }
 
-type syncerFunc func(context.Context, string, []token.Range) ([]Outcome, error)
+type syncerFunc func(context.Context, string, []token.Range) ([]Outcome, repair.Stats, error)
 
-func (f syncerFunc) Sync(ctx context.Context, peer string, rs []token.Range) ([]Outcome, error) {
+func (f syncerFunc) Sync(ctx context.Context, peer string, rs []token.Range) ([]Outcome, repair.Stats, error) {
 	return f(ctx, peer, rs)
 }
