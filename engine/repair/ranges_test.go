@@ -754,7 +754,8 @@ func TestNodeOverRPC(t *testing.T) {
 
 // BenchmarkNodeSync measures node sessions over loopback Connect/gRPC
 // between two nodes of 512 ranges: all in sync, and one differing key
-// among 2 M rows (re-made before each iteration, outside the timer). It
+// among 2 M rows (re-made before each iteration, outside the timer); and,
+// for comparison, 512 per-range sessions of the nodes in sync. It
 // reports round trips and protocol bytes (both ways) per session, which
 // are deterministic, and the bytes on the wire.
 func BenchmarkNodeSync(b *testing.B) {
@@ -790,6 +791,23 @@ func BenchmarkNodeSync(b *testing.B) {
 		b.ReportMetric(float64(w.WireBytesWritten+w.WireBytesRead-w0.WireBytesWritten-w0.WireBytesRead)/float64(b.N), "wire-B/op")
 	}
 	b.Run("512-in-sync", func(b *testing.B) { run(b, nil) })
+	// The same, one per-range session per range (what sync --ring did
+	// before node sessions), for comparison.
+	b.Run("512-in-sync-per-range", func(b *testing.B) {
+		var trips, bytes int64
+		for range b.N {
+			for _, r := range na.reps {
+				res, err := repair.Sync(ctx, r, c, repair.Options{Repair: true})
+				if err != nil || !res.InSync {
+					b.Fatal(err)
+				}
+				trips += int64(res.RoundTrips)
+				bytes += res.BytesSent + res.BytesReceived
+			}
+		}
+		b.ReportMetric(float64(trips)/float64(b.N), "round-trips/op")
+		b.ReportMetric(float64(bytes)/float64(b.N), "protocol-B/op")
+	})
 	// Outside b.Run's function, which runs once per b.N tried: every
 	// iteration of every run must change a row anew.
 	rnd := rand.New(rand.NewPCG(12, 12))
