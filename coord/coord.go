@@ -322,3 +322,57 @@ func (p PerRange) Sync(ctx context.Context, peer string, ranges []token.Range) (
 	}
 	return out, cost, nil
 }
+
+// PerPeer is a Syncer that runs one node session per peer over every range
+// the two share (repair.SyncNode): one round trip finds the ranges that
+// differ, and their sessions travel together, so an attempt costs the round
+// trips of its deepest differing range.
+type PerPeer struct {
+	// Local returns the node's replica of range r.
+	Local func(r token.Range) (repair.Replica, error)
+	// Peer returns the peer's node session and its ranges in token order,
+	// as the ring gives them.
+	Peer func(id string) (repair.NodePeer, []token.Range, error)
+	// Options are the node sessions' options; Repair is always set.
+	Options repair.NodeOptions
+}
+
+// Sync implements Syncer; the cost is the node session's own messages.
+func (p PerPeer) Sync(ctx context.Context, peer string, ranges []token.Range) ([]Outcome, repair.Stats, error) {
+	locals := make([]repair.Replica, len(ranges))
+	for i, r := range ranges {
+		l, err := p.Local(r)
+		if err != nil {
+			return nil, repair.Stats{}, err
+		}
+		locals[i] = l
+	}
+	remote, theirs, err := p.Peer(peer)
+	if err != nil {
+		return nil, repair.Stats{}, err
+	}
+	opts := p.Options
+	opts.Repair = true
+	opts.PeerRanges = theirs
+	res, err := repair.SyncNode(ctx, locals, remote, opts)
+	if res == nil {
+		return nil, repair.Stats{}, err
+	}
+	byRange := make(map[token.Range]repair.RangeResult, len(res.Ranges))
+	for _, rr := range res.Ranges {
+		byRange[rr.Range] = rr
+	}
+	out := make([]Outcome, len(ranges))
+	for i, r := range ranges {
+		rr, ok := byRange[r]
+		switch {
+		case !ok && err != nil:
+			out[i] = Outcome{Range: r, Err: err}
+		case !ok:
+			out[i] = Outcome{Range: r, Err: fmt.Errorf("coord: the node session left range %v out", r)}
+		default:
+			out[i] = Outcome{Range: r, Result: rr.Result, Err: rr.Err}
+		}
+	}
+	return out, res.Stats, nil
+}

@@ -23,10 +23,11 @@ import (
 // node is one node of a test cluster: a replica per range it holds, each
 // answering sessions through its own responder.
 type node struct {
-	id   string
-	reps map[token.Range]*rowstore.Replica
-	resp map[token.Range]*repair.Responder
-	rec  *memRecord
+	id    string
+	reps  map[token.Range]*rowstore.Replica
+	resp  map[token.Range]*repair.Responder
+	whole *repair.NodeResponder // every range, for node sessions
+	rec   *memRecord
 }
 
 // memRecord is a Record in memory.
@@ -161,6 +162,14 @@ func newCluster(t *testing.T, nodes int, keys int, seed uint64) *cluster {
 			nd.reps[r.Range] = rep
 			nd.resp[r.Range] = repair.NewResponder(rep, repair.ResponderOptions{})
 		}
+		var all []repair.Replica
+		for _, r := range mine {
+			all = append(all, nd.reps[r.Range])
+		}
+		var err2 error
+		if nd.whole, err2 = repair.NewNodeResponder(all, repair.ResponderOptions{}); err2 != nil {
+			t.Fatal(err2)
+		}
 		c.nodes[n.ID] = nd
 	}
 	return c
@@ -168,10 +177,9 @@ func newCluster(t *testing.T, nodes int, keys int, seed uint64) *cluster {
 
 // ranges returns node id's ranges with their peers.
 func (c *cluster) ranges(t *testing.T, id string) []Range {
-	t.Helper()
 	reps, err := c.ring.RangesOf(id)
 	if err != nil {
-		t.Fatal(err)
+		panic(err) // the test's own ring: every id is in it
 	}
 	var out []Range
 	for _, r := range reps {
@@ -180,8 +188,35 @@ func (c *cluster) ranges(t *testing.T, id string) []Range {
 	return out
 }
 
-// syncer is a PerRange over the cluster's in-process responders, with
-// down naming nodes that cannot be reached.
+// syncers are the two ways of reconciling a peer's ranges, over the
+// cluster's in-process responders, with down naming nodes that cannot be
+// reached.
+var syncers = []struct {
+	name string
+	make func(c *cluster, id string, down map[string]bool) Syncer
+}{
+	{"session per range", func(c *cluster, id string, down map[string]bool) Syncer { return c.syncer(id, down) }},
+	{"node session per peer", func(c *cluster, id string, down map[string]bool) Syncer { return c.nodeSyncer(id, down) }},
+}
+
+// nodeSyncer is a PerPeer over the cluster's node responders.
+func (c *cluster) nodeSyncer(id string, down map[string]bool) PerPeer {
+	return PerPeer{
+		Local: func(r token.Range) (repair.Replica, error) { return c.nodes[id].reps[r], nil },
+		Peer: func(peer string) (repair.NodePeer, []token.Range, error) {
+			if down[peer] {
+				return nil, nil, fmt.Errorf("node %s: %w", peer, errDown)
+			}
+			var rs []token.Range
+			for _, r := range c.ranges(nil, peer) {
+				rs = append(rs, r.Range)
+			}
+			return c.nodes[peer].whole, rs, nil
+		},
+	}
+}
+
+// syncer is a PerRange over the cluster's in-process responders.
 func (c *cluster) syncer(id string, down map[string]bool) PerRange {
 	return PerRange{
 		Local: func(r token.Range) (repair.Replica, error) { return c.nodes[id].reps[r], nil },
@@ -227,11 +262,17 @@ func (c *cluster) checkConverged(t *testing.T) {
 // replica with the rows Cassandra's rule picks, a second round finds
 // everything in sync, and the reports count what was found.
 func TestRunConvergesTheCluster(t *testing.T) {
+	for _, sy := range syncers {
+		t.Run(sy.name, func(t *testing.T) { testConverges(t, sy.make) })
+	}
+}
+
+func testConverges(t *testing.T, mk func(*cluster, string, map[string]bool) Syncer) {
 	ctx := context.Background()
 	c := newCluster(t, 5, 3000, 7)
 	found := 0
 	for _, n := range c.ring.Nodes() {
-		rep, err := Run(ctx, c.ranges(t, n.ID), c.syncer(n.ID, nil), c.nodes[n.ID].rec, Options{})
+		rep, err := Run(ctx, c.ranges(t, n.ID), mk(c, n.ID, nil), c.nodes[n.ID].rec, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,13 +288,17 @@ func TestRunConvergesTheCluster(t *testing.T) {
 	}
 	c.checkConverged(t)
 	for _, n := range c.ring.Nodes() {
-		rep, err := Run(ctx, c.ranges(t, n.ID), c.syncer(n.ID, nil), c.nodes[n.ID].rec, Options{})
+		rep, err := Run(ctx, c.ranges(t, n.ID), mk(c, n.ID, nil), c.nodes[n.ID].rec, Options{})
 		if err != nil || rep.Differences() || rep.RangesFailed != 0 || rep.Resumed {
 			t.Fatalf("second round, node %s: %+v, %v; want all in sync", n.ID, rep, err)
 		}
 		for _, p := range rep.Peers {
-			if p.RoundTrips != p.Ranges {
-				t.Errorf("second round, node %s with %s: %d round trips for %d ranges in sync", n.ID, p.ID, p.RoundTrips, p.Ranges)
+			want := p.Ranges // a session per range: one round trip each
+			if _, ok := mk(c, n.ID, nil).(PerPeer); ok {
+				want = 1 // one node session for all of them
+			}
+			if p.RoundTrips != want {
+				t.Errorf("second round, node %s with %s: %d round trips for %d ranges in sync, want %d", n.ID, p.ID, p.RoundTrips, p.Ranges, want)
 			}
 		}
 	}
@@ -263,10 +308,16 @@ func TestRunConvergesTheCluster(t *testing.T) {
 // the others are repaired, the run stays open, and the next run, with the
 // node back, redoes only the failed ranges.
 func TestRunPeerDown(t *testing.T) {
+	for _, sy := range syncers {
+		t.Run(sy.name, func(t *testing.T) { testPeerDown(t, sy.make) })
+	}
+}
+
+func testPeerDown(t *testing.T, mk func(*cluster, string, map[string]bool) Syncer) {
 	ctx := context.Background()
 	c := newCluster(t, 4, 2000, 8)
 	ranges := c.ranges(t, "n1")
-	rep, err := Run(ctx, ranges, c.syncer("n1", map[string]bool{"n2": true}), c.nodes["n1"].rec, Options{Transient: transient})
+	rep, err := Run(ctx, ranges, mk(c, "n1", map[string]bool{"n2": true}), c.nodes["n1"].rec, Options{Transient: transient})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +337,7 @@ func TestRunPeerDown(t *testing.T) {
 			t.Errorf("peer %s: error %q", p.ID, p.Error)
 		}
 	}
-	rep, err = Run(ctx, ranges, c.syncer("n1", nil), c.nodes["n1"].rec, Options{})
+	rep, err = Run(ctx, ranges, mk(c, "n1", nil), c.nodes["n1"].rec, Options{})
 	if err != nil || rep.RangesFailed != 0 || !rep.Resumed {
 		t.Fatalf("n2 back: %+v, %v; want a resumed run without failures", rep, err)
 	}

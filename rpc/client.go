@@ -76,6 +76,7 @@ type Client struct {
 	peer    string
 	timeout time.Duration
 	rpc     grovev1connect.RepairServiceClient
+	node    grovev1connect.NodeServiceClient
 	http    *http.Client
 
 	calls, failures atomic.Int64
@@ -135,7 +136,7 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 		}
 		c.http = &http.Client{Transport: newTransport(u.Scheme == "https", cfg, c.wire)}
 	}
-	c.rpc = grovev1connect.NewRepairServiceClient(c.http, base,
+	copts := []connect.ClientOption{
 		// The gRPC protocol rather than Connect's own: any gRPC client or
 		// tool (grpcurl, a Java node) can then talk to a grove handler and
 		// a grove client to a gRPC server, and gRPC's grpc-timeout header
@@ -147,7 +148,9 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 		// fingerprints, which gzip cannot shrink but would spend CPU on,
 		// and byte counts stay those of the protocol itself.
 		connect.WithAcceptCompression("gzip", nil, nil),
-	)
+	}
+	c.rpc = grovev1connect.NewRepairServiceClient(c.http, base, copts...)
+	c.node = grovev1connect.NewNodeServiceClient(c.http, base, copts...)
 	return c, nil
 }
 

@@ -29,7 +29,10 @@ func TestRouterRepairsEveryRange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	router := NewRouter(b, repair.ResponderOptions{})
+	router, err := NewRouter(b, repair.ResponderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer router.Shutdown()
 	var onlyHere, onlyThere, different int
 	for _, rep := range a.Replicas() {
@@ -64,7 +67,7 @@ func TestRouterRepairsEveryRange(t *testing.T) {
 
 	// A range the node does not hold is refused at Hello.
 	other := openNode(t, t.TempDir(), created(Options{Ranges: []token.Range{{Lo: 1, Hi: 1 << 40}}}))
-	_, err := repair.Sync(ctx, other.Replicas()[0], router, repair.Options{})
+	_, err = repair.Sync(ctx, other.Replicas()[0], router, repair.Options{})
 	if !errors.Is(err, repair.ErrIncompatible) {
 		t.Fatalf("a session for a foreign range: %v, want ErrIncompatible", err)
 	}

@@ -43,7 +43,7 @@ type demoNode struct {
 	store  *rowstore.Store
 	forest *forest.Forest
 	reps   map[token.Range]*rowstore.Replica
-	resp   map[token.Range]*repair.Responder
+	resp   *repair.NodeResponder
 }
 
 // open opens (or reopens) the node's forest and makes its replicas and
@@ -58,19 +58,21 @@ func (n *demoNode) open(ctx context.Context, dir string, b *arena.Budget) error 
 		return fmt.Errorf("node %s: %w", n.id, err)
 	}
 	n.forest = f
-	n.reps, n.resp = map[token.Range]*rowstore.Replica{}, map[token.Range]*repair.Responder{}
+	n.reps = map[token.Range]*rowstore.Replica{}
+	var all []repair.Replica
 	for _, t := range f.Trees() {
 		rep := rowstore.NewReplica(n.store, t.Live)
 		n.reps[t.Range] = rep
-		n.resp[t.Range] = repair.NewResponder(rep, repair.ResponderOptions{})
+		all = append(all, rep)
 	}
-	return nil
+	n.resp, err = repair.NewNodeResponder(all, repair.ResponderOptions{})
+	return err
 }
 
 // close shuts the node's responders and checkpoints and closes its forest.
 func (n *demoNode) close(ctx context.Context) error {
-	for _, r := range n.resp {
-		r.Shutdown()
+	if n.resp != nil {
+		n.resp.Shutdown()
 	}
 	if n.forest == nil {
 		return nil
@@ -195,13 +197,18 @@ func demoRows(rg *ring.Ring, n int) (map[string][]engine.Row, map[string]engine.
 	return rows, want, planted
 }
 
-// demoSyncer runs one session per range against a node's in-process
-// responders.
-func demoSyncer(nodes map[string]*demoNode, self *demoNode) coord.PerRange {
-	return coord.PerRange{
+// demoSyncer runs one node session per peer against the peers'
+// in-process node responders.
+func demoSyncer(nodes map[string]*demoNode, self *demoNode) coord.PerPeer {
+	return coord.PerPeer{
 		Local: func(r token.Range) (repair.Replica, error) { return self.reps[r], nil },
-		Peer: func(id string, r token.Range) (repair.Peer, error) {
-			return nodes[id].resp[r], nil
+		Peer: func(id string) (repair.NodePeer, []token.Range, error) {
+			peer := nodes[id]
+			rs := make([]token.Range, len(peer.ranges))
+			for i, r := range peer.ranges {
+				rs[i] = r.Range
+			}
+			return peer.resp, rs, nil
 		},
 	}
 }
@@ -410,7 +417,7 @@ func runDemo(args []string, e *env) (int, error) {
 	step(fmt.Sprintf("check every node again: %d round trips", checkTrips), time.Since(start))
 
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "grove:     %s in %d round trips over %d (range, peer) sessions, for %d differing keys\n",
+	fmt.Fprintf(stdout, "grove:     %s in %d round trips (one node session per pair of nodes, over %d shared (range, peer) pairs), for %d differing keys\n",
 		arena.FormatBytes(total.bytes), total.trips, total.sessions, total.found)
 	fmt.Fprintf(stdout, "Cassandra: %s of Merkle trees (every replica's, for each range of each node) + ~%s streamed (the differing leaves, both ways): %.0f× grove\n",
 		arena.FormatBytes(cassTrees), arena.FormatBytes(cassStream), float64(cassTrees+cassStream)/math.Max(1, float64(total.bytes)))

@@ -26,4 +26,7 @@ var (
 	ErrLimit = errors.New("repair: over a limit")
 	// ErrNotConverged: after a repair the two sides' sums still differ.
 	ErrNotConverged = errors.New("repair: replicas did not converge")
+	// ErrPeerFailed: in a node session, the peer reported that one range's
+	// call failed with an error that names none of these sentinels.
+	ErrPeerFailed = errors.New("repair: peer failed")
 )

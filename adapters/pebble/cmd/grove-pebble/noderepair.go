@@ -200,16 +200,24 @@ func repairNode(ctx context.Context, node *grovepebble.Node, nr *nodeRing, clien
 	for _, r := range nr.replicas {
 		ranges = append(ranges, coord.Range{Range: r.Range, Peers: r.Peers})
 	}
-	s := coord.PerRange{
+	s := coord.PerPeer{
 		Local: func(r token.Range) (repair.Replica, error) { return node.Replica(r) },
-		Peer: func(id string, _ token.Range) (repair.Peer, error) {
+		Peer: func(id string) (repair.NodePeer, []token.Range, error) {
 			c, err := clients(id)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return c, nil
+			theirs, err := nr.ring.RangesOf(id)
+			if err != nil {
+				return nil, nil, err
+			}
+			rs := make([]token.Range, len(theirs))
+			for i, r := range theirs {
+				rs[i] = r.Range
+			}
+			return c, rs, nil
 		},
-		Options: repair.Options{MaxMessageBytes: limit},
+		Options: repair.NodeOptions{Options: repair.Options{MaxMessageBytes: limit}},
 	}
 	opts.Transient = func(err error) bool { return errors.Is(err, rpc.ErrTransport) }
 	return coord.Run(ctx, ranges, s, node, opts)

@@ -341,7 +341,8 @@ func (nr *nodeRing) checkInRanges(line int, key []byte) error {
 	return nil
 }
 
-// rangeSync is one session of sync --ring in --json.
+// rangeSync is one differing range of a node session in sync --ring
+// --json.
 type rangeSync struct {
 	Lo     string        `json:"lo"`
 	Hi     string        `json:"hi"`
@@ -349,9 +350,25 @@ type rangeSync struct {
 	Report repair.Report `json:"report"`
 }
 
-// syncRanges is sync for a node of many ranges: one session per range it
-// shares with the peer (--peer, a node ID), or with each of its peers,
-// against the address the ring gives that peer.
+// peerSync is one node session of sync --ring in --json: what it cost, and
+// the ranges that differed (those in sync are counted, not listed).
+type peerSync struct {
+	Peer          string      `json:"peer"`
+	Ranges        int         `json:"ranges"`
+	Differing     int         `json:"differing"`
+	Identical     bool        `json:"identical"`
+	BytesSent     int64       `json:"bytes_sent"`
+	BytesReceived int64       `json:"bytes_received"`
+	RoundTrips    int         `json:"round_trips"`
+	Passes        int         `json:"passes"`
+	Sessions      []rangeSync `json:"sessions"`
+}
+
+// syncRanges is sync for a node of many ranges: one node session per peer
+// (--peer, a node ID, or each of the node's peers), over every range the
+// two share, against the address the ring gives that peer. The first
+// round trip compares every shared range; only differing ones are
+// descended, their calls batched (repair.SyncNode).
 func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Net, peerID string, doRepair, asJSON bool, timeout time.Duration) (int, error) {
 	if timeout <= 0 {
 		return 0, fmt.Errorf("--timeout %v: want a positive duration", timeout)
@@ -373,19 +390,21 @@ func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Ne
 	if err != nil {
 		return 0, err
 	}
-	type session struct {
-		rng  token.Range
-		peer string
-	}
-	var plan []session
+	// The peers, in the order the node's ranges first name them, each with
+	// the ranges it shares with this node.
+	var peers []string
+	shared := map[string][]token.Range{}
 	for _, rep := range nr.replicas {
 		for _, p := range rep.Peers {
 			if peerID == "" || p == peerID {
-				plan = append(plan, session{rep.Range, p})
+				if shared[p] == nil {
+					peers = append(peers, p)
+				}
+				shared[p] = append(shared[p], rep.Range)
 			}
 		}
 	}
-	if len(plan) == 0 {
+	if len(peers) == 0 {
 		return 0, fmt.Errorf("node %q shares no range with %q", nr.id, peerID)
 	}
 	clients := map[string]*rpc.Client{}
@@ -394,16 +413,13 @@ func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Ne
 			c.CloseIdle()
 		}
 	}()
-	for _, s := range plan {
-		if clients[s.peer] != nil {
-			continue
-		}
-		n, _ := nr.ring.Node(s.peer)
+	for _, p := range peers {
+		n, _ := nr.ring.Node(p)
 		c, err := rpc.NewClient(n.Address, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: timeout})
 		if err != nil {
-			return 0, fmt.Errorf("peer %s: %w", s.peer, err)
+			return 0, fmt.Errorf("peer %s: %w", p, err)
 		}
-		clients[s.peer] = c
+		clients[p] = c
 	}
 	node, err := nf.open(ctx)
 	if err != nil {
@@ -411,45 +427,68 @@ func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Ne
 	}
 	defer node.Close()
 	inSync := true
-	var out []rangeSync
-	for _, s := range plan {
-		rep, err := node.Replica(s.rng)
+	var out []peerSync
+	for _, p := range peers {
+		var local []repair.Replica
+		for _, r := range shared[p] {
+			rep, err := node.Replica(r)
+			if err != nil {
+				return 0, err
+			}
+			local = append(local, rep)
+		}
+		theirs, err := nr.ring.RangesOf(p)
 		if err != nil {
 			return 0, err
 		}
+		peerRanges := make([]token.Range, len(theirs))
+		for i, r := range theirs {
+			peerRanges[i] = r.Range
+		}
 		sctx, cancel := context.WithTimeout(ctx, timeout)
-		res, err := repair.Sync(sctx, rep, clients[s.peer], repair.Options{Repair: doRepair, MaxMessageBytes: limit})
+		res, err := repair.SyncNode(sctx, local, clients[p], repair.NodeOptions{
+			Options:    repair.Options{Repair: doRepair, MaxMessageBytes: limit},
+			PeerRanges: peerRanges,
+		})
 		cancel()
 		if err != nil {
-			return 0, fmt.Errorf("range %v with %s: %w", s.rng, s.peer, err)
+			return 0, fmt.Errorf("with %s: %w", p, err)
 		}
-		if res.InSync || res.Converged {
-			// The two replicas of the range matched when the session ended.
-			if err := node.RecordMatch(s.rng, s.peer, time.Now()); err != nil {
-				return 0, err
+		inSync = inSync && res.InSync()
+		ps := peerSync{Peer: p, Ranges: len(res.Ranges), Differing: res.Differing, Identical: res.InSync(),
+			BytesSent: res.BytesSent, BytesReceived: res.BytesReceived, RoundTrips: res.RoundTrips, Passes: res.Passes, Sessions: []rangeSync{}}
+		if !asJSON {
+			fmt.Fprintf(stdout, "with %s: %d shared ranges, %d differ; %d bytes sent, %d received, %d round trips\n",
+				p, ps.Ranges, ps.Differing, ps.BytesSent, ps.BytesReceived, ps.RoundTrips)
+		}
+		for _, rr := range res.Ranges {
+			if rr.Err == nil && rr.Result != nil && (rr.InSync || rr.Converged) {
+				// The two replicas of the range matched when the session ended.
+				if err := node.RecordMatch(rr.Range, p, time.Now()); err != nil {
+					return 0, err
+				}
+			}
+			if rr.InSync {
+				continue
+			}
+			if asJSON {
+				ps.Sessions = append(ps.Sessions, rangeSync{Lo: strconv.FormatInt(rr.Range.Lo, 10), Hi: strconv.FormatInt(rr.Range.Hi, 10), Peer: p, Report: rr.Report(doRepair)})
+				continue
+			}
+			fmt.Fprintf(stdout, "%v with %s: %d only here, %d only there, %d different\n", rr.Range, p, len(rr.OnlyHere), len(rr.OnlyThere), len(rr.Different))
+			for _, l := range []struct {
+				name string
+				keys []engine.Key
+			}{{"only here", rr.OnlyHere}, {"only there", rr.OnlyThere}, {"different", rr.Different}} {
+				for _, k := range l.keys {
+					fmt.Fprintf(stdout, "  %-11s %s (token %d)\n", l.name+":", keytext.Quote(k.Key), k.Token)
+				}
+			}
+			if doRepair {
+				fmt.Fprintf(stdout, "  repaired: %d rows sent to the peer (%d written there), %d written here\n", rr.Pushed, rr.PeerApplied, rr.Applied)
 			}
 		}
-		inSync = inSync && res.InSync
-		if asJSON {
-			out = append(out, rangeSync{Lo: strconv.FormatInt(s.rng.Lo, 10), Hi: strconv.FormatInt(s.rng.Hi, 10), Peer: s.peer, Report: res.Report(doRepair)})
-			continue
-		}
-		if res.InSync {
-			fmt.Fprintf(stdout, "%v with %s: identical\n", s.rng, s.peer)
-			continue
-		}
-		fmt.Fprintf(stdout, "%v with %s: %d only here, %d only there, %d different\n", s.rng, s.peer, len(res.OnlyHere), len(res.OnlyThere), len(res.Different))
-		for _, l := range []struct {
-			name string
-			keys []engine.Key
-		}{{"only here", res.OnlyHere}, {"only there", res.OnlyThere}, {"different", res.Different}} {
-			for _, k := range l.keys {
-				fmt.Fprintf(stdout, "  %-11s %s (token %d)\n", l.name+":", keytext.Quote(k.Key), k.Token)
-			}
-		}
-		if doRepair {
-			fmt.Fprintf(stdout, "  repaired: %d rows sent to the peer (%d written there), %d written here\n", res.Pushed, res.PeerApplied, res.Applied)
-		}
+		out = append(out, ps)
 	}
 	if err := node.Close(); err != nil {
 		return 0, err

@@ -379,8 +379,8 @@ func TestCommandScanRate(t *testing.T) {
 }
 
 // TestCommandRingServeSync: serve a node of many ranges, and sync another
-// node's ranges with it, one session per shared range, at the address the
-// ring gives the peer.
+// node's ranges with it, one node session over every shared range, at the
+// address the ring gives the peer.
 func TestCommandRingServeSync(t *testing.T) {
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -464,16 +464,21 @@ func TestCommandRingServeSync(t *testing.T) {
 		}
 	}
 	code, out, errs := runCmd(t, "sync", "--db", dbA, "--ring", ringPath, "--node", "n1", "--peer", "n2", "--repair")
-	if code != exitDifferent || strings.Count(out, " with n2: ") != shared ||
+	if code != exitDifferent || !strings.HasPrefix(out, fmt.Sprintf("with n2: %d shared ranges, ", shared)) ||
 		strings.Count(out, "only here:") != onlyA || strings.Count(out, "only there:") != onlyB {
-		t.Errorf("sync --repair: exit %d, %q %q; want 1, %d sessions, %d only here, %d only there", code, out, errs, shared, onlyA, onlyB)
+		t.Errorf("sync --repair: exit %d, %q %q; want 1, one node session over %d ranges, %d only here, %d only there", code, out, errs, shared, onlyA, onlyB)
 	}
 	code, out, errs = runCmd(t, "sync", "--db", dbA, "--ring", ringPath, "--node", "n1", "--peer", "n2", "--json")
 	var sessions []struct {
-		Lo, Hi, Peer string
+		Peer       string
+		Ranges     int
+		Identical  bool
+		RoundTrips int `json:"round_trips"`
+		Sessions   []struct{ Lo, Hi string }
 	}
-	if code != exitOK || json.Unmarshal([]byte(out), &sessions) != nil || len(sessions) != shared {
-		t.Errorf("sync after the repair: exit %d, %q %q; want 0 and %d sessions", code, out, errs, shared)
+	if code != exitOK || json.Unmarshal([]byte(out), &sessions) != nil || len(sessions) != 1 ||
+		sessions[0].Peer != "n2" || sessions[0].Ranges != shared || !sessions[0].Identical || sessions[0].RoundTrips != 1 || len(sessions[0].Sessions) != 0 {
+		t.Errorf("sync after the repair: exit %d, %q %q; want 0 and one node session over %d ranges, identical in 1 round trip", code, out, errs, shared)
 	}
 	cancel()
 	if code := <-done; code != exitOK {

@@ -73,20 +73,26 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 		fmt.Fprintf(stdout, "%s repair: %d rows written, %d rows held\n", time.Now().UTC().Format(time.RFC3339), applied, node.Rows())
 		return nil
 	}
-	// A node of many ranges answers each session with its range's
-	// responder.
+	// A node of many ranges answers a peer node's node session (one over
+	// every range they share) and per-range sessions, each range through
+	// its own responder, on the same port.
 	var peer interface {
 		repair.Peer
 		Shutdown()
 	}
+	mux := http.NewServeMux()
 	many := node.Replicas() != nil
 	if many {
-		peer = grovepebble.NewRouter(node, opts)
+		router, err := grovepebble.NewRouter(node, opts)
+		if err != nil {
+			return 0, err
+		}
+		mux.Handle(rpc.NewNodeHandler(router, rpc.HandlerOptions{MaxMessageBytes: limit}))
+		peer = router
 	} else {
 		peer = repair.NewResponder(node, opts)
 	}
 	defer peer.Shutdown()
-	mux := http.NewServeMux()
 	mux.Handle(rpc.NewHandler(peer, rpc.HandlerOptions{MaxMessageBytes: limit}))
 	// The coordinator's writes, on the same port, through the write path.
 	mux.Handle(rpc.NewRowHandler(rowStore{node}, rpc.HandlerOptions{MaxMessageBytes: limit}))
