@@ -450,6 +450,11 @@ func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum e
 			t = probeTarget(level, in.depth, top, ourRows)
 		}
 		walk := probeWalk(len(next), lambda, least, t-level, float64(roundTripBytes+in.opts.BandSlack*FingerprintBytes))
+		if walk == 0 && probeWork(len(next), t-level, t > in.depth, ourRows) > max(1<<16, rows/8) {
+			// Weights below the leaves cost both sides a hash of every row
+			// under the probed nodes: too many yet, walk a level closer.
+			walk = 1
+		}
 		if walk == 0 && len(next)*FingerprintBytes <= in.opts.MaxMessageBytes-1024 {
 			rest, restFP, restChecks, undiffer, err := in.probe(ctx, next, nextFP, nextChecks, differ, found, level, t, &located, &locatedChecks, &found)
 			if err != nil {

@@ -221,3 +221,19 @@ func targetLevel(level, depth, maxLevel, frontier int, mu, rows float64) int {
 	}
 	return t + v
 }
+
+// probeWork is about what a probe costs each side to compute, in row
+// hashes: the sums it reads (a 64th of a hash each), or — when it ends
+// below the leaves — the rows it scans and hashes,
+// under frontier nodes of rows rows each. The initiator keeps it to an
+// eighth of its rows (64 Ki at least), so that probes cost no more time
+// than the bands below the leaves they replace: a probe from level 13 of
+// 10 M rows would hash 7 M rows on each side.
+func probeWork(frontier, levels int, virtual bool, rows float64) float64 {
+	if virtual {
+		return float64(frontier) * rows
+	}
+	// Reading a sum and taking its fingerprint is far cheaper than
+	// hashing a row.
+	return float64(frontier) * math.Exp2(float64(levels)) / 64
+}
