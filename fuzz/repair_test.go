@@ -214,6 +214,11 @@ func FuzzResponderRequests(f *testing.F) {
 	add(&grovev1.ReconcileRequest{Differ: []byte{1}}, &grovev1.PushRequest{Rows: []*grovev1.Row{{Key: []byte("k1"), Value: []byte("x"), Ts: 1 << 40}}}, &grovev1.CommitRequest{})
 	add(&grovev1.CommitRequest{Rows: []*grovev1.Row{{Key: []byte("k3"), Ts: 9, Deleted: true}}})
 	add(&grovev1.CloseRequest{}, &grovev1.DescendRequest{Differ: []byte{1}, Levels: 1})
+	// Probes (replicaDepth 6, first band of one level): a probe to the
+	// leaves, then the nodes it located named in found.
+	add(&grovev1.DescendRequest{Differ: []byte{3}, Levels: 5, Sparse: true}, &grovev1.ReconcileRequest{Found: []byte{0x21, 0x01}, Counts: []uint32{1, 0}, Fingerprints: []byte{1, 2, 3, 4}})
+	add(&grovev1.DescendRequest{Differ: []byte{1}, Levels: 5, Sparse: true}, &grovev1.DescendRequest{Differ: []byte{1}, Levels: 1, Found: []byte{7}})
+	add(&grovev1.DescendRequest{Differ: []byte{2}, Levels: 7, Sparse: true}, &grovev1.ReconcileRequest{Found: []byte{0x7f}}, &grovev1.PushRequest{Rows: []*grovev1.Row{{Key: []byte("k7"), Value: []byte("x"), Ts: 1 << 40}}})
 	// Built once per process: the initiator's side only gives the sum its
 	// Hello carries; the responder's replica is put back after each input.
 	ours := newFixture(f, 60, 7, 30).sum
@@ -344,6 +349,8 @@ func FuzzInitiatorAnswers(f *testing.F) {
 	f.Add([]byte{0, 0, 3, 0, 0x1a, 1, 0xff})                // descend: band values garbage
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 4, 0, 0x1a, 2, 0x0a, 0}) // reconcile: an empty row appended
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0x12, 1, 0}) // commit: a short sum
+	f.Add([]byte{0, 0, 6, 0, 0x12, 4, 1, 2, 3, 4})          // probe answer: weights appended
+	f.Add([]byte{0, 0, 4, 0, 0x0a, 2, 0x08, 1})             // probe answer: a band beside the weights
 	// Built once per process and put back after each input that changed
 	// them.
 	ours, theirs := newFixture(f, 60, 7, 30), newFixture(f, 60, -1, -1)

@@ -275,7 +275,21 @@ func TestPeerLies(t *testing.T) {
 	}{
 		{"band too short", "Hello", func(r any) { b := r.(*grovev1.HelloResponse).Band; b.Values = b.Values[:len(b.Values)-1] }},
 		{"band level beyond depth", "Hello", func(r any) { r.(*grovev1.HelloResponse).Band.Level = 40 }},
-		{"band missing", "Descend", func(r any) { r.(*grovev1.DescendResponse).Band = nil }},
+		{"band missing", "Descend", func(r any) { d := r.(*grovev1.DescendResponse); d.Band, d.Weights = nil, nil }},
+		{"weights short", "Descend", func(r any) {
+			if d := r.(*grovev1.DescendResponse); len(d.Weights) > 0 {
+				d.Weights = d.Weights[1:]
+			} else {
+				d.Band = nil
+			}
+		}},
+		{"weights beside a band", "Descend", func(r any) {
+			d := r.(*grovev1.DescendResponse)
+			d.Weights = append(d.Weights, 1, 2, 3, 4)
+			if d.Band == nil {
+				d.Band = &grovev1.Band{}
+			}
+		}},
 		{"sum short", "Hello", func(r any) { h := r.(*grovev1.HelloResponse); h.Sum = h.Sum[:31] }},
 		{"no leaves handled", "Reconcile", func(r any) { r.(*grovev1.ReconcileResponse).Done = 0 }},
 		{"more leaves handled than asked", "Reconcile", func(r any) { r.(*grovev1.ReconcileResponse).Done = 1 << 30 }},

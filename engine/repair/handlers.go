@@ -115,6 +115,9 @@ func (s *session) band(ctx context.Context, replica Replica, frontier, checks []
 	if levels < 1 || levels > MaxBandLevels || level > maxLevel(s.depth) {
 		return nil, fmt.Errorf("%w: a band of %d levels from level %d (session depth %d, deepest %d)", ErrBadMessage, levels, s.level, s.depth, maxLevel(s.depth))
 	}
+	if s.target != 0 && level > s.target {
+		return nil, fmt.Errorf("%w: a band to level %d, past the probes' level %d", ErrBadMessage, level, s.target)
+	}
 	per := 1 << levels
 	n := int64(len(frontier)) * int64(per-1)
 	if n*FingerprintBytes > int64(maxBytes)-1024 {
@@ -144,6 +147,78 @@ func (s *session) band(ctx context.Context, replica Replica, frontier, checks []
 	}
 	s.level, s.pending, s.checks = level, pending, kept
 	return &grovev1.Band{Level: uint32(level), Values: values}, nil
+}
+
+// weights computes, for each frontier node, its weight over its descendants
+// `levels` down (weigh), and makes the frontier pending: the initiator
+// answers with the nodes it located and those it could not.
+func (s *session) weights(ctx context.Context, replica Replica, frontier, checks []uint64, levels, maxBytes int) ([]byte, error) {
+	target := s.level + levels
+	if levels < 1 || levels > MaxProbeLevels || target > maxLevel(s.depth) || target < s.depth || (s.target != 0 && target != s.target) {
+		return nil, fmt.Errorf("%w: a probe of %d levels from level %d (session depth %d, deepest %d, probes' level %d)", ErrBadMessage, levels, s.level, s.depth, maxLevel(s.depth), s.target)
+	}
+	if int64(len(frontier))*FingerprintBytes > int64(maxBytes)-1024 {
+		return nil, fmt.Errorf("%w: a probe of %d nodes exceeds the %d-byte message limit", ErrLimit, len(frontier), maxBytes)
+	}
+	weights := make([]byte, 0, len(frontier)*FingerprintBytes)
+	for i, p := range frontier {
+		w, _, err := weigh(ctx, replica, s.view, &s.key, s.depth, s.level, p, checks[i], levels)
+		if err != nil {
+			return nil, err
+		}
+		weights = putFP(weights, w)
+	}
+	s.pending, s.checks, s.probe, s.target = frontier, checks, levels, target
+	return weights, nil
+}
+
+// next takes the initiator's verdict on the last step: after a band, the
+// nodes whose bit differ sets (frontier); after a probe, the nodes it
+// located (found, kept in s.located) and those it did not (differ, returned
+// to descend under). reconciling says the descent is over: a probe must
+// then have located every node.
+func (s *session) next(ctx context.Context, replica Replica, differ, found []byte, reconciling bool, what string) (nodes, checks []uint64, err error) {
+	if s.probe == 0 {
+		if len(found) != 0 {
+			return nil, nil, fmt.Errorf("%w: %s.found after a band", ErrBadMessage, what)
+		}
+		return s.frontier(differ, what+".differ")
+	}
+	k := s.probe
+	marked := 0
+	if !reconciling || len(differ) != 0 {
+		if marked, err = checkBitmap(differ, len(s.pending), what+".differ"); err != nil {
+			return nil, nil, err
+		}
+	}
+	if reconciling && marked != 0 {
+		return nil, nil, fmt.Errorf("%w: %s.differ marks %d probed nodes not located, at level %d, not the probes' %d", ErrBadMessage, what, marked, s.level, s.target)
+	}
+	if !reconciling && marked == 0 {
+		return nil, nil, fmt.Errorf("%w: %s.differ marks no probed node to descend under", ErrBadMessage, what)
+	}
+	idx, err := parseIndexes(found, len(s.pending)-marked, k, what+".found")
+	if err != nil {
+		return nil, nil, err
+	}
+	at := 0
+	for i, p := range s.pending {
+		if marked != 0 && hasBit(differ, i) {
+			nodes = append(nodes, p)
+			checks = append(checks, s.checks[i])
+			continue
+		}
+		node := p<<k | idx[at]
+		at++
+		c, err := locatedCheck(ctx, replica, s.view, s.depth, s.level, p, s.checks[i], s.target, node)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.located = append(s.located, node)
+		s.locatedChecks = append(s.locatedChecks, c)
+	}
+	s.probe = 0
+	return nodes, checks, nil
 }
 
 // frontier returns the pending nodes whose bit differ sets, with their
@@ -180,15 +255,31 @@ func (r *Responder) descend(ctx context.Context, req *grovev1.DescendRequest) (*
 	if s.leaves != nil || s.level >= maxLevel(s.depth) {
 		return nil, r.fail(s, fmt.Errorf("%w: descend after reconciling began or at the deepest level", ErrBadMessage))
 	}
-	f, checks, err := s.frontier(req.GetDiffer(), "descend.differ")
+	f, checks, err := s.next(ctx, r.replica, req.GetDiffer(), req.GetFound(), false, "descend")
 	if err != nil {
 		return nil, r.fail(s, err)
+	}
+	if req.GetSparse() {
+		weights, err := s.weights(ctx, r.replica, f, checks, int(req.GetLevels()), r.opts.MaxMessageBytes)
+		if err != nil {
+			return nil, r.fail(s, err)
+		}
+		return &grovev1.DescendResponse{Weights: weights}, nil
 	}
 	band, err := s.band(ctx, r.replica, f, checks, int(req.GetLevels()), r.opts.MaxMessageBytes)
 	if err != nil {
 		return nil, r.fail(s, err)
 	}
 	return &grovev1.DescendResponse{Band: band}, nil
+}
+
+// reconciled merges the nodes of the last band with those the probes
+// located, in ring order: the nodes whose rows are reconciled.
+func (s *session) reconciled(nodes, checks []uint64) ([]uint64, []uint64) {
+	if len(s.located) == 0 {
+		return nodes, checks
+	}
+	return mergeNodes(nodes, checks, s.located, s.locatedChecks)
 }
 
 // reconcile answers Reconcile.
@@ -199,16 +290,23 @@ func (r *Responder) reconcile(ctx context.Context, req *grovev1.ReconcileRequest
 	}
 	defer s.mu.Unlock()
 	if s.leaves == nil {
-		if s.level < s.depth {
-			return nil, r.fail(s, fmt.Errorf("%w: reconcile at level %d, before the descent reached the leaves (level %d)", ErrBadMessage, s.level, s.depth))
+		// Rows are reconciled at the leaves or below, and once a probe ran,
+		// at its level only: straight after it, or when the bands under
+		// the nodes it did not locate reach that level too.
+		if (s.target == 0 && s.level < s.depth) || (s.target != 0 && s.probe == 0 && s.level != s.target) {
+			return nil, r.fail(s, fmt.Errorf("%w: reconcile at level %d, before the descent reached the leaves (level %d) or the probes' level (%d)", ErrBadMessage, s.level, s.depth, s.target))
 		}
-		f, checks, err := s.frontier(req.GetDiffer(), "reconcile.differ")
+		f, checks, err := s.next(ctx, r.replica, req.GetDiffer(), req.GetFound(), true, "reconcile")
 		if err != nil {
 			return nil, r.fail(s, err)
 		}
-		s.leaves, s.leafChecks, s.pending, s.checks = f, checks, nil, nil
-	} else if len(req.GetDiffer()) != 0 {
-		return nil, r.fail(s, fmt.Errorf("%w: reconcile.differ sent twice", ErrBadMessage))
+		s.leaves, s.leafChecks = s.reconciled(f, checks)
+		if s.target != 0 {
+			s.level = s.target
+		}
+		s.pending, s.checks, s.located, s.locatedChecks = nil, nil, nil, nil
+	} else if len(req.GetDiffer()) != 0 || len(req.GetFound()) != 0 {
+		return nil, r.fail(s, fmt.Errorf("%w: reconcile.differ or reconcile.found sent twice", ErrBadMessage))
 	}
 	first, counts, fps := int(req.GetFirst()), req.GetCounts(), req.GetFingerprints()
 	if first > len(s.leaves) || len(counts) > len(s.leaves)-first {

@@ -122,7 +122,10 @@ type Band struct {
 	Level    int // level of the band's nodes
 	Levels   int // levels it spanned
 	Frontier int // differing nodes it was sent under
-	Differ   int // of its nodes, how many differed
+	Differ   int // of its nodes, how many differed; of a probe's, how many it located
+	// Probe marks a probe: one weight per frontier node instead of a band,
+	// locating the lone differing descendant of the nodes that hide one.
+	Probe bool `json:",omitempty"`
 }
 
 // Result is what a session found and did.
@@ -286,17 +289,14 @@ func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
 		return false, err
 	}
 
-	nodes, checks, differ, err := in.descend(ctx, hello.GetBand(), theirSum)
-	if err != nil || nodes == nil {
+	d, err := in.descend(ctx, hello.GetBand(), theirSum)
+	if err != nil || d == nil {
 		return false, err
 	}
-	in.level = in.depth
-	if n := len(in.res.Bands); n > 0 {
-		in.level = in.res.Bands[n-1].Level
-	}
+	in.level = d.level
 	in.res.Level = in.level
-	in.res.DifferingLeaves = differingLeaves(nodes, in.level-in.depth)
-	mine, theirs, err := in.reconcile(ctx, nodes, checks, differ)
+	in.res.DifferingLeaves = differingLeaves(d.nodes, in.level-in.depth)
+	mine, theirs, err := in.reconcile(ctx, d)
 	if err != nil {
 		return false, err
 	}
@@ -332,12 +332,21 @@ func (in *initiator) abandon(ctx context.Context) {
 	in.peer.Close(cctx, &grovev1.CloseRequest{Session: in.session})
 }
 
+// descent is what the descent found: the nodes whose rows are reconciled,
+// at level, with what we know of their sums below the meeting depth, and
+// what the first Reconcile tells the peer of the last step — the differ
+// bitmap of the last band, or the nodes the last probe located.
+type descent struct {
+	nodes, checks []uint64
+	level         int
+	differ, found []byte
+}
+
 // descend walks the bands down to the level at which rows are reconciled —
-// the leaves, or virtual sub-buckets of them when leaves are dense — and
-// returns the differing nodes there with what we know of their sums (below
-// the meeting depth) and the differ bitmap of the last band (to tell the
-// peer), or nil nodes when a fingerprint collision hid the difference.
-func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum engine.Digest) ([]uint64, []uint64, []byte, error) {
+// the leaves, or virtual sub-buckets of them when leaves are dense —
+// probing where the frontier nodes hide one difference each, and returns
+// what it found, or nil when a fingerprint collision hid the difference.
+func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum engine.Digest) (*descent, error) {
 	frontier := []uint64{0}
 	theirFP := []uint32{in.key.of(&theirSum)}
 	checks := []uint64{0}
@@ -348,25 +357,37 @@ func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum e
 	// descent starts below it, if at all.
 	compare := in.depth > 0
 	if !compare && band != nil {
-		return nil, nil, nil, fmt.Errorf("%w: a band in a session of depth 0", ErrBadMessage)
+		return nil, fmt.Errorf("%w: a band in a session of depth 0", ErrBadMessage)
 	}
 	next, nextFP, nextChecks, differ, sent := frontier, theirFP, checks, []byte{1}, 1
 	ourRows := rows
+	// lambda and least describe how many differing leaves a frontier node
+	// holds: Poisson with mean lambda, at least least of them.
+	lambda, least := poisson(1, 2), 1
+	// target is the probes' level once one ran; located are the nodes they
+	// located there, and found names those of the last probe to the peer.
+	target := 0
+	var located, locatedChecks []uint64
+	var found []byte
+	done := func(nodes, checks []uint64, differ []byte, level int) *descent {
+		nodes, checks = mergeNodes(nodes, checks, located, locatedChecks)
+		return &descent{nodes: nodes, checks: checks, level: level, differ: differ, found: found}
+	}
 	sums := make([]engine.Digest, 1<<MaxBandLevels)
 	counts := make([]int, 1<<MaxBandLevels)
 	for {
 		if compare {
 			if band == nil {
-				return nil, nil, nil, fmt.Errorf("%w: no band in the answer", ErrBadMessage)
+				return nil, fmt.Errorf("%w: no band in the answer", ErrBadMessage)
 			}
 			levels := int(band.GetLevel()) - level
-			if levels < 1 || levels > MaxBandLevels || int(band.GetLevel()) > top {
-				return nil, nil, nil, fmt.Errorf("%w: band at level %d after level %d (deepest %d)", ErrBadMessage, band.GetLevel(), level, top)
+			if levels < 1 || levels > MaxBandLevels || int(band.GetLevel()) > top || (target != 0 && int(band.GetLevel()) > target) {
+				return nil, fmt.Errorf("%w: band at level %d after level %d (deepest %d)", ErrBadMessage, band.GetLevel(), level, top)
 			}
 			per := 1 << levels
 			values := band.GetValues()
 			if want := len(frontier) * (per - 1) * FingerprintBytes; len(values) != want {
-				return nil, nil, nil, fmt.Errorf("%w: band at level %d holds %d bytes, want %d", ErrBadMessage, band.GetLevel(), len(values), want)
+				return nil, fmt.Errorf("%w: band at level %d holds %d bytes, want %d", ErrBadMessage, band.GetLevel(), len(values), want)
 			}
 			differ = newBitmap(len(frontier) * per)
 			next = make([]uint64, 0, len(frontier))
@@ -375,7 +396,7 @@ func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum e
 			held := 0
 			for i, p := range frontier {
 				if err := childSums(ctx, in.local, in.view, in.depth, level, p, checks[i], levels, sums[:per], counts[:per]); err != nil {
-					return nil, nil, nil, err
+					return nil, err
 				}
 				last := theirFP[i]
 				for j := range per {
@@ -402,12 +423,12 @@ func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum e
 			level += levels
 			sent = len(frontier) * per
 			in.res.Bands = append(in.res.Bands, Band{Level: level, Levels: levels, Frontier: len(frontier), Differ: len(next)})
-			in.opts.report("descending", level, max(level, in.depth))
+			in.opts.report("descending", level, max(level, in.depth, target))
 			if len(next) == 0 {
 				// The parents' fingerprints differed, so a child's must: only
 				// a collision at the top (the sums differ, their fingerprints
 				// not) gets here. Another pass, with another salt, finds it.
-				return nil, nil, nil, nil
+				return nil, nil
 			}
 			// Our rows in each differing node: counted where the scan gave
 			// them, else as if the rows were spread evenly (murmur3 tokens
@@ -416,23 +437,102 @@ func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum e
 			if level > in.depth {
 				ourRows = float64(held) / float64(len(next))
 			}
+			lambda, least = poisson(len(next), sent), 1
 		}
 		compare = true
-		if level == top {
-			return next, nextChecks, differ, nil
+		if level == top || (target != 0 && level == target) {
+			return done(next, nextChecks, differ, level), nil
 		}
-		target := targetLevel(level, in.depth, top, len(next), density(len(next), sent), ourRows)
-		if level >= target {
-			return next, nextChecks, differ, nil
+		// Probe now, walk on towards a probe, or walk all the way as
+		// before probes: whichever the density says is cheapest.
+		t := target
+		if t == 0 {
+			t = probeTarget(level, in.depth, top, ourRows)
+		}
+		walk := probeWalk(len(next), lambda, least, t-level, float64(roundTripBytes+in.opts.BandSlack*FingerprintBytes))
+		if walk == 0 && probeWork(len(next), t-level, t > in.depth, ourRows) > max(1<<16, rows/8) {
+			// Weights below the leaves cost both sides a hash of every row
+			// under the probed nodes: too many yet, walk a level closer.
+			walk = 1
+		}
+		if walk == 0 && len(next)*FingerprintBytes <= in.opts.MaxMessageBytes-1024 {
+			rest, restFP, restChecks, undiffer, err := in.probe(ctx, next, nextFP, nextChecks, differ, found, level, t, &located, &locatedChecks, &found)
+			if err != nil {
+				return nil, err
+			}
+			target = t
+			if len(rest) == 0 {
+				return done(nil, nil, nil, target), nil
+			}
+			lambda = locatedShare(len(next)-len(rest), len(next))
+			next, nextFP, nextChecks, differ, least = rest, restFP, restChecks, undiffer, 2
+			compare = false
+			continue
+		}
+		if target == 0 && walk == t-level {
+			// Not worth a probe: walk to where rows are best reconciled.
+			t = targetLevel(level, in.depth, top, len(next), meanAtLeast(lambda, least), ourRows)
+			if level >= t {
+				return done(next, nextChecks, differ, level), nil
+			}
+			walk = t - level
 		}
 		maxValues := (in.opts.MaxMessageBytes - 1024) / FingerprintBytes
-		l := nextLevels(len(next), sent, target-level, maxValues, in.opts.BandSlack)
-		resp, err := call(ctx, in, in.peer.Descend, &grovev1.DescendRequest{Session: in.session, Differ: differ, Levels: uint32(l)})
+		l := nextLevels(len(next), meanAtLeast(lambda, least), min(walk, t-level), maxValues, in.opts.BandSlack)
+		resp, err := call(ctx, in, in.peer.Descend, &grovev1.DescendRequest{Session: in.session, Differ: differ, Levels: uint32(l), Found: found})
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
+		}
+		found = nil
+		if len(resp.GetWeights()) != 0 {
+			return nil, fmt.Errorf("%w: weights in the answer to a band", ErrBadMessage)
 		}
 		band, frontier, theirFP, checks = resp.GetBand(), next, nextFP, nextChecks
 	}
+}
+
+// probe asks the peer for the weights of the frontier nodes (at level) down
+// to target, and locates each node's differing descendant where it differs
+// in one only. The located nodes join located (with their checks) and are
+// named in *found for the peer; the others are returned, with the bitmap
+// that tells the peer to descend under them.
+func (in *initiator) probe(ctx context.Context, nodes []uint64, theirFP []uint32, checks []uint64, differ, lastFound []byte, level, target int, located, locatedChecks *[]uint64, found *[]byte) (rest []uint64, restFP []uint32, restChecks []uint64, undiffer []byte, err error) {
+	k := target - level
+	resp, err := call(ctx, in, in.peer.Descend, &grovev1.DescendRequest{Session: in.session, Differ: differ, Levels: uint32(k), Sparse: true, Found: lastFound})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	weights := resp.GetWeights()
+	if resp.GetBand() != nil || len(weights) != len(nodes)*FingerprintBytes {
+		return nil, nil, nil, nil, fmt.Errorf("%w: probe answer holds %d bytes of weights (and a band: %v), want %d", ErrBadMessage, len(weights), resp.GetBand() != nil, len(nodes)*FingerprintBytes)
+	}
+	undiffer = newBitmap(len(nodes))
+	var idx []uint64
+	for i, p := range nodes {
+		w, ours, err := weigh(ctx, in.local, in.view, &in.key, in.depth, level, p, checks[i], k)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		j, ok := locate(fpAt(weights, i)-w, theirFP[i]-ours, k)
+		if !ok {
+			setBit(undiffer, i)
+			rest, restFP, restChecks = append(rest, p), append(restFP, theirFP[i]), append(restChecks, checks[i])
+			continue
+		}
+		node := p<<k | j
+		c, err := locatedCheck(ctx, in.local, in.view, in.depth, level, p, checks[i], target, node)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		*located, *locatedChecks = append(*located, node), append(*locatedChecks, c)
+		idx = append(idx, j)
+	}
+	*found = putIndexes(idx, k)
+	in.res.Bands = append(in.res.Bands, Band{Level: target, Levels: k, Frontier: len(nodes), Differ: len(idx), Probe: true})
+	if len(rest) == 0 {
+		in.opts.report("descending", target, target)
+	}
+	return rest, restFP, restChecks, undiffer, nil
 }
 
 // version is one side's row that the other side lacks, with its digest.
@@ -458,7 +558,8 @@ func differingLeaves(nodes []uint64, levels int) int {
 // reconcile sends our row fingerprints for the differing nodes (leaves, or
 // sub-buckets of them), a chunk at a time, and returns our rows the peer
 // lacks and its rows we lack.
-func (in *initiator) reconcile(ctx context.Context, leaves, checks []uint64, differ []byte) (mine, theirs []version, err error) {
+func (in *initiator) reconcile(ctx context.Context, d *descent) (mine, theirs []version, err error) {
+	leaves, checks, differ, found := d.nodes, d.checks, d.differ, d.found
 	p := in.view.Partitioner()
 	chunkBytes := min(in.opts.MaxMessageBytes/4, 4<<20)
 	var scans []leafRows
@@ -470,8 +571,8 @@ func (in *initiator) reconcile(ctx context.Context, leaves, checks []uint64, dif
 		return nil
 	}
 	for next := 0; next < len(leaves); {
-		req := &grovev1.ReconcileRequest{Session: in.session, Differ: differ, First: uint32(next), KeysOnly: in.opts.KeysOnly, End: !in.opts.Repair}
-		differ = nil
+		req := &grovev1.ReconcileRequest{Session: in.session, Differ: differ, Found: found, First: uint32(next), KeysOnly: in.opts.KeysOnly, End: !in.opts.Repair}
+		differ, found = nil, nil
 		scans = scans[:0]
 		for i := next; i < len(leaves) && (i == next || len(req.Fingerprints) < chunkBytes); i++ {
 			scans = append(scans, leafRows{})

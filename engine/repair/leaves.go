@@ -1,8 +1,10 @@
 package repair
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/antientropy/grove/engine"
 )
@@ -112,3 +114,117 @@ func childSums(ctx context.Context, replica Replica, view *engine.LeafView, dept
 // pushed batches, staged commits and the rows an initiator holds under their
 // limits. Both roles use it, so they agree on what fits.
 func rowSize(r *engine.Row) int { return len(r.Key) + len(r.Value) + 24 }
+
+// weigh computes a probe's weight for node (at level; check is its kept sum
+// below the meeting depth): Σ (j+1)·fp(descendant j) mod 2^32 over its
+// descendants `levels` further down, and the node's own fingerprint. Down to
+// the meeting depth the view's sums give it; below, one scan of the node's
+// rows does, weighting each row by the descendant it falls in (fingerprints
+// are linear, so a row's share of its bucket's weight is its own
+// fingerprint times the bucket's weight), checked against the node's sum.
+func weigh(ctx context.Context, replica Replica, view *engine.LeafView, key *fpKey, depth, level int, node, check uint64, levels int) (w, fp uint32, err error) {
+	target := level + levels
+	first := node << levels
+	if target <= depth {
+		var buf [4096]engine.Digest
+		n := uint64(1) << levels
+		for at := uint64(0); at < n; {
+			chunk := buf[:min(uint64(len(buf)), n-at)]
+			if err := view.Sums(ctx, target, int(first+at), chunk); err != nil {
+				return 0, 0, err
+			}
+			for i := range chunk {
+				f := key.of(&chunk[i])
+				w += uint32(at+uint64(i)+1) * f
+				fp += f
+			}
+			at += uint64(len(chunk))
+		}
+		return w, fp, nil
+	}
+	var h engine.Hasher
+	var total engine.Digest
+	rng, part := view.Range(), view.Partitioner()
+	err = replica.Scan(ctx, rng.Leaf(int(node), level), func(row *engine.Row) error {
+		d := h.Digest(row)
+		total.Add(&d)
+		j := uint64(rng.LeafOf(part.Token(row.Key), target)) - first
+		if j >= 1<<levels {
+			return fmt.Errorf("repair: the replica's scan of node %d at level %d returned a row outside it", node, level)
+		}
+		w += uint32(j+1) * key.of(&d)
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := verify(ctx, view, depth, level, node, check, &total); err != nil {
+		return 0, 0, err
+	}
+	return w, key.of(&total), nil
+}
+
+// locatedCheck returns the check (checkOf its sum) of node at level
+// target, located by a probe under parent (at level; pcheck its kept sum):
+// zero at the trees' own levels, where the view holds the sums. Below the
+// meeting depth it scans the smallest node above whose sum is known — the
+// leaf above, or the probed node when that is itself below the leaves —
+// and checks that scan, so that the rows reconciled later are checked
+// against the snapshot as a band's would be.
+func locatedCheck(ctx context.Context, replica Replica, view *engine.LeafView, depth, level int, parent, pcheck uint64, target int, node uint64) (uint64, error) {
+	if target <= depth {
+		return 0, nil
+	}
+	anchor, at, check := parent, level, pcheck
+	if level <= depth {
+		anchor, at, check = node>>(target-depth), depth, 0
+	}
+	var h engine.Hasher
+	var total, sum engine.Digest
+	rng, part := view.Range(), view.Partitioner()
+	err := replica.Scan(ctx, rng.Leaf(int(anchor), at), func(row *engine.Row) error {
+		d := h.Digest(row)
+		total.Add(&d)
+		if uint64(rng.LeafOf(part.Token(row.Key), target)) == node {
+			sum.Add(&d)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := verify(ctx, view, depth, at, anchor, check, &total); err != nil {
+		return 0, err
+	}
+	return checkOf(&sum), nil
+}
+
+// mergeNodes merges two disjoint lists of nodes with their checks into one
+// in ring order. a is sorted; b, gathered by probes under different
+// nodes, is sorted here.
+func mergeNodes(a, ac, b, bc []uint64) (nodes, checks []uint64) {
+	if !slices.IsSorted(b) {
+		idx := make([]int, len(b))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(x, y int) int { return cmp.Compare(b[x], b[y]) })
+		sb, sc := make([]uint64, len(b)), make([]uint64, len(b))
+		for i, x := range idx {
+			sb[i], sc[i] = b[x], bc[x]
+		}
+		b, bc = sb, sc
+	}
+	nodes, checks = make([]uint64, 0, len(a)+len(b)), make([]uint64, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		if j == len(b) || (i < len(a) && a[i] < b[j]) {
+			nodes, checks = append(nodes, a[i]), append(checks, ac[i])
+			i++
+		} else {
+			nodes, checks = append(nodes, b[j]), append(checks, bc[j])
+			j++
+		}
+	}
+	return nodes, checks
+}

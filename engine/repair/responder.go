@@ -78,6 +78,13 @@ type session struct {
 	// sum: its rows are scanned again when the initiator descends into it
 	// or reconciles it, and must still add up.
 	checks []uint64
+	// probe is the span of the last step when it was a probe (pending then
+	// holds the probed nodes, at level), zero after a band. target is the
+	// level every probe of the session ends at, once one did: the level
+	// whose nodes are reconciled. located holds the nodes the initiator
+	// located there, with their checks.
+	probe, target          int
+	located, locatedChecks []uint64
 	// leaves are the differing nodes whose rows are reconciled (leaves, or
 	// sub-buckets of them at level), with their checks, once reconciling
 	// starts.

@@ -97,6 +97,61 @@ func TestResponderRefuses(t *testing.T) {
 			_, err := r.Reconcile(ctx, &grovev1.ReconcileRequest{Session: id, Differ: []byte{1}})
 			return err
 		}, ErrBadMessage},
+		{"probe of zero levels", func(r *Responder, id []byte) error {
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 0, Sparse: true})
+			return err
+		}, ErrBadMessage},
+		{"probe past MaxProbeLevels", func(r *Responder, id []byte) error {
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: MaxProbeLevels + 1, Sparse: true})
+			return err
+		}, ErrBadMessage},
+		{"probe above the leaves", func(r *Responder, id []byte) error {
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 3, Sparse: true})
+			return err
+		}, ErrBadMessage},
+		{"found after a band", func(r *Responder, id []byte) error {
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 1, Found: []byte{1}})
+			return err
+		}, ErrBadMessage},
+		{"found too short", func(r *Responder, id []byte) error {
+			probe(t, r, id)
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 1})
+			return err
+		}, ErrBadMessage},
+		{"found padded with set bits", func(r *Responder, id []byte) error {
+			probe(t, r, id)
+			// One node located, 7 bits: the eighth must be zero.
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 1, Found: []byte{0x80}})
+			return err
+		}, ErrBadMessage},
+		{"descend after a probe under no node", func(r *Responder, id []byte) error {
+			probe(t, r, id)
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{0}, Levels: 1, Found: []byte{0, 0}})
+			return err
+		}, ErrBadMessage},
+		{"band past the probes' level", func(r *Responder, id []byte) error {
+			probe(t, r, id)
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 8, Found: []byte{0}})
+			return err
+		}, ErrBadMessage},
+		{"probes to two levels", func(r *Responder, id []byte) error {
+			probe(t, r, id)
+			_, err := r.Descend(ctx, &grovev1.DescendRequest{Session: id, Differ: []byte{1}, Levels: 8, Sparse: true, Found: []byte{0}})
+			return err
+		}, ErrBadMessage},
+		{"reconcile of a node no probe located", func(r *Responder, id []byte) error {
+			probe(t, r, id)
+			_, err := r.Reconcile(ctx, &grovev1.ReconcileRequest{Session: id, Differ: []byte{1}, Found: []byte{0}})
+			return err
+		}, ErrBadMessage},
+		{"reconcile after a probe, found twice", func(r *Responder, id []byte) error {
+			probe(t, r, id)
+			if _, err := r.Reconcile(ctx, &grovev1.ReconcileRequest{Session: id, Found: []byte{0, 0}}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.Reconcile(ctx, &grovev1.ReconcileRequest{Session: id, Found: []byte{0, 0}})
+			return err
+		}, ErrBadMessage},
 		{"push before reconciling", func(r *Responder, id []byte) error {
 			_, err := r.Push(ctx, &grovev1.PushRequest{Session: id, Rows: []*grovev1.Row{{Key: []byte("k")}}})
 			return err
@@ -117,6 +172,16 @@ func TestResponderRefuses(t *testing.T) {
 				t.Fatal("the session survived a bad message")
 			}
 		})
+	}
+}
+
+// probe asks an open session (first band of one level, depth 8) for the
+// weights of both its level-1 nodes down to the leaves, 7 levels.
+func probe(t *testing.T, r *Responder, id []byte) {
+	t.Helper()
+	resp, err := r.Descend(context.Background(), &grovev1.DescendRequest{Session: id, Differ: []byte{3}, Levels: 7, Sparse: true})
+	if err != nil || len(resp.GetWeights()) != 2*FingerprintBytes || resp.GetBand() != nil {
+		t.Fatalf("probe: %v, %v", resp, err)
 	}
 }
 

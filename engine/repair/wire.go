@@ -14,7 +14,7 @@ import (
 // ProtocolVersion.
 const (
 	// ProtocolVersion is sent in Params.protocol; peers must agree.
-	ProtocolVersion = 2
+	ProtocolVersion = 3
 	// FingerprintBytes is the width of a node or row fingerprint on the wire.
 	FingerprintBytes = 4
 	// SaltBytes is the size of the fingerprint key the initiator picks.
@@ -31,6 +31,11 @@ const (
 	// leaf's span: 2^24 buckets a leaf is far more than any leaf's rows
 	// need, and node numbers stay well inside 64 bits (maxLevel).
 	MaxLeafLevels = 24
+	// MaxProbeLevels bounds the levels one probe may span: a descendant's
+	// weight j+1 must stay well inside the 32 bits of a weight, so that a
+	// node hiding more than one difference passes for one hiding a single
+	// difference with probability at most 2^levels / 2^32.
+	MaxProbeLevels = 24
 	// MaxKeyBytes is engine.MaxKeyBytes: a row whose key is longer is never
 	// moved by a session; it is reported in Result.Refused instead.
 	MaxKeyBytes = engine.MaxKeyBytes
@@ -112,6 +117,72 @@ func checkBitmap(b []byte, n int, what string) (int, error) {
 		set += bits.OnesCount8(x)
 	}
 	return set, nil
+}
+
+// locate finds, from a probed node's weights and fingerprints, the one
+// descendant among 2^levels that differs, assuming only one does. With
+// D_j the difference of descendant j's fingerprints (theirs − ours), the
+// node's difference is s = Σ D_j and the weights' dw = Σ (j+1)·D_j mod 2^32;
+// if a single j differs, dw = (j+1)·s, and j+1 follows by dividing by s,
+// an odd number times 2^e: j+1 is then known modulo 2^(32−e), and accepted
+// only when that leaves exactly one candidate in 1..2^levels. Several
+// differing descendants give a quotient that lands in that range with
+// probability about 2^levels / 2^32; such a wrong answer only sends the
+// session to reconcile a node that may not differ, and the final sum check
+// catches the difference it missed.
+func locate(dw, s uint32, levels int) (uint64, bool) {
+	if s == 0 {
+		return 0, false
+	}
+	e := bits.TrailingZeros32(s)
+	if dw&(1<<e-1) != 0 || 32-e <= levels {
+		return 0, false
+	}
+	odd := s >> e
+	// The inverse of an odd number modulo 2^32, by Newton's iteration: each
+	// step doubles the bits that are right, from 3 (odd·odd ≡ 1 mod 8).
+	inv := odd
+	for range 4 {
+		inv *= 2 - odd*inv
+	}
+	x := (dw >> e) * inv
+	if e > 0 {
+		x &= 1<<(32-e) - 1
+	}
+	if x == 0 || uint64(x) > 1<<levels {
+		return 0, false
+	}
+	return uint64(x) - 1, true
+}
+
+// putIndexes packs values of width bits each, least significant bit first.
+func putIndexes(values []uint64, width int) []byte {
+	b := make([]byte, (len(values)*width+7)/8)
+	for i, v := range values {
+		for k := range width {
+			if v>>k&1 != 0 {
+				setBit(b, i*width+k)
+			}
+		}
+	}
+	return b
+}
+
+// parseIndexes unpacks n values of width bits each, checking that b holds
+// exactly that many bits with zero padding.
+func parseIndexes(b []byte, n, width int, what string) ([]uint64, error) {
+	if _, err := checkBitmap(b, n*width, what); err != nil {
+		return nil, err
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		for k := range width {
+			if hasBit(b, i*width+k) {
+				out[i] |= 1 << k
+			}
+		}
+	}
+	return out, nil
 }
 
 func putFP(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }

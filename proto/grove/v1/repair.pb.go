@@ -33,7 +33,8 @@ const (
 type Params struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// protocol is the version of this protocol: 2 since the descent goes on
-	// inside dense leaves.
+	// inside dense leaves, 3 since it can locate a lone difference in one step
+	// (DescendRequest.sparse).
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// format is the tree format version: the row digest and leaf definitions.
 	Format uint32 `protobuf:"varint,2,opt,name=format,proto3" json:"format,omitempty"`
@@ -329,10 +330,23 @@ type DescendRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	// differ marks, one bit per node of the last band (least significant bit
-	// first), the nodes whose fingerprints differ: the new frontier.
+	// first), the nodes whose fingerprints differ: the new frontier. After a
+	// probe (sparse) it marks, one bit per probed node, those whose lone
+	// difference could not be located: the descent goes on under them.
 	Differ []byte `protobuf:"bytes,2,opt,name=differ,proto3" json:"differ,omitempty"`
-	// levels is how many levels the next band spans.
-	Levels        uint32 `protobuf:"varint,3,opt,name=levels,proto3" json:"levels,omitempty"`
+	// levels is how many levels the next band, or probe, spans.
+	Levels uint32 `protobuf:"varint,3,opt,name=levels,proto3" json:"levels,omitempty"`
+	// sparse asks for a probe instead of a band: for each frontier node, one
+	// weight over its descendants `levels` down (DescendResponse.weights),
+	// from which the initiator locates the descendant that differs when only
+	// one does. Every probe of a session ends at the same level, where rows
+	// are then reconciled.
+	Sparse bool `protobuf:"varint,4,opt,name=sparse,proto3" json:"sparse,omitempty"`
+	// found, after a probe, holds for each probed node not marked in differ,
+	// in order, the index of its differing descendant among its 2^levels
+	// (the probe's levels), in that many bits, least significant first,
+	// packed across nodes and padded with zero bits to a whole byte.
+	Found         []byte `protobuf:"bytes,5,opt,name=found,proto3" json:"found,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,9 +402,27 @@ func (x *DescendRequest) GetLevels() uint32 {
 	return 0
 }
 
+func (x *DescendRequest) GetSparse() bool {
+	if x != nil {
+		return x.Sparse
+	}
+	return false
+}
+
+func (x *DescendRequest) GetFound() []byte {
+	if x != nil {
+		return x.Found
+	}
+	return nil
+}
+
 type DescendResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Band          *Band                  `protobuf:"bytes,1,opt,name=band,proto3" json:"band,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Band  *Band                  `protobuf:"bytes,1,opt,name=band,proto3" json:"band,omitempty"`
+	// weights answers a probe: 4 bytes little-endian per frontier node, the
+	// sum over its descendants j = 0, 1, … at the probe's level of
+	// (j+1)·fingerprint(j), mod 2^32.
+	Weights       []byte `protobuf:"bytes,2,opt,name=weights,proto3" json:"weights,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +464,13 @@ func (x *DescendResponse) GetBand() *Band {
 	return nil
 }
 
+func (x *DescendResponse) GetWeights() []byte {
+	if x != nil {
+		return x.Weights
+	}
+	return nil
+}
+
 type ReconcileRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -450,7 +489,12 @@ type ReconcileRequest struct {
 	KeysOnly bool `protobuf:"varint,6,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
 	// end closes the session once every leaf of this request is handled: the
 	// initiator is only finding keys and will not repair.
-	End           bool `protobuf:"varint,7,opt,name=end,proto3" json:"end,omitempty"`
+	End bool `protobuf:"varint,7,opt,name=end,proto3" json:"end,omitempty"`
+	// found is sent with differ after a probe, as in DescendRequest; differ
+	// then marks no node (it may be empty). The nodes reconciled are those
+	// located by every probe of the session together with those of differ,
+	// in ring order.
+	Found         []byte `protobuf:"bytes,8,opt,name=found,proto3" json:"found,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -532,6 +576,13 @@ func (x *ReconcileRequest) GetEnd() bool {
 		return x.End
 	}
 	return false
+}
+
+func (x *ReconcileRequest) GetFound() []byte {
+	if x != nil {
+		return x.Found
+	}
+	return nil
 }
 
 type ReconcileResponse struct {
@@ -997,13 +1048,16 @@ const file_grove_v1_repair_proto_rawDesc = "" +
 	"\x04band\x18\x04 \x01(\v2\x0e.grove.v1.BandR\x04band\"4\n" +
 	"\x04Band\x12\x14\n" +
 	"\x05level\x18\x01 \x01(\rR\x05level\x12\x16\n" +
-	"\x06values\x18\x02 \x01(\fR\x06values\"Z\n" +
+	"\x06values\x18\x02 \x01(\fR\x06values\"\x88\x01\n" +
 	"\x0eDescendRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x12\x16\n" +
 	"\x06differ\x18\x02 \x01(\fR\x06differ\x12\x16\n" +
-	"\x06levels\x18\x03 \x01(\rR\x06levels\"5\n" +
+	"\x06levels\x18\x03 \x01(\rR\x06levels\x12\x16\n" +
+	"\x06sparse\x18\x04 \x01(\bR\x06sparse\x12\x14\n" +
+	"\x05found\x18\x05 \x01(\fR\x05found\"O\n" +
 	"\x0fDescendResponse\x12\"\n" +
-	"\x04band\x18\x01 \x01(\v2\x0e.grove.v1.BandR\x04band\"\xc5\x01\n" +
+	"\x04band\x18\x01 \x01(\v2\x0e.grove.v1.BandR\x04band\x12\x18\n" +
+	"\aweights\x18\x02 \x01(\fR\aweights\"\xdb\x01\n" +
 	"\x10ReconcileRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x12\x16\n" +
 	"\x06differ\x18\x02 \x01(\fR\x06differ\x12\x14\n" +
@@ -1011,7 +1065,8 @@ const file_grove_v1_repair_proto_rawDesc = "" +
 	"\x06counts\x18\x04 \x03(\rR\x06counts\x12\"\n" +
 	"\ffingerprints\x18\x05 \x01(\fR\ffingerprints\x12\x1b\n" +
 	"\tkeys_only\x18\x06 \x01(\bR\bkeysOnly\x12\x10\n" +
-	"\x03end\x18\a \x01(\bR\x03end\"d\n" +
+	"\x03end\x18\a \x01(\bR\x03end\x12\x14\n" +
+	"\x05found\x18\b \x01(\fR\x05found\"d\n" +
 	"\x11ReconcileResponse\x12\x12\n" +
 	"\x04done\x18\x01 \x01(\rR\x04done\x12\x18\n" +
 	"\amissing\x18\x02 \x01(\fR\amissing\x12!\n" +
