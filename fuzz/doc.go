@@ -31,6 +31,10 @@
 //     fuzzer rewrites fails only with the protocol's sentinels, keeps both
 //     replicas' trees equal to their rows, and against an honest peer finds
 //     the two planted keys.
+//   - FuzzNodeResponderRequests: a repair.NodeResponder over four ranges fed
+//     arbitrary Ranges and Batch requests fails only with the protocol's
+//     sentinels and answers a batch with one answer per call. It builds its
+//     four replicas for every input, so CI runs it for fewer executions.
 //
 // Every execution is kept as cheap as what it checks allows: trees are a
 // few KiB, the protocol targets build their two replicas once per worker
