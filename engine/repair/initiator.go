@@ -50,9 +50,13 @@ type Options struct {
 	// and failure.
 	Metrics *metrics.Set
 	// MaxHeldBytes bounds the differing rows (both sides') the initiator
-	// holds until it applies them; a session that would hold more fails
-	// with ErrLimit rather than let a peer — or a whole replica missing —
-	// exhaust memory. Default 1 GiB.
+	// holds until it applies them. A repairing session that reaches half of
+	// it repairs what it holds as one part — pushed and committed at the
+	// peer, applied here — and goes on with the rest, so that a whole
+	// missing replica streams through in parts, holding at most half this
+	// and one Reconcile answer (MaxMessageBytes); a session that only lists
+	// keys, and so applies nothing, fails with ErrLimit rather than let a
+	// peer exhaust memory. Default 1 GiB.
 	MaxHeldBytes int64
 	// Progress, if set, is called as the session advances: after each band
 	// of the descent, each run of reconciled leaves, each batch of rows
@@ -156,6 +160,10 @@ type Result struct {
 	Refused []engine.Key
 	// Converged reports, after a repair, that both sides' sums agree.
 	Converged bool
+	// Parts is how many parts a repair too large to hold whole was applied
+	// in before its last (Options.MaxHeldBytes); each is committed on both
+	// sides as it goes.
+	Parts int
 	// Passes is how many sessions it took (more than one only after a
 	// fingerprint collision was caught).
 	Passes int
@@ -169,7 +177,10 @@ type Result struct {
 // Every call runs under ctx: give it a deadline. On an error nothing has been
 // applied on this side, and the peer has applied nothing unless the error is
 // ErrNotConverged (both sides applied their batches, yet their sums differ —
-// writes raced the repair; run again).
+// writes raced the repair; run again), or the repair was too large to hold
+// whole and was going in parts (Options.MaxHeldBytes): the parts already
+// committed stay, each atomic on both sides, and the next session finds
+// the rest.
 func Sync(ctx context.Context, local Replica, peer Peer, opts Options) (_ *Result, err error) {
 	opts.fill()
 	res := &Result{}
@@ -203,6 +214,10 @@ type initiator struct {
 	// refusedGap is what the refused rows leave between the two sums after
 	// a repair: the peer's versions of them less ours.
 	refusedGap engine.Digest
+	// parted is what the parts repaired before the session's end add to
+	// our sum in its final check: their rows we lacked, less ours the peer
+	// lacked.
+	parted engine.Digest
 }
 
 // call runs one round trip and counts it.
@@ -305,6 +320,7 @@ func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
 	// lack, must be its sum. A fingerprint collision that hid a node or a
 	// row leaves a difference unaccounted for, and the pass is run again.
 	check := ours[0]
+	check.Add(&in.parted)
 	for i := range mine {
 		check.Sub(&mine[i].dig)
 	}
@@ -565,20 +581,34 @@ func (in *initiator) reconcile(ctx context.Context, d *descent) (mine, theirs []
 	var scans []leafRows
 	var held int64
 	hold := func(r *engine.Row) error {
-		if held += int64(rowSize(r)); held > in.opts.MaxHeldBytes {
+		// A repair lets go of what it holds in parts, between rounds: it
+		// holds at most half the limit and one round's answer.
+		if held += int64(rowSize(r)); held > in.opts.MaxHeldBytes && !in.opts.Repair {
 			return fmt.Errorf("%w: the differing rows exceed %d bytes (Options.MaxHeldBytes); repair the range in parts", ErrLimit, in.opts.MaxHeldBytes)
 		}
 		return nil
 	}
 	for next := 0; next < len(leaves); {
+		if in.opts.Repair && held > in.opts.MaxHeldBytes/2 {
+			if err := in.repairPart(ctx, mine, theirs); err != nil {
+				return nil, nil, err
+			}
+			mine, theirs, held = nil, nil, 0
+		}
 		req := &grovev1.ReconcileRequest{Session: in.session, Differ: differ, Found: found, First: uint32(next), KeysOnly: in.opts.KeysOnly, End: !in.opts.Repair}
 		differ, found = nil, nil
 		scans = scans[:0]
-		for i := next; i < len(leaves) && (i == next || len(req.Fingerprints) < chunkBytes); i++ {
+		// A round's own rows stay within a quarter of what may be held, so
+		// that a repair's parts come out small enough.
+		var scanned int64
+		for i := next; i < len(leaves) && (i == next || len(req.Fingerprints) < chunkBytes && scanned < in.opts.MaxHeldBytes/4); i++ {
 			scans = append(scans, leafRows{})
 			lr := &scans[len(scans)-1]
 			if err := scanNode(ctx, in.local, in.view, &in.key, in.depth, in.level, leaves[i], checks[i], lr); err != nil {
 				return nil, nil, err
+			}
+			for k := range lr.rows {
+				scanned += int64(rowSize(&lr.rows[k]))
 			}
 			req.Counts = append(req.Counts, uint32(len(lr.fp)))
 			for _, f := range lr.fp {
@@ -751,10 +781,39 @@ func winner(a, b []version) (version, bool) {
 	return best, here
 }
 
-// repair sends our winners to the peer in chunks, commits them there in
-// atomic batches of up to Options.CommitBytes, applies the peer's winners here in one
-// batch, and checks that both sums agree.
-func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) error {
+// repairPart repairs one part of a session whose differing rows outgrow
+// what the initiator may hold: the rows of the nodes reconciled so far.
+// Their winners are committed at the peer — with more set, so the session
+// stays open — and applied here; the session goes on with the other nodes,
+// whose rows neither side's part touched. A part is repaired before the
+// session's final check, as the rows it moves did differ: a collision
+// that check finds only means another pass for what remains.
+func (in *initiator) repairPart(ctx context.Context, mine, theirs []version) error {
+	for i := range mine {
+		in.parted.Sub(&mine[i].dig)
+	}
+	for i := range theirs {
+		in.parted.Add(&theirs[i].dig)
+	}
+	toPush, toApply := in.classify(mine, theirs)
+	if len(toPush) > 0 {
+		if _, err := in.push(ctx, toPush, true); err != nil {
+			return err
+		}
+	}
+	applied, err := in.local.Apply(ctx, toApply)
+	if err != nil {
+		return fmt.Errorf("repair: applying a part of the peer's rows failed (run again): %w", err)
+	}
+	in.res.Applied += applied
+	in.res.Parts++
+	return nil
+}
+
+// push sends rows to the peer in chunks and commits them there in atomic
+// batches of up to Options.CommitBytes; the last commit ends the session
+// unless more is set. It returns the last commit's answer.
+func (in *initiator) push(ctx context.Context, toPush []engine.Row, more bool) (*grovev1.CommitResponse, error) {
 	chunkBytes := min(in.opts.MaxMessageBytes/4, 4<<20)
 	var batch []*grovev1.Row
 	size, staged := 0, 0
@@ -772,15 +831,15 @@ func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) e
 		if last || full || commitNow {
 			in.res.RowBytesSent += rowsSize(batch)
 			if last || commitNow {
-				resp, err := call(ctx, in, in.peer.Commit, &grovev1.CommitRequest{Session: in.session, Rows: batch, More: !last})
+				resp, err := call(ctx, in, in.peer.Commit, &grovev1.CommitRequest{Session: in.session, Rows: batch, More: more || !last})
 				if err != nil {
-					return err
+					return nil, err
 				}
 				in.res.PeerApplied += int(resp.GetApplied())
 				commit, staged = resp, 0
 			} else {
 				if _, err := call(ctx, in, in.peer.Push, &grovev1.PushRequest{Session: in.session, Rows: batch}); err != nil {
-					return err
+					return nil, err
 				}
 				staged += size
 			}
@@ -793,8 +852,19 @@ func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) e
 		batch = append(batch, &grovev1.Row{Key: r.Key, Value: r.Value, Ts: r.TS, Deleted: r.Deleted})
 		size += rowSize(r)
 	}
+	in.res.Pushed += len(toPush)
+	return commit, nil
+}
+
+// repair sends our winners to the peer and commits them there (push),
+// ending the session, applies the peer's winners here in one batch, and
+// checks that both sums agree.
+func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) error {
+	commit, err := in.push(ctx, toPush, false)
+	if err != nil {
+		return err
+	}
 	in.session = nil // the last commit ended it
-	in.res.Pushed = len(toPush)
 	theirSum, err := parseDigest(commit.GetSum(), "commit answer's sum")
 	if err != nil {
 		return err
@@ -803,7 +873,7 @@ func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) e
 	if err != nil {
 		return fmt.Errorf("repair: the peer applied its rows, but applying ours failed (run again): %w", err)
 	}
-	in.res.Applied = applied
+	in.res.Applied += applied
 	ours, err := in.local.Sum(ctx)
 	if err != nil {
 		return err

@@ -606,21 +606,49 @@ func TestConcurrentSessions(t *testing.T) {
 	}
 }
 
-// TestHeldBytesBounded checks a session whose differing rows would exceed
-// what the initiator may hold fails with ErrLimit, applying nothing, instead
-// of growing without bound.
-func TestHeldBytesBounded(t *testing.T) {
+// TestWholeReplicaInParts: a replica missing every row of the range — a
+// node replaced with an empty disk, on either side of the session — is
+// repaired in parts when the differing rows outgrow what the initiator may
+// hold, and both replicas then hold the same rows; a keys-only session,
+// which applies nothing, fails with ErrLimit instead of growing without
+// bound.
+func TestWholeReplicaInParts(t *testing.T) {
 	rows := baseRows(rand.New(rand.NewPCG(81, 82)), 3000)
+	for _, tc := range []struct {
+		name       string
+		here, peer []engine.Row
+	}{
+		{"empty initiator", nil, rows},
+		{"empty responder", rows, nil},
+		{"each missing half", rows[:1500], rows[1500:]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newReplica(t, tc.here, 10), newReplica(t, tc.peer, 10)
+			// Small messages too: a round's answer is bounded by them.
+			resp := NewResponder(b, ResponderOptions{MaxMessageBytes: 64 << 10})
+			res, err := Sync(context.Background(), a, resp, Options{Repair: true, MaxHeldBytes: 32 << 10, MaxMessageBytes: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Converged || res.Parts < 2 || len(res.OnlyHere)+len(res.OnlyThere) != len(rows) {
+				t.Fatalf("converged %v in %d parts, %d + %d keys found; want %d keys in several parts",
+					res.Converged, res.Parts, len(res.OnlyHere), len(res.OnlyThere), len(rows))
+			}
+			if got, want := rowsOf(t, a), rowsOf(t, b); len(got) != len(rows) || !slices.EqualFunc(got, want, rowEqual) {
+				t.Fatalf("after the repair: %d rows here, %d there, want %d on both, equal", len(got), len(want), len(rows))
+			}
+			if resp.Sessions() != 0 {
+				t.Fatalf("%d sessions left open", resp.Sessions())
+			}
+		})
+	}
 	a, b := newReplica(t, nil, 10), newReplica(t, rows, 10)
-	_, err := Sync(context.Background(), a, NewResponder(b, ResponderOptions{}), Options{Repair: true, MaxHeldBytes: 32 << 10})
+	_, err := Sync(context.Background(), a, NewResponder(b, ResponderOptions{}), Options{MaxHeldBytes: 32 << 10})
 	if !errors.Is(err, ErrLimit) {
-		t.Fatalf("got %v, want ErrLimit", err)
+		t.Fatalf("listing the keys of a whole replica held in 32 KiB: %v, want ErrLimit", err)
 	}
 	if n := len(rowsOf(t, a)); n != 0 {
-		t.Fatalf("%d rows applied by a failed session", n)
-	}
-	if _, err := Sync(context.Background(), a, NewResponder(b, ResponderOptions{}), Options{Repair: true}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%d rows applied by a session that lists keys", n)
 	}
 }
 
