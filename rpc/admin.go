@@ -20,6 +20,9 @@ type RepairRequest struct {
 	PeersParallel int
 	RangeTimeout  time.Duration
 	Attempts      int
+	// StreamRate bounds each peer's repair traffic in bytes a second; zero
+	// is unlimited.
+	StreamRate float64
 }
 
 // Admin is a node as AdminService serves it.
@@ -54,6 +57,7 @@ func (s *adminService) Repair(ctx context.Context, req *connect.Request[grovev1.
 		PeersParallel: int(m.GetPeersParallel()),
 		RangeTimeout:  time.Duration(min(m.GetRangeTimeoutMs(), uint64(time.Duration(1<<62)/time.Millisecond))) * time.Millisecond,
 		Attempts:      int(m.GetAttempts()),
+		StreamRate:    max(0, m.GetStreamRate()),
 	})
 	if err != nil {
 		return nil, err
@@ -85,6 +89,7 @@ func (a *AdminClient) Repair(ctx context.Context, req RepairRequest) ([]byte, er
 		PeersParallel:  uint32(max(0, req.PeersParallel)),
 		RangeTimeoutMs: uint64(max(0, req.RangeTimeout.Milliseconds())),
 		Attempts:       uint32(max(0, req.Attempts)),
+		StreamRate:     max(0, req.StreamRate),
 	}, a.rpc.Repair)
 	return res.GetReport(), err
 }

@@ -35,7 +35,10 @@ type AdminRepairRequest struct {
 	// range_timeout_ms bounds one attempt at one range; 0 is the default.
 	RangeTimeoutMs uint64 `protobuf:"varint,2,opt,name=range_timeout_ms,json=rangeTimeoutMs,proto3" json:"range_timeout_ms,omitempty"`
 	// attempts is how many tries a range gets; 0 is the default.
-	Attempts      uint32 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Attempts uint32 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// stream_rate bounds, in bytes a second, each peer's repair traffic
+	// (coord.Throttle); 0 is unlimited.
+	StreamRate    float64 `protobuf:"fixed64,4,opt,name=stream_rate,json=streamRate,proto3" json:"stream_rate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -91,6 +94,13 @@ func (x *AdminRepairRequest) GetAttempts() uint32 {
 	return 0
 }
 
+func (x *AdminRepairRequest) GetStreamRate() float64 {
+	if x != nil {
+		return x.StreamRate
+	}
+	return 0
+}
+
 type AdminRepairResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// report is the run's report as JSON: the document `grove-pebble repair
@@ -141,11 +151,13 @@ var File_grove_v1_admin_proto protoreflect.FileDescriptor
 
 const file_grove_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14grove/v1/admin.proto\x12\bgrove.v1\"\x81\x01\n" +
+	"\x14grove/v1/admin.proto\x12\bgrove.v1\"\xa2\x01\n" +
 	"\x12AdminRepairRequest\x12%\n" +
 	"\x0epeers_parallel\x18\x01 \x01(\rR\rpeersParallel\x12(\n" +
 	"\x10range_timeout_ms\x18\x02 \x01(\x04R\x0erangeTimeoutMs\x12\x1a\n" +
-	"\battempts\x18\x03 \x01(\rR\battempts\"-\n" +
+	"\battempts\x18\x03 \x01(\rR\battempts\x12\x1f\n" +
+	"\vstream_rate\x18\x04 \x01(\x01R\n" +
+	"streamRate\"-\n" +
 	"\x13AdminRepairResponse\x12\x16\n" +
 	"\x06report\x18\x01 \x01(\fR\x06report2U\n" +
 	"\fAdminService\x12E\n" +

@@ -68,7 +68,7 @@ func commands() []cli.Command[*env] {
 			Summary: "open the node's ranges and report them: rows, depths, peers, rows read at open, tree memory", Run: runFunc(runInspect).bind()},
 		{Name: "verify", Usage: "verify --db DIR --ring RING.json --node ID [--budget SIZE] [--scan-rate MB/s]",
 			Summary: "rebuild each range's tree from a full scan and compare it with the kept one; exit 2 naming the first that differs", Run: runFunc(runVerify).bind()},
-		{Name: "repair", Usage: "repair --ring RING.json --node ID [--db DIR] [--json] [--peers-parallel P] [--range-timeout D] [--attempts N] [--budget SIZE] [TLS flags]",
+		{Name: "repair", Usage: "repair --ring RING.json --node ID [--db DIR] [--json] [--peers-parallel P] [--range-timeout D] [--attempts N] [--stream-rate MB/s] [--budget SIZE] [TLS flags]",
 			Summary: "repair every range of the node with every other replica of it, at the addresses the ring gives; exit 0 all in sync, 1 differences repaired, 2 a range failed", Run: runFunc(runRepair).bind()},
 		{Name: "cleanup", Usage: "cleanup --db DIR --ring RING.json --node ID [--budget SIZE]",
 			Summary: "delete the rows of ranges the ring no longer gives the node, kept since it changed (as nodetool cleanup); reads no rows", Run: runFunc(runCleanup).bind()},

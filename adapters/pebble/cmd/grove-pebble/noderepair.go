@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ type repairFlags struct {
 	peersParallel *int
 	rangeTimeout  *time.Duration
 	attempts      *int
+	streamRate    *float64
 }
 
 // options checks the flags and returns them as coord.Options.
@@ -35,6 +37,8 @@ func (f repairFlags) options() (coord.Options, error) {
 		return coord.Options{}, fmt.Errorf("--range-timeout %v: want a positive duration", *f.rangeTimeout)
 	case *f.attempts < 1:
 		return coord.Options{}, fmt.Errorf("--attempts %d: want at least 1", *f.attempts)
+	case !(*f.streamRate >= 0) || math.IsInf(*f.streamRate, 1):
+		return coord.Options{}, fmt.Errorf("--stream-rate %v: want MB/s, 0 (unlimited) or more", *f.streamRate)
 	}
 	return coord.Options{PeersParallel: *f.peersParallel, RangeTimeout: *f.rangeTimeout, Attempts: *f.attempts}, nil
 }
@@ -52,6 +56,7 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 		peersParallel: fs.Int("peers-parallel", 2, "repair this many peers at once (`P`)"),
 		rangeTimeout:  fs.Duration("range-timeout", time.Minute, "time allowed per range of a peer's attempt (a `DURATION`)"),
 		attempts:      fs.Int("attempts", 3, "tries per range when a session is cut short (a write under it, a busy or unreachable peer, a timeout)"),
+		streamRate:    fs.Float64("stream-rate", 0, "bound each peer's repair traffic to `MB/s` (10^6 bytes a second, both ways); 0 is unlimited"),
 	}
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := cli.ParseNamed(fs, args); err != nil {
@@ -78,7 +83,7 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 	}
 	if *nf.db == "" {
 		// The node is running: ask it, at its address in the ring.
-		rep, err := askRepair(ctx, nr, opts, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: rpc.DefaultAdminCallTimeout})
+		rep, err := askRepair(ctx, nr, opts, *rf.streamRate*1e6, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: rpc.DefaultAdminCallTimeout})
 		if err != nil {
 			return 0, err
 		}
@@ -94,7 +99,7 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 	defer node.Close()
 	clients, closeClients := peerClients(nr, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: opts.RangeTimeout})
 	defer closeClients()
-	rep, err := repairNode(ctx, node, nr, clients, opts, limit)
+	rep, err := repairNode(ctx, node, nr, clients, opts, limit, *rf.streamRate*1e6)
 	if err != nil {
 		return 0, err
 	}
@@ -109,14 +114,14 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 
 // askRepair asks the running node nr.id to repair itself, over its admin
 // service, and returns the run's report.
-func askRepair(ctx context.Context, nr *nodeRing, opts coord.Options, copts rpc.ClientOptions) (*coord.Report, error) {
+func askRepair(ctx context.Context, nr *nodeRing, opts coord.Options, streamRate float64, copts rpc.ClientOptions) (*coord.Report, error) {
 	n, _ := nr.ring.Node(nr.id)
 	ac, err := rpc.NewAdminClient(n.Address, copts)
 	if err != nil {
 		return nil, err
 	}
 	defer ac.CloseIdle()
-	raw, err := ac.Repair(ctx, rpc.RepairRequest{PeersParallel: opts.PeersParallel, RangeTimeout: opts.RangeTimeout, Attempts: opts.Attempts})
+	raw, err := ac.Repair(ctx, rpc.RepairRequest{PeersParallel: opts.PeersParallel, RangeTimeout: opts.RangeTimeout, Attempts: opts.Attempts, StreamRate: streamRate})
 	if err != nil {
 		return nil, fmt.Errorf("node %s at %s: %w", nr.id, n.Address, err)
 	}
@@ -143,7 +148,10 @@ func (a *nodeAdmin) Repair(ctx context.Context, req rpc.RepairRequest) ([]byte, 
 		return nil, fmt.Errorf("%w: a repair of node %s is already running", repair.ErrBusy, a.nr.id)
 	}
 	defer a.running.Unlock()
-	rep, err := repairNode(ctx, a.node, a.nr, a.clients, coord.Options{PeersParallel: req.PeersParallel, RangeTimeout: req.RangeTimeout, Attempts: req.Attempts}, a.limit)
+	if !(req.StreamRate >= 0) || math.IsInf(req.StreamRate, 1) {
+		return nil, fmt.Errorf("%w: stream rate %v bytes a second", repair.ErrBadMessage, req.StreamRate)
+	}
+	rep, err := repairNode(ctx, a.node, a.nr, a.clients, coord.Options{PeersParallel: req.PeersParallel, RangeTimeout: req.RangeTimeout, Attempts: req.Attempts}, a.limit, req.StreamRate)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +203,7 @@ func peerClients(nr *nodeRing, opts rpc.ClientOptions) (func(id string) (*rpc.Cl
 }
 
 // repairNode repairs every range of node with each of its peers.
-func repairNode(ctx context.Context, node *grovepebble.Node, nr *nodeRing, clients func(string) (*rpc.Client, error), opts coord.Options, limit int) (*coord.Report, error) {
+func repairNode(ctx context.Context, node *grovepebble.Node, nr *nodeRing, clients func(string) (*rpc.Client, error), opts coord.Options, limit int, streamRate float64) (*coord.Report, error) {
 	var ranges []coord.Range
 	for _, r := range nr.replicas {
 		ranges = append(ranges, coord.Range{Range: r.Range, Peers: r.Peers})
@@ -215,7 +223,7 @@ func repairNode(ctx context.Context, node *grovepebble.Node, nr *nodeRing, clien
 			for i, r := range theirs {
 				rs[i] = r.Range
 			}
-			return c, rs, nil
+			return coord.Throttle(c, streamRate), rs, nil
 		},
 		Options: repair.NodeOptions{Options: repair.Options{MaxMessageBytes: limit}},
 	}

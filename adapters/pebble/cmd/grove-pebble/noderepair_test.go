@@ -126,9 +126,14 @@ func TestCommandRepair(t *testing.T) {
 			}
 		}
 	}
-	code, out, errs = repairN1()
+	code, out, errs = runCmd(t, "repair", "--db", db("n1"), "--ring", ringPath, "--node", "n1", "--stream-rate", "0.5")
 	if code != exitOK {
-		t.Fatalf("second repair: exit %d, %q %q; want 0, all in sync", code, out, errs)
+		t.Fatalf("second repair, at 0.5 MB/s: exit %d, %q %q; want 0, all in sync", code, out, errs)
+	}
+	for _, bad := range []string{"-1", "NaN", "+Inf"} {
+		if code, _, errs := runCmd(t, "repair", "--db", db("n1"), "--ring", ringPath, "--node", "n1", "--stream-rate", bad); code != exitError || !strings.Contains(errs, "--stream-rate") {
+			t.Errorf("--stream-rate %s: exit %d, %q; want 2 naming the flag", bad, code, errs)
+		}
 	}
 
 	// Served, n1 is asked to repair itself over its admin service: a write
