@@ -315,7 +315,7 @@ func TestCluster(t *testing.T) {
 		pairs := len(r.Replicas) * (len(r.Replicas) - 1) // each node repairs with each peer
 		model += int64(pairs) * 2 * 36 << depth
 	}
-	t.Logf("first round: 6 repairs, %d (range, peer) sessions, %d keys found, %d B sent + %d B received, %d round trips, %v; Cassandra model: %d B of Merkle trees alone",
+	t.Logf("first round: 6 repairs, %d (range, peer) pairs, %d keys found, %d B sent + %d B received, %d round trips, %v; Cassandra model: %d B of Merkle trees alone",
 		ranges, found, sent, received, trips, took.Round(time.Millisecond), model)
 	c.checkConverged()
 	reps, codes = c.repairAll()
