@@ -23,14 +23,7 @@ import (
 // Errors reach a Client as NewHandler's do; a failure of one range's call
 // inside a Batch is that call's answer, not the Batch's error.
 func NewNodeHandler(peer repair.NodePeer, opts HandlerOptions) (path string, h http.Handler) {
-	limit := opts.MaxMessageBytes
-	if limit <= 0 {
-		limit = DefaultMaxMessageBytes
-	}
-	timeout := opts.CallTimeout
-	if timeout <= 0 {
-		timeout = DefaultHandlerCallTimeout
-	}
+	limit, timeout := opts.limits()
 	return grovev1connect.NewNodeServiceHandler(
 		&nodeService{peer: peer, timeout: timeout},
 		connect.WithReadMaxBytes(limit),

@@ -114,6 +114,19 @@ func (n *Net) MessageLimit() (int, error) {
 	return int(b), nil
 }
 
+// Config returns --max-message in bytes and the TLS configuration of a
+// server (server true) or a client: what a command that talks to peers
+// needs of the flags, checked.
+func (n *Net) Config(server bool) (limit int, tlsConf *tls.Config, err error) {
+	if limit, err = n.MessageLimit(); err != nil {
+		return 0, nil, err
+	}
+	if tlsConf, err = n.TLSConfig(server); err != nil {
+		return 0, nil, err
+	}
+	return limit, tlsConf, nil
+}
+
 // TLSConfig returns nil when no TLS flag is given, else the server's
 // (server true) or the client's TLS configuration.
 func (n *Net) TLSConfig(server bool) (*tls.Config, error) {

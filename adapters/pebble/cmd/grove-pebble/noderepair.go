@@ -73,11 +73,7 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 	if nr == nil {
 		return 0, errors.New("--ring and --node are required")
 	}
-	limit, err := tf.MessageLimit()
-	if err != nil {
-		return 0, err
-	}
-	tlsConf, err := tf.TLSConfig(false)
+	limit, tlsConf, err := tf.Config(false)
 	if err != nil {
 		return 0, err
 	}

@@ -382,11 +382,7 @@ func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Ne
 			return 0, fmt.Errorf("--peer %q: with --ring, want the ID of another node of the ring", peerID)
 		}
 	}
-	limit, err := tf.MessageLimit()
-	if err != nil {
-		return 0, err
-	}
-	tlsConf, err := tf.TLSConfig(false)
+	limit, tlsConf, err := tf.Config(false)
 	if err != nil {
 		return 0, err
 	}

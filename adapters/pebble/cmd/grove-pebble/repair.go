@@ -40,11 +40,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 		// 2m: whoever typed it meant something else, so say so.
 		return 0, fmt.Errorf("--idle-timeout %v: want a positive duration", *idle)
 	}
-	limit, err := tf.MessageLimit()
-	if err != nil {
-		return 0, err
-	}
-	tlsConf, err := tf.TLSConfig(true)
+	limit, tlsConf, err := tf.Config(true)
 	if err != nil {
 		return 0, err
 	}
@@ -158,11 +154,7 @@ func runSync(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	if *timeout <= 0 {
 		return 0, fmt.Errorf("--timeout %v: want a positive duration", *timeout)
 	}
-	limit, err := tf.MessageLimit()
-	if err != nil {
-		return 0, err
-	}
-	tlsConf, err := tf.TLSConfig(false)
+	limit, tlsConf, err := tf.Config(false)
 	if err != nil {
 		return 0, err
 	}
