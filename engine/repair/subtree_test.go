@@ -329,3 +329,25 @@ func (h *helloLiar) Hello(ctx context.Context, r *grovev1.HelloRequest) (*grovev
 	}
 	return m, err
 }
+
+// TestSubtreeOverRPC: the subtree fields cross the wire, and a subtree
+// session over Connect repairs its half of the range and nothing else.
+func TestSubtreeOverRPC(t *testing.T) {
+	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(13, 14))
+	a, b := diverge(rnd, baseRows(rnd, 3000), 80)
+	ra, rb := newReplica(t, a, 9), newReplica(t, b, 9)
+	url, _ := serve(t, NewResponder(rb, ResponderOptions{}), 1<<20)
+	c := client(t, url, 1<<20)
+	sub := Subtree{Level: 1, Index: 0}
+	res, err := Sync(ctx, ra, c, Options{Repair: true, Subtree: sub})
+	if err != nil || !res.Converged {
+		t.Fatalf("converged %v, %v", res.Converged, err)
+	}
+	checkHolds(t, ra, afterSubtree(a, b, sub), 9)
+	checkHolds(t, rb, afterSubtree(b, a, sub), 9)
+	sum, _ := ra.Sum(ctx)
+	if _, err := c.Hello(ctx, &grovev1.HelloRequest{Params: ParamsOf(ra.Shape()), Sum: sum[:], Salt: make([]byte, SaltBytes), Levels: 1, SubtreeLevel: 3, SubtreeIndex: 9}); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("a subtree index past its level over the wire: %v, want ErrBadMessage", err)
+	}
+}
