@@ -7,6 +7,14 @@
 // The package decides what to run and what to make of the outcome; how a
 // peer's ranges are reconciled — one repair session per range, or one
 // session per pair of nodes over all of them — is the Syncer's.
+//
+// A range whose attempts keep timing out — differences too many to move
+// within RangeTimeout, a slow peer — is split rather than failed, when the
+// Syncer can run subtree sessions (SubtreeSyncer): after two timeouts it is
+// run as two sessions over the halves of its tree (repair.Subtree), each
+// with the whole RangeTimeout, and a half that times out is halved again,
+// down to Options.MaxSplitLevel. The range counts as repaired, and its
+// match is recorded, only when every part ended in sync or converged.
 package coord
 
 import (
@@ -46,6 +54,16 @@ type Syncer interface {
 	Sync(ctx context.Context, peer string, ranges []token.Range) ([]Outcome, repair.Stats, error)
 }
 
+// SubtreeSyncer is a Syncer that can also run one session over a subtree
+// of a range's tree (repair.Subtree), repairing both sides' rows under it:
+// what Run splits a range into when its sessions keep timing out. Run
+// splits no range of a Syncer without it. The cost returned is the
+// session's.
+type SubtreeSyncer interface {
+	Syncer
+	SyncSubtree(ctx context.Context, peer string, r token.Range, s repair.Subtree) (*repair.Result, repair.Stats, error)
+}
+
 // Record is the node's memory of what its repairs achieved: when each range
 // last matched each peer, and the run in progress, so that a run that
 // crashed resumes instead of starting over. Run calls it from several
@@ -78,6 +96,12 @@ type Options struct {
 	// another attempt, such as rpc.ErrTransport: this package does not
 	// know the transport.
 	Transient func(error) bool
+	// MaxSplitLevel bounds the splitting of a range whose sessions keep
+	// timing out (SubtreeSyncer): at level L a part is one of the 2^L
+	// subtrees of the range's tree at that level. A part at this level
+	// that times out is retried as a range is (Attempts), then fails the
+	// range. Default 6 (64 parts); negative never splits.
+	MaxSplitLevel int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -92,6 +116,10 @@ func (o *Options) defaults() {
 	if o.Attempts <= 0 {
 		o.Attempts = 3
 	}
+	if o.MaxSplitLevel == 0 {
+		o.MaxSplitLevel = 6
+	}
+	o.MaxSplitLevel = min(o.MaxSplitLevel, repair.MaxSessionDepth)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -108,6 +136,11 @@ type PeerReport struct {
 	RangesSkipped   int `json:"ranges_skipped"`
 	// RangesFailed is how many failed every attempt.
 	RangesFailed int `json:"ranges_failed"`
+	// RangesSplit is how many ranges were run as subtree sessions after
+	// their sessions timed out twice, and SubtreeSessions how many such
+	// sessions they took, attempts included.
+	RangesSplit     int `json:"ranges_split"`
+	SubtreeSessions int `json:"subtree_sessions"`
 	// OnlyHere, OnlyThere and Different are the keys found, over every
 	// range, from this node's point of view.
 	OnlyHere  []repair.ReportKey `json:"only_here"`
@@ -154,6 +187,12 @@ func (o *Options) retryable(err error) bool {
 		}
 	}
 	return o.Transient != nil && o.Transient(err)
+}
+
+// timedOut says whether a session failed on its own attempt's deadline,
+// rather than on the run's: the case a smaller part may fit in.
+func timedOut(err error, ctx context.Context) bool {
+	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 }
 
 // Run repairs every range of ranges with each of its peers through s, at
@@ -230,6 +269,10 @@ func repairPeer(ctx context.Context, peer string, ranges []token.Range, s Syncer
 		todo = append(todo, r)
 	}
 	differing := map[token.Range]bool{}
+	ss, canSplit := s.(SubtreeSyncer)
+	canSplit = canSplit && opts.MaxSplitLevel > 0
+	timeouts := map[token.Range]int{}
+	var split []token.Range
 	for attempt := 1; len(todo) > 0; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, opts.RangeTimeout*time.Duration(len(todo)))
 		outs, cost, err := s.Sync(actx, peer, todo)
@@ -269,6 +312,14 @@ func repairPeer(ctx context.Context, peer string, ranges []token.Range, s Syncer
 				differing[o.Range] = true
 			}
 			lastErr = fmt.Errorf("range %v: %w", o.Range, o.Err)
+			if canSplit && timedOut(o.Err, ctx) {
+				// Twice out of time: another try of the whole would likely
+				// be too, its halves each get the whole deadline.
+				if timeouts[o.Range]++; timeouts[o.Range] >= min(2, opts.Attempts) {
+					split = append(split, o.Range)
+					continue
+				}
+			}
 			if opts.retryable(o.Err) && attempt < opts.Attempts && ctx.Err() == nil {
 				again = append(again, o.Range)
 				continue
@@ -280,8 +331,88 @@ func repairPeer(ctx context.Context, peer string, ranges []token.Range, s Syncer
 		}
 		todo = again
 	}
+	for _, r := range split {
+		pr.RangesSplit++
+		sp := &splitter{ss: ss, peer: peer, r: r, opts: &opts, pr: &pr}
+		var failed error
+		for _, half := range (repair.Subtree{}).Halves() {
+			if err := sp.part(ctx, half); err != nil && failed == nil {
+				failed = err
+			}
+		}
+		if sp.differs {
+			differing[r] = true
+		}
+		if failed != nil {
+			pr.RangesFailed++
+			if pr.Error == "" {
+				pr.Error = fmt.Sprintf("range %v, split: %v", r, failed)
+			}
+			continue
+		}
+		if err := rec.RecordMatch(r, peer, opts.Now()); err != nil {
+			return pr, err
+		}
+	}
 	pr.RangesDiffering = len(differing)
 	return pr, nil
+}
+
+// splitter runs one range with one peer as subtree sessions.
+type splitter struct {
+	ss   SubtreeSyncer
+	peer string
+	r    token.Range
+	opts *Options
+	pr   *PeerReport
+	// differs records that some part of the range differed.
+	differs bool
+}
+
+// part runs subtree sub of the range, each attempt with the whole
+// RangeTimeout, halving it again when it times out above MaxSplitLevel, and
+// returns the failure that left some of it unrepaired, if any. Its halves
+// both run even when one fails: what the other repairs stays repaired.
+func (sp *splitter) part(ctx context.Context, sub repair.Subtree) error {
+	var lastErr error
+	for attempt := 1; attempt <= sp.opts.Attempts; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, sp.opts.RangeTimeout)
+		res, cost, err := sp.ss.SyncSubtree(actx, sp.peer, sp.r, sub)
+		cancel()
+		sp.pr.SubtreeSessions++
+		sp.pr.BytesSent += cost.BytesSent
+		sp.pr.BytesReceived += cost.BytesReceived
+		sp.pr.RoundTrips += cost.RoundTrips
+		if err == nil && res != nil && (res.InSync || res.Converged) {
+			if !res.InSync {
+				sp.differs = true
+				sp.pr.OnlyHere = append(sp.pr.OnlyHere, repair.ReportKeys(res.OnlyHere)...)
+				sp.pr.OnlyThere = append(sp.pr.OnlyThere, repair.ReportKeys(res.OnlyThere)...)
+				sp.pr.Different = append(sp.pr.Different, repair.ReportKeys(res.Different)...)
+			}
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("coord: subtree %v of range %v with %s did not converge", sub, sp.r, sp.peer)
+		}
+		if res != nil && res.DifferingLeaves > 0 {
+			sp.differs = true
+		}
+		lastErr = fmt.Errorf("subtree %v: %w", sub, err)
+		if timedOut(err, ctx) && sub.Level < sp.opts.MaxSplitLevel {
+			var failed error
+			for _, half := range sub.Halves() {
+				if err := sp.part(ctx, half); err != nil && failed == nil {
+					failed = err
+				}
+			}
+			return failed
+		}
+		if !sp.opts.retryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return lastErr
 }
 
 // PerRange is a Syncer that runs one repair session per range, one range
@@ -323,6 +454,30 @@ func (p PerRange) Sync(ctx context.Context, peer string, ranges []token.Range) (
 	return out, cost, nil
 }
 
+// SyncSubtree implements SubtreeSyncer: one session over subtree sub of
+// range r.
+func (p PerRange) SyncSubtree(ctx context.Context, peer string, r token.Range, sub repair.Subtree) (*repair.Result, repair.Stats, error) {
+	local, err := p.Local(r)
+	if err != nil {
+		return nil, repair.Stats{}, err
+	}
+	remote, err := p.Peer(peer, r)
+	if err != nil {
+		return nil, repair.Stats{}, err
+	}
+	opts := p.Options
+	opts.Repair, opts.Subtree = true, sub
+	return syncStats(repair.Sync(ctx, local, remote, opts))
+}
+
+// syncStats passes on a session's outcome with its cost.
+func syncStats(res *repair.Result, err error) (*repair.Result, repair.Stats, error) {
+	if res == nil {
+		return nil, repair.Stats{}, err
+	}
+	return res, res.Stats, err
+}
+
 // PerPeer is a Syncer that runs one node session per peer over every range
 // the two share (repair.SyncNode): one round trip finds the ranges that
 // differ, and their sessions travel together, so an attempt costs the round
@@ -335,6 +490,47 @@ type PerPeer struct {
 	Peer func(id string) (repair.NodePeer, []token.Range, error)
 	// Options are the node sessions' options; Repair is always set.
 	Options repair.NodeOptions
+	// RangePeer, if set, returns the peer's side of per-range sessions,
+	// which SyncSubtree runs. Unset, SyncSubtree uses the node session's
+	// peer when it answers per-range sessions too, as repair.NodeResponder
+	// and rpc.Client do, routing each by its range.
+	RangePeer func(id string) (repair.Peer, error)
+}
+
+// SyncSubtree implements SubtreeSyncer: one per-range session over subtree
+// sub of range r, outside any node session. Its messages are held to half
+// the node session's limit, as a node session holds each range's, since
+// the peer's responder answers each range within that. It fails with an
+// error wrapping errors.ErrUnsupported when the peer answers node sessions
+// only.
+func (p PerPeer) SyncSubtree(ctx context.Context, peer string, r token.Range, sub repair.Subtree) (*repair.Result, repair.Stats, error) {
+	local, err := p.Local(r)
+	if err != nil {
+		return nil, repair.Stats{}, err
+	}
+	var remote repair.Peer
+	if p.RangePeer != nil {
+		remote, err = p.RangePeer(peer)
+	} else {
+		var np repair.NodePeer
+		np, _, err = p.Peer(peer)
+		if err == nil {
+			var ok bool
+			if remote, ok = np.(repair.Peer); !ok {
+				err = fmt.Errorf("coord: peer %s answers no per-range session to run subtree %v of range %v in: %w", peer, sub, r, errors.ErrUnsupported)
+			}
+		}
+	}
+	if err != nil {
+		return nil, repair.Stats{}, err
+	}
+	opts := p.Options.Options
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = repair.DefaultMaxMessageBytes
+	}
+	opts.MaxMessageBytes /= 2
+	opts.Repair, opts.Subtree = true, sub
+	return syncStats(repair.Sync(ctx, local, remote, opts))
 }
 
 // Sync implements Syncer; the cost is the node session's own messages.

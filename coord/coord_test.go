@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -391,17 +392,18 @@ func TestRunRetries(t *testing.T) {
 			return nil, fmt.Errorf("peer holds another ring: %w", repair.ErrIncompatible)
 		},
 	}
-	calls := 0
+	// Run works on peers in parallel: the count is shared.
+	var calls atomic.Int32
 	counting := syncerFunc(func(ctx context.Context, peer string, rs []token.Range) ([]Outcome, repair.Stats, error) {
-		calls++
+		calls.Add(1)
 		return bad.Sync(ctx, peer, rs)
 	})
 	rep, err = Run(ctx, ranges, counting, newRecord(), Options{})
 	if err != nil || rep.RangesRepaired != 0 || rep.RangesFailed == 0 {
 		t.Fatalf("an incompatible peer: %+v, %v", rep, err)
 	}
-	if calls != len(rep.Peers) {
-		t.Fatalf("an incompatible peer was tried %d times for %d peers; want once each", calls, len(rep.Peers))
+	if int(calls.Load()) != len(rep.Peers) {
+		t.Fatalf("an incompatible peer was tried %d times for %d peers; want once each", calls.Load(), len(rep.Peers))
 	}
 	for _, p := range rep.Peers {
 		if !strings.Contains(p.Error, repair.ErrIncompatible.Error()) {

@@ -2,7 +2,11 @@ package coord
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+
+	"google.golang.org/protobuf/proto"
 
 	"golang.org/x/time/rate"
 
@@ -21,7 +25,10 @@ type throttled struct {
 // Throttle returns peer with its sessions' message bytes — the rows they
 // move, mostly — held to bytesPerSecond on average, both directions
 // together, as Cassandra's stream throughput bounds a repair's streaming;
-// a rate of zero or less returns peer itself. A call first pays for the
+// a rate of zero or less returns peer itself. The peer returned also
+// implements repair.Peer, under the same rate, so that PerPeer can run a
+// split range's subtree sessions through it; its calls fail with
+// errors.ErrUnsupported when peer answers node sessions only. A call first pays for the
 // calls before it, then runs, so the wait never falls between a call the
 // peer acted on and its answer.
 func Throttle(peer repair.NodePeer, bytesPerSecond float64) repair.NodePeer {
@@ -76,4 +83,61 @@ func (t *throttled) Batch(ctx context.Context, req *grovev1.BatchRequest) (*grov
 	resp, err := t.peer.Batch(ctx, req)
 	t.owe(repair.MessageBytes(req) + repair.MessageBytes(resp))
 	return resp, err
+}
+
+// rangeCall runs one per-range call through the throttle.
+func rangeCall[Req, Resp proto.Message](ctx context.Context, t *throttled, f func(repair.Peer) func(context.Context, Req) (Resp, error), req Req) (Resp, error) {
+	var zero Resp
+	p, ok := t.peer.(repair.Peer)
+	if !ok {
+		return zero, fmt.Errorf("coord: the peer answers node sessions only: %w", errors.ErrUnsupported)
+	}
+	if err := t.pay(ctx); err != nil {
+		return zero, err
+	}
+	resp, err := f(p)(ctx, req)
+	t.owe(repair.MessageBytes(req) + repair.MessageBytes(resp))
+	return resp, err
+}
+
+// Hello implements repair.Peer.
+func (t *throttled) Hello(ctx context.Context, req *grovev1.HelloRequest) (*grovev1.HelloResponse, error) {
+	return rangeCall(ctx, t, func(p repair.Peer) func(context.Context, *grovev1.HelloRequest) (*grovev1.HelloResponse, error) {
+		return p.Hello
+	}, req)
+}
+
+// Descend implements repair.Peer.
+func (t *throttled) Descend(ctx context.Context, req *grovev1.DescendRequest) (*grovev1.DescendResponse, error) {
+	return rangeCall(ctx, t, func(p repair.Peer) func(context.Context, *grovev1.DescendRequest) (*grovev1.DescendResponse, error) {
+		return p.Descend
+	}, req)
+}
+
+// Reconcile implements repair.Peer.
+func (t *throttled) Reconcile(ctx context.Context, req *grovev1.ReconcileRequest) (*grovev1.ReconcileResponse, error) {
+	return rangeCall(ctx, t, func(p repair.Peer) func(context.Context, *grovev1.ReconcileRequest) (*grovev1.ReconcileResponse, error) {
+		return p.Reconcile
+	}, req)
+}
+
+// Push implements repair.Peer.
+func (t *throttled) Push(ctx context.Context, req *grovev1.PushRequest) (*grovev1.PushResponse, error) {
+	return rangeCall(ctx, t, func(p repair.Peer) func(context.Context, *grovev1.PushRequest) (*grovev1.PushResponse, error) {
+		return p.Push
+	}, req)
+}
+
+// Commit implements repair.Peer.
+func (t *throttled) Commit(ctx context.Context, req *grovev1.CommitRequest) (*grovev1.CommitResponse, error) {
+	return rangeCall(ctx, t, func(p repair.Peer) func(context.Context, *grovev1.CommitRequest) (*grovev1.CommitResponse, error) {
+		return p.Commit
+	}, req)
+}
+
+// Close implements repair.Peer.
+func (t *throttled) Close(ctx context.Context, req *grovev1.CloseRequest) (*grovev1.CloseResponse, error) {
+	return rangeCall(ctx, t, func(p repair.Peer) func(context.Context, *grovev1.CloseRequest) (*grovev1.CloseResponse, error) {
+		return p.Close
+	}, req)
 }

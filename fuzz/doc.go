@@ -25,8 +25,10 @@
 //   - FuzzBudget: arena.Budget and Region accounting against a model.
 //   - FuzzResponderRequests: a repair.Responder fed a real session's Hello
 //     and then arbitrary Descend, Reconcile, Push, Commit and Close
-//     requests fails only with the protocol's sentinels, and its replica's
-//     live tree always equals a tree computed from its rows.
+//     requests, and Hellos that open other sessions (over subtrees too,
+//     with arbitrary subtree fields), fails only with the protocol's
+//     sentinels, and its replica's live tree always equals a tree computed
+//     from its rows.
 //   - FuzzInitiatorAnswers: repair.Sync against a peer whose answers the
 //     fuzzer rewrites fails only with the protocol's sentinels, keeps both
 //     replicas' trees equal to their rows, and against an honest peer finds

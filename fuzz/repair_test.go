@@ -195,7 +195,9 @@ var fuzzSalt = make([]byte, repair.SaltBytes)
 
 // FuzzResponderRequests opens a real session on a responder and then feeds
 // it requests decoded from the fuzzer's bytes: one byte picks the call, two
-// give the length of the encoded request that follows. The responder must
+// give the length of the encoded request that follows. A Hello among them
+// (its parameters, sum and salt filled in where it leaves them out) opens
+// another session, whole or over a subtree, which the calls after it use. The responder must
 // never panic, must fail only with the protocol's sentinels, and its replica's
 // tree must always equal a rebuild from its rows.
 func FuzzResponderRequests(f *testing.F) {
@@ -203,7 +205,7 @@ func FuzzResponderRequests(f *testing.F) {
 		var b []byte
 		for _, m := range msgs {
 			enc, _ := proto.Marshal(m)
-			kind := map[string]byte{"DescendRequest": 0, "ReconcileRequest": 1, "PushRequest": 2, "CommitRequest": 3, "CloseRequest": 4}[string(m.ProtoReflect().Descriptor().Name())]
+			kind := map[string]byte{"DescendRequest": 0, "ReconcileRequest": 1, "PushRequest": 2, "CommitRequest": 3, "CloseRequest": 4, "HelloRequest": 5}[string(m.ProtoReflect().Descriptor().Name())]
 			b = append(b, kind, byte(len(enc)), byte(len(enc)>>8))
 			b = append(b, enc...)
 		}
@@ -219,20 +221,26 @@ func FuzzResponderRequests(f *testing.F) {
 	add(&grovev1.DescendRequest{Differ: []byte{3}, Levels: 5, Sparse: true}, &grovev1.ReconcileRequest{Found: []byte{0x21, 0x01}, Counts: []uint32{1, 0}, Fingerprints: []byte{1, 2, 3, 4}})
 	add(&grovev1.DescendRequest{Differ: []byte{1}, Levels: 5, Sparse: true}, &grovev1.DescendRequest{Differ: []byte{1}, Levels: 1, Found: []byte{7}})
 	add(&grovev1.DescendRequest{Differ: []byte{2}, Levels: 7, Sparse: true}, &grovev1.ReconcileRequest{Found: []byte{0x7f}}, &grovev1.PushRequest{Rows: []*grovev1.Row{{Key: []byte("k7"), Value: []byte("x"), Ts: 1 << 40}}})
+	// Subtree sessions (protocol 4): a half, a leaf (no band: reconciled
+	// straight away), and fields naming no node or one below the depth.
+	add(&grovev1.HelloRequest{Levels: 2, SubtreeLevel: 1, SubtreeIndex: 1}, &grovev1.DescendRequest{Differ: []byte{0x0f}, Levels: 1})
+	add(&grovev1.HelloRequest{Levels: 1, SubtreeLevel: replicaDepth, SubtreeIndex: 40}, &grovev1.ReconcileRequest{Differ: []byte{1}, Counts: []uint32{1}, Fingerprints: []byte{1, 2, 3, 4}},
+		&grovev1.PushRequest{Rows: []*grovev1.Row{{Key: []byte("k1"), Value: []byte("x"), Ts: 1 << 40}}})
+	add(&grovev1.HelloRequest{Levels: 1, SubtreeLevel: 3, SubtreeIndex: 8})
+	add(&grovev1.HelloRequest{Levels: 1, SubtreeLevel: replicaDepth + 1})
+	add(&grovev1.HelloRequest{Levels: 3, SubtreeLevel: 2, SubtreeIndex: 2}, &grovev1.DescendRequest{Differ: []byte{1}, Levels: 3, Sparse: true}, &grovev1.ReconcileRequest{Found: []byte{5}})
 	// Built once per process: the initiator's side only gives the sum its
 	// Hello carries; the responder's replica is put back after each input.
 	ours := newFixture(f, 60, 7, 30).sum
 	theirs := newFixture(f, 60, -1, -1)
+	params := &grovev1.Params{Protocol: repair.ProtocolVersion, Format: engine.FormatVersion, Partitioner: uint32(token.Murmur3{}.ID()),
+		RangeLo: token.Murmur3{}.Range().Lo, RangeHi: token.Murmur3{}.Range().Hi, Depth: replicaDepth}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
 		b := theirs.replica(t)
 		resp := repair.NewResponder(b, repair.ResponderOptions{MaxMessageBytes: 1 << 20})
 		defer resp.Shutdown()
-		hello, err := resp.Hello(ctx, &grovev1.HelloRequest{
-			Params: &grovev1.Params{Protocol: repair.ProtocolVersion, Format: engine.FormatVersion, Partitioner: uint32(token.Murmur3{}.ID()),
-				RangeLo: token.Murmur3{}.Range().Lo, RangeHi: token.Murmur3{}.Range().Hi, Depth: replicaDepth},
-			Sum: ours[:], Salt: fuzzSalt, Levels: 1,
-		})
+		hello, err := resp.Hello(ctx, &grovev1.HelloRequest{Params: params, Sum: ours[:], Salt: fuzzSalt, Levels: 1})
 		if err != nil || len(hello.GetSession()) == 0 {
 			t.Fatalf("hello: %v", err)
 		}
@@ -246,7 +254,7 @@ func FuzzResponderRequests(f *testing.F) {
 			msg := data[:n]
 			data = data[n:]
 			var err error
-			switch kind % 5 {
+			switch kind % 6 {
 			case 0:
 				req := &grovev1.DescendRequest{}
 				if proto.Unmarshal(msg, req) != nil {
@@ -277,9 +285,27 @@ func FuzzResponderRequests(f *testing.F) {
 				_, err = resp.Commit(ctx, req)
 			case 4:
 				_, err = resp.Close(ctx, &grovev1.CloseRequest{Session: id})
+			case 5:
+				req := &grovev1.HelloRequest{}
+				if proto.Unmarshal(msg, req) != nil {
+					continue
+				}
+				if req.Params == nil {
+					req.Params = proto.Clone(params).(*grovev1.Params)
+				}
+				if req.Sum == nil {
+					req.Sum = ours[:]
+				}
+				if req.Salt == nil {
+					req.Salt = fuzzSalt
+				}
+				var h *grovev1.HelloResponse
+				if h, err = resp.Hello(ctx, req); err == nil && len(h.GetSession()) != 0 {
+					id = h.GetSession()
+				}
 			}
 			if err != nil && !sentinel(err) {
-				t.Fatalf("call %d: error %v wraps no sentinel", kind%5, err)
+				t.Fatalf("call %d: error %v wraps no sentinel", kind%6, err)
 			}
 		}
 		resp.Shutdown()

@@ -28,56 +28,88 @@ func (r *Responder) hello(ctx context.Context, req *grovev1.HelloRequest) (*grov
 	if err != nil {
 		return nil, err
 	}
-	resp := &grovev1.HelloResponse{Params: paramsOf(shape)}
-	// The live sum settles agreement without a snapshot: the common case of
-	// replicas in sync costs one round trip and no copy.
-	live, err := r.replica.Sum(ctx)
-	if err != nil {
+	depth := min(shape.Depth, int(req.GetParams().GetDepth()), MaxSessionDepth)
+	sub := subtreeOf(req)
+	if err := sub.check(depth, ErrBadMessage, "hello.subtree"); err != nil {
 		return nil, err
 	}
-	if live == theirs {
-		resp.Sum = live[:]
-		return resp, nil
+	resp := &grovev1.HelloResponse{Params: paramsOf(shape)}
+	var view *engine.LeafView
+	var release func()
+	if sub.Whole() {
+		// The live sum settles agreement without a snapshot: the common
+		// case of replicas in sync costs one round trip and no copy.
+		live, err := r.replica.Sum(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if live == theirs {
+			resp.Sum = live[:]
+			return resp, nil
+		}
+	} else {
+		// A subtree's sum is read from a view: the replica's live tree
+		// gives its root alone. The view serves the session if one opens,
+		// and a subtree found equal costs no session, whatever MaxSessions.
+		if view, release, err = r.replica.View(ctx); err != nil {
+			return nil, fmt.Errorf("%w: cannot take a snapshot: %v", ErrBusy, err)
+		}
+		sum, err := nodeSum(ctx, view, sub)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if sum == theirs {
+			release()
+			resp.Sum = sum[:]
+			return resp, nil
+		}
 	}
-	depth := min(shape.Depth, int(req.GetParams().GetDepth()), MaxSessionDepth)
 	// The initiator picks the first band before it knows our depth: a band
 	// deeper than the meeting depth stops at it.
 	levels := int(req.GetLevels())
 	if levels < 1 || levels > MaxBandLevels {
+		if release != nil {
+			release()
+		}
 		return nil, fmt.Errorf("%w: hello.levels is %d, want 1..%d", ErrBadMessage, levels, MaxBandLevels)
 	}
 	// It stops at the meeting depth: the initiator goes on into the leaves
 	// only where it finds them dense.
-	levels = min(levels, depth)
+	levels = min(levels, depth-sub.Level)
 
 	r.mu.Lock()
 	busy, closed := len(r.sessions) >= r.opts.MaxSessions, r.closed
 	r.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("%w: responder closed", ErrBusy)
-	}
-	if busy {
+	if busy || closed {
+		if release != nil {
+			release()
+		}
+		if closed {
+			return nil, fmt.Errorf("%w: responder closed", ErrBusy)
+		}
 		return nil, fmt.Errorf("%w: %d sessions open", ErrBusy, r.opts.MaxSessions)
 	}
-	view, release, err := r.replica.View(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot take a snapshot: %v", ErrBusy, err)
+	if view == nil {
+		if view, release, err = r.replica.View(ctx); err != nil {
+			return nil, fmt.Errorf("%w: cannot take a snapshot: %v", ErrBusy, err)
+		}
 	}
-	var sum [1]engine.Digest
-	if err := view.Sums(ctx, 0, 0, sum[:]); err != nil {
+	sum, err := nodeSum(ctx, view, sub)
+	if err != nil {
 		release()
 		return nil, err
 	}
-	resp.Sum = sum[0][:]
-	if sum[0] == theirs {
+	resp.Sum = sum[:]
+	if sum == theirs {
 		release()
 		return resp, nil
 	}
-	s := &session{view: view, release: release, key: key, depth: depth, metrics: r.opts.Metrics}
+	s := &session{view: view, release: release, key: key, depth: depth, level: sub.Level, subtree: sub, metrics: r.opts.Metrics}
 	if levels == 0 {
-		s.pending, s.checks = []uint64{0}, []uint64{0}
+		s.pending, s.checks = []uint64{sub.Index}, []uint64{0}
 	} else {
-		band, err := s.band(ctx, r.replica, []uint64{0}, []uint64{0}, levels, r.opts.MaxMessageBytes)
+		band, err := s.band(ctx, r.replica, []uint64{sub.Index}, []uint64{0}, levels, r.opts.MaxMessageBytes)
 		if err != nil {
 			release()
 			return nil, err
@@ -515,7 +547,7 @@ func (r *Responder) commit(ctx context.Context, req *grovev1.CommitRequest) (*gr
 			return nil, err
 		}
 	}
-	sum, err := r.replica.Sum(ctx)
+	sum, err := liveSum(ctx, r.replica, s.subtree)
 	if err != nil {
 		return nil, err
 	}

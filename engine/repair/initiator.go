@@ -58,6 +58,13 @@ type Options struct {
 	// keys, and so applies nothing, fails with ErrLimit rather than let a
 	// peer exhaust memory. Default 1 GiB.
 	MaxHeldBytes int64
+	// Subtree confines the session to one node of the range's tree (see
+	// Subtree): it compares that node's sum, descends from it, and repairs
+	// only the rows under it. The zero value is the whole range. Its level
+	// may not pass the meeting depth: the session fails with
+	// ErrIncompatible, before anything is compared, if it passes this
+	// replica's depth, and the peer refuses it if it passes its own.
+	Subtree Subtree
 	// Progress, if set, is called as the session advances: after each band
 	// of the descent, each run of reconciled leaves, each batch of rows
 	// sent. It runs on the session's goroutine: keep it quick.
@@ -251,9 +258,27 @@ func rowsSize(rows []*grovev1.Row) int64 {
 // differences that the fingerprints hid, so another session should run.
 func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
 	shape := in.local.Shape()
-	live, err := in.local.Sum(ctx)
-	if err != nil {
-		return false, err
+	sub := in.opts.Subtree
+	var live engine.Digest
+	if sub.Whole() {
+		if live, err = in.local.Sum(ctx); err != nil {
+			return false, err
+		}
+	} else {
+		if err := sub.check(min(shape.Depth, MaxSessionDepth), ErrIncompatible, "Options.Subtree"); err != nil {
+			return false, err
+		}
+		// A subtree's sum comes from a view, which the session then uses
+		// throughout: the replica's live tree gives its root alone.
+		view, release, err := in.local.View(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer release()
+		in.view = view
+		if live, err = nodeSum(ctx, view, sub); err != nil {
+			return false, err
+		}
 	}
 	salt := make([]byte, SaltBytes)
 	if _, err := io.ReadFull(in.opts.Rand, salt); err != nil {
@@ -261,10 +286,12 @@ func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
 	}
 	in.key, _ = parseSalt(salt)
 	hello, err := call(ctx, in, in.peer.Hello, &grovev1.HelloRequest{
-		Params: paramsOf(shape),
-		Sum:    live[:],
-		Salt:   salt,
-		Levels: uint32(in.opts.FirstLevels),
+		Params:       paramsOf(shape),
+		Sum:          live[:],
+		Salt:         salt,
+		Levels:       uint32(in.opts.FirstLevels),
+		SubtreeLevel: uint32(sub.Level),
+		SubtreeIndex: sub.Index,
 	})
 	if err != nil {
 		return false, err
@@ -292,19 +319,24 @@ func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
 		return true, nil
 	}
 	in.depth = min(shape.Depth, int(hello.GetParams().GetDepth()), MaxSessionDepth)
-	in.res.Depth = in.depth
-	view, release, err := in.local.View(ctx)
-	if err != nil {
-		return false, err
+	if sub.Level > in.depth {
+		return false, fmt.Errorf("%w: the peer opened a session for subtree %v, below the meeting depth %d", ErrBadMessage, sub, in.depth)
 	}
-	defer release()
-	in.view = view
-	var ours [1]engine.Digest
-	if err := view.Sums(ctx, 0, 0, ours[:]); err != nil {
-		return false, err
+	in.res.Depth = in.depth
+	ours := live
+	if in.view == nil {
+		view, release, err := in.local.View(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer release()
+		in.view = view
+		if ours, err = nodeSum(ctx, view, sub); err != nil {
+			return false, err
+		}
 	}
 
-	d, err := in.descend(ctx, hello.GetBand(), theirSum)
+	d, err := in.descend(ctx, hello.GetBand(), theirSum, sub)
 	if err != nil || d == nil {
 		return false, err
 	}
@@ -319,7 +351,7 @@ func (in *initiator) pass(ctx context.Context) (ok bool, err error) {
 	// The check: our sum, less our rows the peer lacks, plus its rows we
 	// lack, must be its sum. A fingerprint collision that hid a node or a
 	// row leaves a difference unaccounted for, and the pass is run again.
-	check := ours[0]
+	check := ours
 	check.Add(&in.parted)
 	for i := range mine {
 		check.Sub(&mine[i].dig)
@@ -362,18 +394,19 @@ type descent struct {
 // the leaves, or virtual sub-buckets of them when leaves are dense —
 // probing where the frontier nodes hide one difference each, and returns
 // what it found, or nil when a fingerprint collision hid the difference.
-func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum engine.Digest) (*descent, error) {
-	frontier := []uint64{0}
+func (in *initiator) descend(ctx context.Context, band *grovev1.Band, theirSum engine.Digest, sub Subtree) (*descent, error) {
+	frontier := []uint64{sub.Index}
 	theirFP := []uint32{in.key.of(&theirSum)}
 	checks := []uint64{0}
-	level := 0
+	level := sub.Level
 	top := maxLevel(in.depth)
 	rows := float64(in.view.Rows())
-	// At depth 0 the root is the only leaf: the peer sent no band, and the
-	// descent starts below it, if at all.
-	compare := in.depth > 0
+	// At depth 0 the root is the only leaf, as is a subtree's node at the
+	// meeting depth: the peer sent no band, and the descent starts below
+	// it, if at all.
+	compare := in.depth > level
 	if !compare && band != nil {
-		return nil, fmt.Errorf("%w: a band in a session of depth 0", ErrBadMessage)
+		return nil, fmt.Errorf("%w: a band under a node at the meeting depth %d", ErrBadMessage, in.depth)
 	}
 	next, nextFP, nextChecks, differ, sent := frontier, theirFP, checks, []byte{1}, 1
 	ourRows := rows
@@ -874,7 +907,7 @@ func (in *initiator) repair(ctx context.Context, toPush, toApply []engine.Row) e
 		return fmt.Errorf("repair: the peer applied its rows, but applying ours failed (run again): %w", err)
 	}
 	in.res.Applied += applied
-	ours, err := in.local.Sum(ctx)
+	ours, err := liveSum(ctx, in.local, in.opts.Subtree)
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ type NodeOptions struct {
 	// the node session's messages; each range's session is given half of
 	// it, so that a batch of calls or answers fits (see NodeResponder).
 	// Metrics count the node session (its Ranges and Batch messages), not
-	// each range's.
+	// each range's. Subtree is ignored: a node session covers whole ranges.
 	Options
 	// PeerRanges are the peer's ranges in token order, as the ring gives
 	// them: the ranges shared are those of the local replicas among them.
@@ -146,6 +146,9 @@ func SyncNode(ctx context.Context, local []Replica, peer NodePeer, opts NodeOpti
 	// least two calls' worth, and the responder bounds its answers alike.
 	per := opts.Options
 	per.MaxMessageBytes = opts.MaxMessageBytes / 2
+	// The Ranges round compares whole ranges: a range found differing is
+	// descended whole.
+	per.Subtree = Subtree{}
 	per.Metrics = nil
 
 	if len(local) == 0 {

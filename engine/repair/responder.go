@@ -72,6 +72,7 @@ type session struct {
 	release func()
 	key     fpKey
 	depth   int      // the meeting depth
+	subtree Subtree  // the node the session is confined to; the root by default
 	level   int      // level of the nodes in pending
 	pending []uint64 // nodes of the last band, or the frontier at level 0
 	// checks holds, below the meeting depth, checkOf each pending node's

@@ -14,7 +14,7 @@ import (
 // ProtocolVersion.
 const (
 	// ProtocolVersion is sent in Params.protocol; peers must agree.
-	ProtocolVersion = 3
+	ProtocolVersion = 4
 	// FingerprintBytes is the width of a node or row fingerprint on the wire.
 	FingerprintBytes = 4
 	// SaltBytes is the size of the fingerprint key the initiator picks.

@@ -34,7 +34,8 @@ type Params struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// protocol is the version of this protocol: 2 since the descent goes on
 	// inside dense leaves, 3 since it can locate a lone difference in one step
-	// (DescendRequest.sparse).
+	// (DescendRequest.sparse), 4 since a session may cover one subtree
+	// (HelloRequest.subtree_level).
 	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// format is the tree format version: the row digest and leaf definitions.
 	Format uint32 `protobuf:"varint,2,opt,name=format,proto3" json:"format,omitempty"`
@@ -129,8 +130,18 @@ type HelloRequest struct {
 	Sum []byte `protobuf:"bytes,2,opt,name=sum,proto3" json:"sum,omitempty"`
 	// salt keys the session's fingerprints (32 bytes).
 	Salt []byte `protobuf:"bytes,3,opt,name=salt,proto3" json:"salt,omitempty"`
-	// levels is how many levels the first band spans under the root.
-	Levels        uint32 `protobuf:"varint,4,opt,name=levels,proto3" json:"levels,omitempty"`
+	// levels is how many levels the first band spans under the root (under
+	// the subtree's node, in a subtree session).
+	Levels uint32 `protobuf:"varint,4,opt,name=levels,proto3" json:"levels,omitempty"`
+	// subtree_level and subtree_index confine the session to one node of the
+	// range's tree: node subtree_index (0 … 2^subtree_level − 1) at level
+	// subtree_level, whose tokens are those of the range's leaf subtree_index
+	// at depth subtree_level. sum and the answer's sum are then that node's
+	// subtree sums, the descent starts from it, and only rows under it are
+	// reconciled and pushed. Level 0 (the default) is the whole range, as
+	// before; the level may not pass the meeting depth.
+	SubtreeLevel  uint32 `protobuf:"varint,5,opt,name=subtree_level,json=subtreeLevel,proto3" json:"subtree_level,omitempty"`
+	SubtreeIndex  uint64 `protobuf:"varint,6,opt,name=subtree_index,json=subtreeIndex,proto3" json:"subtree_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -193,10 +204,25 @@ func (x *HelloRequest) GetLevels() uint32 {
 	return 0
 }
 
+func (x *HelloRequest) GetSubtreeLevel() uint32 {
+	if x != nil {
+		return x.SubtreeLevel
+	}
+	return 0
+}
+
+func (x *HelloRequest) GetSubtreeIndex() uint64 {
+	if x != nil {
+		return x.SubtreeIndex
+	}
+	return 0
+}
+
 type HelloResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Params *Params                `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
-	// sum is the responder's sum (32 bytes).
+	// sum is the responder's sum (32 bytes): of the subtree's node, in a
+	// subtree session.
 	Sum []byte `protobuf:"bytes,2,opt,name=sum,proto3" json:"sum,omitempty"`
 	// session identifies the session; empty when the sums agree.
 	Session []byte `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
@@ -894,7 +920,8 @@ type CommitResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// applied is how many rows won by the repair rule and were written.
 	Applied uint32 `protobuf:"varint,1,opt,name=applied,proto3" json:"applied,omitempty"`
-	// sum is the responder's sum after the commit.
+	// sum is the responder's sum after the commit: of the subtree's node, in
+	// a subtree session.
 	Sum           []byte `protobuf:"bytes,2,opt,name=sum,proto3" json:"sum,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1035,12 +1062,14 @@ const file_grove_v1_repair_proto_rawDesc = "" +
 	"\vpartitioner\x18\x03 \x01(\rR\vpartitioner\x12\x19\n" +
 	"\brange_lo\x18\x04 \x01(\x12R\arangeLo\x12\x19\n" +
 	"\brange_hi\x18\x05 \x01(\x12R\arangeHi\x12\x14\n" +
-	"\x05depth\x18\x06 \x01(\rR\x05depth\"v\n" +
+	"\x05depth\x18\x06 \x01(\rR\x05depth\"\xc0\x01\n" +
 	"\fHelloRequest\x12(\n" +
 	"\x06params\x18\x01 \x01(\v2\x10.grove.v1.ParamsR\x06params\x12\x10\n" +
 	"\x03sum\x18\x02 \x01(\fR\x03sum\x12\x12\n" +
 	"\x04salt\x18\x03 \x01(\fR\x04salt\x12\x16\n" +
-	"\x06levels\x18\x04 \x01(\rR\x06levels\"\x89\x01\n" +
+	"\x06levels\x18\x04 \x01(\rR\x06levels\x12#\n" +
+	"\rsubtree_level\x18\x05 \x01(\rR\fsubtreeLevel\x12#\n" +
+	"\rsubtree_index\x18\x06 \x01(\x04R\fsubtreeIndex\"\x89\x01\n" +
 	"\rHelloResponse\x12(\n" +
 	"\x06params\x18\x01 \x01(\v2\x10.grove.v1.ParamsR\x06params\x12\x10\n" +
 	"\x03sum\x18\x02 \x01(\fR\x03sum\x12\x18\n" +

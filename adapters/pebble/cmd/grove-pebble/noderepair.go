@@ -238,8 +238,12 @@ func printRepair(w io.Writer, id string, rep *coord.Report, asJSON bool) error {
 		fmt.Fprintf(w, "node %s: resumed an interrupted run\n", id)
 	}
 	for _, p := range rep.Peers {
-		fmt.Fprintf(w, "with %s: %d ranges, %d differing, %d skipped, %d failed; %d only here, %d only there, %d different; %d B sent, %d B received, %d round trips\n",
-			p.ID, p.Ranges, p.RangesDiffering, p.RangesSkipped, p.RangesFailed, len(p.OnlyHere), len(p.OnlyThere), len(p.Different), p.BytesSent, p.BytesReceived, p.RoundTrips)
+		split := ""
+		if p.RangesSplit > 0 {
+			split = fmt.Sprintf(", %d split into %d subtree sessions", p.RangesSplit, p.SubtreeSessions)
+		}
+		fmt.Fprintf(w, "with %s: %d ranges, %d differing, %d skipped, %d failed%s; %d only here, %d only there, %d different; %d B sent, %d B received, %d round trips\n",
+			p.ID, p.Ranges, p.RangesDiffering, p.RangesSkipped, p.RangesFailed, split, len(p.OnlyHere), len(p.OnlyThere), len(p.Different), p.BytesSent, p.BytesReceived, p.RoundTrips)
 		for _, l := range []struct {
 			name string
 			keys []repair.ReportKey
