@@ -51,27 +51,37 @@ func verify(ctx context.Context, view *engine.LeafView, depth, level int, node, 
 	return fmt.Errorf("%w: the rows of node %d at level %d no longer add up to the snapshot's", ErrChanged, node, level)
 }
 
-// scanNode reads the rows of node (at level; check is its kept sum below
-// the meeting depth) through replica and checks they add up to its sum.
-func scanNode(ctx context.Context, replica Replica, view *engine.LeafView, key *fpKey, depth, level int, node, check uint64, into *leafRows) error {
-	into.rows, into.dig, into.fp = into.rows[:0], into.dig[:0], into.fp[:0]
+// scanUnder reads the rows of node (at level; check is its kept sum below
+// the meeting depth) through replica, calls fn with each and its digest,
+// and checks the rows add up to the node's sum: the one scan every step
+// below a band's sums makes.
+func scanUnder(ctx context.Context, replica Replica, view *engine.LeafView, depth, level int, node, check uint64, fn func(row *engine.Row, d *engine.Digest) error) error {
 	var h engine.Hasher
 	var total engine.Digest
 	err := replica.Scan(ctx, view.Range().Leaf(int(node), level), func(row *engine.Row) error {
 		d := h.Digest(row)
 		total.Add(&d)
-		at := len(into.buf)
-		into.buf = append(append(into.buf, row.Key...), row.Value...)
-		k, end := at+len(row.Key), len(into.buf)
-		into.rows = append(into.rows, engine.Row{Key: into.buf[at:k:k], Value: into.buf[k:end:end], TS: row.TS, Deleted: row.Deleted})
-		into.dig = append(into.dig, d)
-		into.fp = append(into.fp, key.of(&d))
-		return nil
+		return fn(row, &d)
 	})
 	if err != nil {
 		return err
 	}
 	return verify(ctx, view, depth, level, node, check, &total)
+}
+
+// scanNode reads the rows of node (at level; check is its kept sum below
+// the meeting depth) through replica and checks they add up to its sum.
+func scanNode(ctx context.Context, replica Replica, view *engine.LeafView, key *fpKey, depth, level int, node, check uint64, into *leafRows) error {
+	into.rows, into.dig, into.fp = into.rows[:0], into.dig[:0], into.fp[:0]
+	return scanUnder(ctx, replica, view, depth, level, node, check, func(row *engine.Row, d *engine.Digest) error {
+		at := len(into.buf)
+		into.buf = append(append(into.buf, row.Key...), row.Value...)
+		k, end := at+len(row.Key), len(into.buf)
+		into.rows = append(into.rows, engine.Row{Key: into.buf[at:k:k], Value: into.buf[k:end:end], TS: row.TS, Deleted: row.Deleted})
+		into.dig = append(into.dig, *d)
+		into.fp = append(into.fp, key.of(d))
+		return nil
+	})
 }
 
 // childSums writes into dst the sums of node's 2^levels descendants
@@ -88,26 +98,18 @@ func childSums(ctx context.Context, replica Replica, view *engine.LeafView, dept
 	if counts != nil {
 		clear(counts)
 	}
-	var h engine.Hasher
-	var total engine.Digest
 	rng, part := view.Range(), view.Partitioner()
-	err := replica.Scan(ctx, rng.Leaf(int(node), level), func(row *engine.Row) error {
-		d := h.Digest(row)
-		total.Add(&d)
+	return scanUnder(ctx, replica, view, depth, level, node, check, func(row *engine.Row, d *engine.Digest) error {
 		j := rng.LeafOf(part.Token(row.Key), child) - first
 		if j < 0 || j >= len(dst) {
 			return fmt.Errorf("repair: the replica's scan of node %d at level %d returned a row outside it", node, level)
 		}
-		dst[j].Add(&d)
+		dst[j].Add(d)
 		if counts != nil {
 			counts[j]++
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return verify(ctx, view, depth, level, node, check, &total)
 }
 
 // rowSize is what a row costs in a message, near enough to keep answers,
@@ -142,23 +144,18 @@ func weigh(ctx context.Context, replica Replica, view *engine.LeafView, key *fpK
 		}
 		return w, fp, nil
 	}
-	var h engine.Hasher
-	var total engine.Digest
 	rng, part := view.Range(), view.Partitioner()
-	err = replica.Scan(ctx, rng.Leaf(int(node), level), func(row *engine.Row) error {
-		d := h.Digest(row)
-		total.Add(&d)
+	var total engine.Digest
+	err = scanUnder(ctx, replica, view, depth, level, node, check, func(row *engine.Row, d *engine.Digest) error {
 		j := uint64(rng.LeafOf(part.Token(row.Key), target)) - first
 		if j >= 1<<levels {
 			return fmt.Errorf("repair: the replica's scan of node %d at level %d returned a row outside it", node, level)
 		}
-		w += uint32(j+1) * key.of(&d)
+		total.Add(d)
+		w += uint32(j+1) * key.of(d)
 		return nil
 	})
 	if err != nil {
-		return 0, 0, err
-	}
-	if err := verify(ctx, view, depth, level, node, check, &total); err != nil {
 		return 0, 0, err
 	}
 	return w, key.of(&total), nil
@@ -179,21 +176,15 @@ func locatedCheck(ctx context.Context, replica Replica, view *engine.LeafView, d
 	if level <= depth {
 		anchor, at, check = node>>(target-depth), depth, 0
 	}
-	var h engine.Hasher
-	var total, sum engine.Digest
+	var sum engine.Digest
 	rng, part := view.Range(), view.Partitioner()
-	err := replica.Scan(ctx, rng.Leaf(int(anchor), at), func(row *engine.Row) error {
-		d := h.Digest(row)
-		total.Add(&d)
+	err := scanUnder(ctx, replica, view, depth, at, anchor, check, func(row *engine.Row, d *engine.Digest) error {
 		if uint64(rng.LeafOf(part.Token(row.Key), target)) == node {
-			sum.Add(&d)
+			sum.Add(d)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, err
-	}
-	if err := verify(ctx, view, depth, at, anchor, check, &total); err != nil {
 		return 0, err
 	}
 	return checkOf(&sum), nil
