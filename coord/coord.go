@@ -28,13 +28,8 @@ import (
 
 	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/token"
+	"github.com/antientropy/grove/ring"
 )
-
-// Range is one of the node's ranges with the other replicas of it.
-type Range struct {
-	Range token.Range
-	Peers []string
-}
 
 // Outcome is what a Syncer made of one range with one peer: the session's
 // result, or why it failed.
@@ -78,6 +73,58 @@ type Record interface {
 	BeginRun(now time.Time) (start time.Time, resumed bool, err error)
 	// EndRun records that the run finished.
 	EndRun() error
+}
+
+// MemRecord is a Record kept in memory, for a node with nothing to keep
+// it in across restarts (an in-process ring, a test): a run it records is
+// resumed only within the process.
+type MemRecord struct {
+	mu      sync.Mutex
+	matched map[matchKey]time.Time
+	run     *time.Time
+}
+
+type matchKey struct {
+	r    token.Range
+	peer string
+}
+
+// Matched implements Record.
+func (m *MemRecord) Matched(r token.Range, peer string) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	at, ok := m.matched[matchKey{r, peer}]
+	return at, ok
+}
+
+// RecordMatch implements Record.
+func (m *MemRecord) RecordMatch(r token.Range, peer string, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.matched == nil {
+		m.matched = map[matchKey]time.Time{}
+	}
+	m.matched[matchKey{r, peer}] = at
+	return nil
+}
+
+// BeginRun implements Record.
+func (m *MemRecord) BeginRun(now time.Time) (time.Time, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.run != nil {
+		return *m.run, true, nil
+	}
+	m.run = &now
+	return now, false, nil
+}
+
+// EndRun implements Record.
+func (m *MemRecord) EndRun() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.run = nil
+	return nil
 }
 
 // Options tune Run. The zero value runs two peers at a time, with three
@@ -195,13 +242,14 @@ func timedOut(err error, ctx context.Context) bool {
 	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 }
 
-// Run repairs every range of ranges with each of its peers through s, at
+// Run repairs every range of ranges — a node's, as ring.RangesOf gives
+// them — with each of its peers through s, at
 // most opts.PeersParallel peers at once, and records each range that ends
 // in sync with a peer in rec. A run interrupted by a crash is resumed: a
 // (range, peer) pair that matched after the interrupted run began is not
 // redone. One peer's failure fails only its ranges. Run returns an error
 // only if rec fails; failed ranges are in the report.
-func Run(ctx context.Context, ranges []Range, s Syncer, rec Record, opts Options) (*Report, error) {
+func Run(ctx context.Context, ranges []ring.Replica, s Syncer, rec Record, opts Options) (*Report, error) {
 	opts.defaults()
 	start, resumed, err := rec.BeginRun(opts.Now())
 	if err != nil {

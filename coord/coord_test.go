@@ -28,49 +28,7 @@ type node struct {
 	reps  map[token.Range]*rowstore.Replica
 	resp  map[token.Range]*repair.Responder
 	whole *repair.NodeResponder // every range, for node sessions
-	rec   *memRecord
-}
-
-// memRecord is a Record in memory.
-type memRecord struct {
-	mu      sync.Mutex
-	matched map[string]time.Time
-	run     *time.Time
-}
-
-func newRecord() *memRecord { return &memRecord{matched: map[string]time.Time{}} }
-
-func recKey(r token.Range, peer string) string { return fmt.Sprint(r, peer) }
-
-func (m *memRecord) Matched(r token.Range, peer string) (time.Time, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	at, ok := m.matched[recKey(r, peer)]
-	return at, ok
-}
-
-func (m *memRecord) RecordMatch(r token.Range, peer string, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.matched[recKey(r, peer)] = at
-	return nil
-}
-
-func (m *memRecord) BeginRun(now time.Time) (time.Time, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.run != nil {
-		return *m.run, true, nil
-	}
-	m.run = &now
-	return now, false, nil
-}
-
-func (m *memRecord) EndRun() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.run = nil
-	return nil
+	rec   *MemRecord
 }
 
 // cluster is the nodes of a ring, each holding its ranges' rows with
@@ -136,7 +94,7 @@ func newCluster(t *testing.T, nodes int, keys int, seed uint64) *cluster {
 	}
 	budget := arena.NewBudget(256 << 20)
 	for _, n := range rg.Nodes() {
-		nd := &node{id: n.ID, reps: map[token.Range]*rowstore.Replica{}, resp: map[token.Range]*repair.Responder{}, rec: newRecord()}
+		nd := &node{id: n.ID, reps: map[token.Range]*rowstore.Replica{}, resp: map[token.Range]*repair.Responder{}, rec: &MemRecord{}}
 		mine, err := rg.RangesOf(n.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -177,16 +135,12 @@ func newCluster(t *testing.T, nodes int, keys int, seed uint64) *cluster {
 }
 
 // ranges returns node id's ranges with their peers.
-func (c *cluster) ranges(t *testing.T, id string) []Range {
+func (c *cluster) ranges(t *testing.T, id string) []ring.Replica {
 	reps, err := c.ring.RangesOf(id)
 	if err != nil {
 		panic(err) // the test's own ring: every id is in it
 	}
-	var out []Range
-	for _, r := range reps {
-		out = append(out, Range{Range: r.Range, Peers: r.Peers})
-	}
-	return out
+	return reps
 }
 
 // syncers are the two ways of reconciling a peer's ranges, over the
@@ -208,11 +162,7 @@ func (c *cluster) nodeSyncer(id string, down map[string]bool) PerPeer {
 			if down[peer] {
 				return nil, nil, fmt.Errorf("node %s: %w", peer, errDown)
 			}
-			var rs []token.Range
-			for _, r := range c.ranges(nil, peer) {
-				rs = append(rs, r.Range)
-			}
-			return c.nodes[peer].whole, rs, nil
+			return c.nodes[peer].whole, ring.TokenRanges(c.ranges(nil, peer)), nil
 		},
 	}
 }
@@ -398,7 +348,7 @@ func TestRunRetries(t *testing.T) {
 		calls.Add(1)
 		return bad.Sync(ctx, peer, rs)
 	})
-	rep, err = Run(ctx, ranges, counting, newRecord(), Options{})
+	rep, err = Run(ctx, ranges, counting, &MemRecord{}, Options{})
 	if err != nil || rep.RangesRepaired != 0 || rep.RangesFailed == 0 {
 		t.Fatalf("an incompatible peer: %+v, %v", rep, err)
 	}

@@ -234,7 +234,7 @@ func TestNoSplitWithoutSubtrees(t *testing.T) {
 	slow := c.ranges(t, "n1")[0].Range
 	s := newSlowRange(c.syncer("n1", nil), slow)
 	plain := syncerFunc(s.Sync) // hides SyncSubtree
-	rep, err := Run(ctx, c.ranges(t, "n1"), plain, newRecord(), Options{})
+	rep, err := Run(ctx, c.ranges(t, "n1"), plain, &MemRecord{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

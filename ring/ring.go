@@ -297,6 +297,17 @@ func (r *Ring) RangesOf(id string) ([]Replica, error) {
 	return out, nil
 }
 
+// TokenRanges returns the ranges of reps, in their order: what a node
+// opened on them (grovepebble.Options.Ranges) or a node session
+// (repair.NodeOptions.PeerRanges) takes.
+func TokenRanges(reps []Replica) []token.Range {
+	out := make([]token.Range, len(reps))
+	for i, r := range reps {
+		out[i] = r.Range
+	}
+	return out
+}
+
 // idList names the ring's nodes for an error message.
 func (r *Ring) idList() string {
 	const most = 8

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/antientropy/grove/arena"
@@ -49,11 +48,7 @@ type demoNode struct {
 // open opens (or reopens) the node's forest and makes its replicas and
 // responders from it.
 func (n *demoNode) open(ctx context.Context, dir string, b *arena.Budget) error {
-	rs := make([]token.Range, len(n.ranges))
-	for i, r := range n.ranges {
-		rs[i] = r.Range
-	}
-	f, err := forest.Open(ctx, filepath.Join(dir, n.id), forest.Options{Budget: b, Ranges: rs, Store: n.store, Reserve: 1})
+	f, err := forest.Open(ctx, filepath.Join(dir, n.id), forest.Options{Budget: b, Ranges: ring.TokenRanges(n.ranges), Store: n.store, Reserve: 1})
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.id, err)
 	}
@@ -140,17 +135,19 @@ var divergences = []divergence{
 }
 
 // demoRows returns the rows each node stores, with the divergences planted,
-// and the rows Cassandra's rule picks for each key.
-func demoRows(rg *ring.Ring, n int) (map[string][]engine.Row, map[string]engine.Row, map[string]int) {
-	rows := map[string][]engine.Row{}
-	want := make(map[string]engine.Row, n)
-	planted := map[string]int{}
+// the rows Cassandra's rule picks for each key, how many keys each node
+// replicates, and how many divergences of each kind were planted.
+func demoRows(rg *ring.Ring, n int) (rows map[string][]engine.Row, want map[string]engine.Row, keys, planted map[string]int) {
+	rows, want, keys, planted = map[string][]engine.Row{}, make(map[string]engine.Row, n), map[string]int{}, map[string]int{}
 	ranges := rg.Ranges()
 	for i := range n {
 		k := demoKey(i)
 		tok := token.Murmur3{}.Token(k)
 		at, _ := slices.BinarySearchFunc(ranges, tok, func(r ring.Range, t token.Token) int { return r.Range.Compare(t) })
 		reps := ranges[at].Replicas
+		for _, id := range reps {
+			keys[id]++
+		}
 		row := engine.Row{Key: k, Value: demoValue(i, 0), TS: demoBaseTS + int64(i)}
 		versions := make([]engine.Row, len(reps))
 		for j := range reps {
@@ -194,7 +191,7 @@ func demoRows(rg *ring.Ring, n int) (map[string][]engine.Row, map[string]engine.
 		}
 		want[string(k)] = *best
 	}
-	return rows, want, planted
+	return rows, want, keys, planted
 }
 
 // demoSyncer runs one node session per peer against the peers'
@@ -203,39 +200,10 @@ func demoSyncer(nodes map[string]*demoNode, self *demoNode) coord.PerPeer {
 	return coord.PerPeer{
 		Local: func(r token.Range) (repair.Replica, error) { return self.reps[r], nil },
 		Peer: func(id string) (repair.NodePeer, []token.Range, error) {
-			peer := nodes[id]
-			rs := make([]token.Range, len(peer.ranges))
-			for i, r := range peer.ranges {
-				rs[i] = r.Range
-			}
-			return peer.resp, rs, nil
+			return nodes[id].resp, ring.TokenRanges(nodes[id].ranges), nil
 		},
 	}
 }
-
-// demoRecord is a node's record of its repairs, in memory; coord.Run
-// repairs peers at once, so it locks.
-type demoRecord struct {
-	mu      sync.Mutex
-	matched map[string]time.Time
-}
-
-func (d *demoRecord) Matched(r token.Range, peer string) (time.Time, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	at, ok := d.matched[fmt.Sprint(r, peer)]
-	return at, ok
-}
-
-func (d *demoRecord) RecordMatch(r token.Range, peer string, at time.Time) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.matched[fmt.Sprint(r, peer)] = at
-	return nil
-}
-
-func (d *demoRecord) BeginRun(now time.Time) (time.Time, bool, error) { return now, false, nil }
-func (d *demoRecord) EndRun() error                                   { return nil }
 
 func runDemo(args []string, e *env) (int, error) {
 	stdout := e.stdout
@@ -275,7 +243,7 @@ func runDemo(args []string, e *env) (int, error) {
 	}
 
 	start := time.Now()
-	rows, want, planted := demoRows(rg, *n)
+	rows, want, keys, planted := demoRows(rg, *n)
 	step("write the rows to their replicas", time.Since(start))
 	nodes := map[string]*demoNode{}
 	defer func() {
@@ -336,17 +304,16 @@ func runDemo(args []string, e *env) (int, error) {
 		}
 	}
 	var cassTrees, cassStream int64
+	rowBytes := int64(engine.EncodedLen(&engine.Row{Key: demoKey(0), Value: make([]byte, demoRowBytes)}))
 	for _, id := range ids {
 		nd := nodes[id]
-		var ranges []coord.Range
 		for _, r := range nd.ranges {
-			ranges = append(ranges, coord.Range{Range: r.Range, Peers: r.Peers})
 			// Cassandra: every replica of the range sends the repairing
 			// node a whole tree (~36 B a leaf, at the depth grove chose).
 			cassTrees += int64(demoRF) * 36 << depthOf[r.Range]
 		}
 		start := time.Now()
-		rep, err := coord.Run(ctx, ranges, demoSyncer(nodes, nd), &demoRecord{matched: map[string]time.Time{}}, coord.Options{})
+		rep, err := coord.Run(ctx, nd.ranges, demoSyncer(nodes, nd), &coord.MemRecord{}, coord.Options{})
 		if err != nil {
 			return 0, err
 		}
@@ -363,8 +330,9 @@ func runDemo(args []string, e *env) (int, error) {
 			total.sessions += p.Ranges
 		}
 		total.bytes, total.trips, total.found = total.bytes+bytes, total.trips+trips, total.found+found
-		// Cassandra streams every row of a differing leaf, both ways.
-		cassStream += int64(found) * 2 * int64(engine.EncodedLen(&engine.Row{Key: demoKey(0), Value: make([]byte, demoRowBytes)}))
+		// Cassandra streams every row of a differing leaf — one row a
+		// leaf here — both ways.
+		cassStream += int64(found) * 2 * rowBytes
 		step(fmt.Sprintf("repair %s: %d keys in %d differing ranges, %s", id, found, differing, arena.FormatBytes(bytes)), time.Since(start))
 	}
 
@@ -385,27 +353,14 @@ func runDemo(args []string, e *env) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		var expect int
-		for k := range want {
-			tok := token.Murmur3{}.Token([]byte(k))
-			for _, r := range nd.ranges {
-				if r.Range.Contains(tok) {
-					expect++
-				}
-			}
-		}
-		ok = ok && held == expect
+		ok = ok && held == keys[id]
 	}
 	start = time.Now()
 	inSync := true
 	var checkTrips int
 	for _, id := range ids {
 		nd := nodes[id]
-		var ranges []coord.Range
-		for _, r := range nd.ranges {
-			ranges = append(ranges, coord.Range{Range: r.Range, Peers: r.Peers})
-		}
-		rep, err := coord.Run(ctx, ranges, demoSyncer(nodes, nd), &demoRecord{matched: map[string]time.Time{}}, coord.Options{})
+		rep, err := coord.Run(ctx, nd.ranges, demoSyncer(nodes, nd), &coord.MemRecord{}, coord.Options{})
 		if err != nil {
 			return 0, err
 		}

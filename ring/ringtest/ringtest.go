@@ -55,9 +55,5 @@ func RangesOf(t testing.TB, r *ring.Ring, id string) []token.Range {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]token.Range, len(reps))
-	for i, rep := range reps {
-		out[i] = rep.Range
-	}
-	return out
+	return ring.TokenRanges(reps)
 }

@@ -21,7 +21,7 @@ func runDump(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	// the shallowest tree does for that. A node of many ranges keeps its
 	// trees, and checks that no row is outside its ranges.
 	nf := nodeFlags{db: db, depth: &cli.Depth{Depth: 1}, ring: rf, scanRate: rate}
-	if *rf.path != "" || *rf.node != "" {
+	if rf.set() {
 		nf.depth = nil
 	}
 	node, err := nf.open(ctx)

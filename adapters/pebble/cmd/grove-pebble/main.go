@@ -112,8 +112,10 @@ type nodeFlags struct {
 	// checkpoints are --checkpoint-rows and --checkpoint-interval, or nil
 	// for a command without them.
 	checkpoints *checkpointFlags
-	// opened is the budget open gave the node, for its metrics.
+	// opened is the budget open gave the node, for its metrics; placed is
+	// the node's place in the ring, nil for a node of one range.
 	opened *arena.Budget
+	placed *nodeRing
 }
 
 // checkpointFlags say, with --ring, how often a node's trees are
@@ -195,6 +197,7 @@ func (f *nodeFlags) open(ctx context.Context) (*grovepebble.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.placed = nr
 	if nr != nil {
 		opts = nr.options(opts)
 		if opts.Checkpoints, err = f.checkpoints.policy(); err != nil {

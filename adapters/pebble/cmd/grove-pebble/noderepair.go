@@ -15,6 +15,7 @@ import (
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/internal/cli"
 	"github.com/antientropy/grove/internal/keytext"
+	"github.com/antientropy/grove/ring"
 	"github.com/antientropy/grove/rpc"
 
 	grovepebble "github.com/antientropy/grove/adapters/pebble"
@@ -200,10 +201,6 @@ func peerClients(nr *nodeRing, opts rpc.ClientOptions) (func(id string) (*rpc.Cl
 
 // repairNode repairs every range of node with each of its peers.
 func repairNode(ctx context.Context, node *grovepebble.Node, nr *nodeRing, clients func(string) (*rpc.Client, error), opts coord.Options, limit int, streamRate float64) (*coord.Report, error) {
-	var ranges []coord.Range
-	for _, r := range nr.replicas {
-		ranges = append(ranges, coord.Range{Range: r.Range, Peers: r.Peers})
-	}
 	s := coord.PerPeer{
 		Local: func(r token.Range) (repair.Replica, error) { return node.Replica(r) },
 		Peer: func(id string) (repair.NodePeer, []token.Range, error) {
@@ -215,16 +212,12 @@ func repairNode(ctx context.Context, node *grovepebble.Node, nr *nodeRing, clien
 			if err != nil {
 				return nil, nil, err
 			}
-			rs := make([]token.Range, len(theirs))
-			for i, r := range theirs {
-				rs[i] = r.Range
-			}
-			return coord.Throttle(c, streamRate), rs, nil
+			return coord.Throttle(c, streamRate), ring.TokenRanges(theirs), nil
 		},
 		Options: repair.NodeOptions{Options: repair.Options{MaxMessageBytes: limit}},
 	}
 	opts.Transient = func(err error) bool { return errors.Is(err, rpc.ErrTransport) }
-	return coord.Run(ctx, ranges, s, node, opts)
+	return coord.Run(ctx, nr.replicas, s, node, opts)
 }
 
 // printRepair prints the report: JSON, or a line per peer with its keys.

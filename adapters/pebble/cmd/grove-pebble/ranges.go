@@ -48,7 +48,7 @@ type nodeRing struct {
 
 // load reads the ring, or returns nil without --ring and --node.
 func (f *ringFlags) load() (*nodeRing, error) {
-	if f == nil || (*f.path == "" && *f.node == "") {
+	if !f.set() {
 		return nil, nil
 	}
 	if *f.path == "" || *f.node == "" {
@@ -68,15 +68,6 @@ func (f *ringFlags) load() (*nodeRing, error) {
 	return &nodeRing{ring: r, id: *f.node, replicas: reps}, nil
 }
 
-// ranges returns the node's ranges, in token order.
-func (nr *nodeRing) ranges() []token.Range {
-	out := make([]token.Range, len(nr.replicas))
-	for i, r := range nr.replicas {
-		out[i] = r.Range
-	}
-	return out
-}
-
 // rangeOf returns the node's range that holds tok, or the zero range.
 func (nr *nodeRing) rangeOf(tok token.Token) token.Range {
 	i, ok := slices.BinarySearchFunc(nr.replicas, tok, func(r ring.Replica, t token.Token) int { return r.Range.Compare(t) })
@@ -86,15 +77,9 @@ func (nr *nodeRing) rangeOf(tok token.Token) token.Range {
 	return nr.replicas[i].Range
 }
 
-// holds reports whether tok is in one of the node's ranges.
-func (nr *nodeRing) holds(tok token.Token) bool {
-	for _, r := range nr.replicas {
-		if r.Range.Contains(tok) {
-			return true
-		}
-	}
-	return false
-}
+// holds reports whether tok is in one of the node's ranges: a binary
+// search, as load asks it of every row.
+func (nr *nodeRing) holds(tok token.Token) bool { return nr.rangeOf(tok) != token.Range{} }
 
 // peers returns the other replicas of range r.
 func (nr *nodeRing) peers(r token.Range) []string {
@@ -108,7 +93,7 @@ func (nr *nodeRing) peers(r token.Range) []string {
 
 // options makes o the options of the node's ranges.
 func (nr *nodeRing) options(o grovepebble.Options) grovepebble.Options {
-	o.Ranges = nr.ranges()
+	o.Ranges = ring.TokenRanges(nr.replicas)
 	o.Partitioner = nr.ring.Partitioner()
 	o.NodeID = nr.id
 	return o
@@ -403,19 +388,13 @@ func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Ne
 	if len(peers) == 0 {
 		return 0, fmt.Errorf("node %q shares no range with %q", nr.id, peerID)
 	}
-	clients := map[string]*rpc.Client{}
-	defer func() {
-		for _, c := range clients {
-			c.CloseIdle()
-		}
-	}()
+	clients, closeClients := peerClients(nr, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: timeout})
+	defer closeClients()
 	for _, p := range peers {
-		n, _ := nr.ring.Node(p)
-		c, err := rpc.NewClient(n.Address, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: timeout})
-		if err != nil {
+		// Every peer's address is checked before the node opens.
+		if _, err := clients(p); err != nil {
 			return 0, fmt.Errorf("peer %s: %w", p, err)
 		}
-		clients[p] = c
 	}
 	node, err := nf.open(ctx)
 	if err != nil {
@@ -437,14 +416,11 @@ func syncRanges(ctx context.Context, stdout io.Writer, nf *nodeFlags, tf *cli.Ne
 		if err != nil {
 			return 0, err
 		}
-		peerRanges := make([]token.Range, len(theirs))
-		for i, r := range theirs {
-			peerRanges[i] = r.Range
-		}
 		sctx, cancel := context.WithTimeout(ctx, timeout)
-		res, err := repair.SyncNode(sctx, local, clients[p], repair.NodeOptions{
+		c, _ := clients(p) // made above
+		res, err := repair.SyncNode(sctx, local, c, repair.NodeOptions{
 			Options:    repair.Options{Repair: doRepair, MaxMessageBytes: limit},
-			PeerRanges: peerRanges,
+			PeerRanges: ring.TokenRanges(theirs),
 		})
 		cancel()
 		if err != nil {

@@ -57,7 +57,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	defer node.Close()
 	set := metrics.New()
 	set.AddBudget("trees", nf.opened)
-	if nr, err := nf.ring.load(); err == nil && nr != nil {
+	if nr := nf.placed; nr != nil {
 		set.SetRanges(func() []metrics.RangeConsistency { return consistency(node, nr) })
 	}
 	opts := repair.ResponderOptions{IdleTimeout: *idle, MaxMessageBytes: limit, Metrics: set}
@@ -93,7 +93,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	// The coordinator's writes, on the same port, through the write path.
 	mux.Handle(rpc.NewRowHandler(rowStore{node}, rpc.HandlerOptions{MaxMessageBytes: limit}))
 	// The operator's calls — repair this node — on the same port.
-	if nr, err := nf.ring.load(); err == nil && nr != nil {
+	if nr := nf.placed; nr != nil {
 		clients, closeClients := peerClients(nr, rpc.ClientOptions{TLS: clientTLS, MaxMessageBytes: limit})
 		defer closeClients()
 		mux.Handle(rpc.NewAdminHandler(&nodeAdmin{node: node, nr: nr, clients: clients, limit: limit}, 0))
