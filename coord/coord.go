@@ -202,6 +202,20 @@ type PeerReport struct {
 	Error string `json:"error"`
 }
 
+// addCost counts what an attempt cost on the network.
+func (pr *PeerReport) addCost(c repair.Stats) {
+	pr.BytesSent += c.BytesSent
+	pr.BytesReceived += c.BytesReceived
+	pr.RoundTrips += c.RoundTrips
+}
+
+// addKeys lists the keys a session found differing.
+func (pr *PeerReport) addKeys(res *repair.Result) {
+	pr.OnlyHere = append(pr.OnlyHere, repair.ReportKeys(res.OnlyHere)...)
+	pr.OnlyThere = append(pr.OnlyThere, repair.ReportKeys(res.OnlyThere)...)
+	pr.Different = append(pr.Different, repair.ReportKeys(res.Different)...)
+}
+
 // Report is what a run did.
 type Report struct {
 	Peers []PeerReport `json:"peers"`
@@ -325,9 +339,7 @@ func repairPeer(ctx context.Context, peer string, ranges []token.Range, s Syncer
 		actx, cancel := context.WithTimeout(ctx, opts.RangeTimeout*time.Duration(len(todo)))
 		outs, cost, err := s.Sync(actx, peer, todo)
 		cancel()
-		pr.BytesSent += cost.BytesSent
-		pr.BytesReceived += cost.BytesReceived
-		pr.RoundTrips += cost.RoundTrips
+		pr.addCost(cost)
 		if err == nil && len(outs) != len(todo) {
 			err = fmt.Errorf("coord: the syncer gave %d outcomes for %d ranges", len(outs), len(todo))
 		}
@@ -343,9 +355,7 @@ func repairPeer(ctx context.Context, peer string, ranges []token.Range, s Syncer
 			if o.Err == nil && o.Result != nil && (o.Result.InSync || o.Result.Converged) {
 				if !o.Result.InSync {
 					differing[o.Range] = true
-					pr.OnlyHere = append(pr.OnlyHere, repair.ReportKeys(o.Result.OnlyHere)...)
-					pr.OnlyThere = append(pr.OnlyThere, repair.ReportKeys(o.Result.OnlyThere)...)
-					pr.Different = append(pr.Different, repair.ReportKeys(o.Result.Different)...)
+					pr.addKeys(o.Result)
 				}
 				if err := rec.RecordMatch(o.Range, peer, opts.Now()); err != nil {
 					return pr, err
@@ -428,15 +438,11 @@ func (sp *splitter) part(ctx context.Context, sub repair.Subtree) error {
 		res, cost, err := sp.ss.SyncSubtree(actx, sp.peer, sp.r, sub)
 		cancel()
 		sp.pr.SubtreeSessions++
-		sp.pr.BytesSent += cost.BytesSent
-		sp.pr.BytesReceived += cost.BytesReceived
-		sp.pr.RoundTrips += cost.RoundTrips
+		sp.pr.addCost(cost)
 		if err == nil && res != nil && (res.InSync || res.Converged) {
 			if !res.InSync {
 				sp.differs = true
-				sp.pr.OnlyHere = append(sp.pr.OnlyHere, repair.ReportKeys(res.OnlyHere)...)
-				sp.pr.OnlyThere = append(sp.pr.OnlyThere, repair.ReportKeys(res.OnlyThere)...)
-				sp.pr.Different = append(sp.pr.Different, repair.ReportKeys(res.Different)...)
+				sp.pr.addKeys(res)
 			}
 			return nil
 		}
@@ -494,9 +500,7 @@ func (p PerRange) Sync(ctx context.Context, peer string, ranges []token.Range) (
 		res, err := repair.Sync(ctx, local, remote, opts)
 		out[i].Result, out[i].Err = res, err
 		if res != nil {
-			cost.BytesSent += res.BytesSent
-			cost.BytesReceived += res.BytesReceived
-			cost.RoundTrips += res.RoundTrips
+			cost.Add(res.Stats)
 		}
 	}
 	return out, cost, nil

@@ -128,6 +128,15 @@ type Stats struct {
 	RoundTrips int
 }
 
+// Add adds o's counts to s: the cost of several sessions.
+func (s *Stats) Add(o Stats) {
+	s.BytesSent += o.BytesSent
+	s.BytesReceived += o.BytesReceived
+	s.RowBytesSent += o.RowBytesSent
+	s.RowBytesReceived += o.RowBytesReceived
+	s.RoundTrips += o.RoundTrips
+}
+
 // Band describes one band of the descent, for reports and tuning.
 type Band struct {
 	Level    int // level of the band's nodes
