@@ -189,7 +189,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	if opts.Partitioner == nil {
 		opts.Partitioner = token.Murmur3{}
 	}
-	if err := checkRanges(opts.Partitioner, opts.Ranges); err != nil {
+	if err := CheckRanges(opts.Partitioner, opts.Ranges); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -439,6 +439,16 @@ func (f *Forest) Trees() []*Tree { return slices.Clone(f.trees) }
 // each Checkpoint. After Open, as after Checkpoint, every mark of an older
 // generation is covered by the trees and may be deleted.
 func (f *Forest) Generation() uint64 { return f.gen.Load() }
+
+// Tree returns the tree of range r, which must be one of the forest's
+// ranges exactly.
+func (f *Forest) Tree(r token.Range) (*Tree, bool) {
+	i, found := slices.BinarySearchFunc(f.trees, r.Lo, func(t *Tree, lo token.Token) int { return cmp.Compare(t.Range.Lo, lo) })
+	if !found || f.trees[i].Range != r {
+		return nil, false
+	}
+	return f.trees[i], true
+}
 
 // TreeOf returns the tree of the range key's token is in.
 func (f *Forest) TreeOf(key []byte) (*Tree, error) {
@@ -699,7 +709,10 @@ func countRows(ctx context.Context, s Store, r token.Range) (int64, error) {
 	return n, nil
 }
 
-func checkRanges(p token.Partitioner, rs []token.Range) error {
+// CheckRanges checks that rs are valid ranges of p's ring, in token order
+// and disjoint, as Options.Ranges must be (ErrBadRanges otherwise): a node
+// may check its ranges before it opens anything else.
+func CheckRanges(p token.Partitioner, rs []token.Range) error {
 	full := p.Range()
 	for i, r := range rs {
 		if err := r.Valid(); err != nil {

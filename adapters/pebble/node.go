@@ -130,8 +130,15 @@ type Node struct {
 	unowned []token.Range
 	// matches are when each range last matched each peer.
 	matches matches
-	scan    ScanStats
-	putOpt  *pebble.WriteOptions
+	// marks are the values of the marks of the forest's current
+	// generation, by leaf: what the next batch touching a leaf adds its
+	// row delta to (under mu).
+	marks struct {
+		gen  uint64
+		rows map[token.Range]int64
+	}
+	scan   ScanStats
+	putOpt *pebble.WriteOptions
 	// recorded is the row count the database records (-1: none); written
 	// under the life lock's write side, or before Open returns.
 	recorded int64

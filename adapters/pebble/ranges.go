@@ -118,13 +118,8 @@ func (s nodeStore) Scan(ctx context.Context, r token.Range, fn func(*engine.Row)
 // database, and deletes the marks the forest's open covered.
 func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget *arena.Budget) error {
 	rs := slices.Clone(opts.Ranges)
-	for i, r := range rs {
-		if err := r.Valid(); err != nil {
-			return fmt.Errorf("%w: range %d: %v", ErrOptions, i+1, err)
-		}
-		if i > 0 && r.Lo < rs[i-1].Hi {
-			return fmt.Errorf("%w: range %v after %v: Ranges must be in token order and disjoint", ErrOptions, r, rs[i-1])
-		}
+	if err := forest.CheckRanges(n.p, rs); err != nil {
+		return fmt.Errorf("%w: Ranges: %v", ErrOptions, err)
 	}
 	n.ranges = rs
 	n.rng = n.p.Range()
@@ -305,9 +300,9 @@ func (n *Node) Replicas() []*RangeReplica {
 // ranges exactly (ErrNoSuchRange): a peer's session names the range it
 // repairs, and a near miss is a ring mismatch, not something to guess at.
 func (n *Node) Replica(r token.Range) (*RangeReplica, error) {
-	for _, rr := range n.Replicas() {
-		if rr.t.Range == r {
-			return rr, nil
+	if n.forest != nil {
+		if t, ok := n.forest.Tree(r); ok {
+			return &RangeReplica{n: n, t: t}, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %v (the node holds %d ranges)", ErrNoSuchRange, r, len(n.ranges))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -117,8 +116,9 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 	if len(changes) == 0 {
 		return 0, nil
 	}
+	var marked map[markLeaf]int64
 	if n.forest != nil {
-		if err := n.addMarks(b, rows, changes); err != nil {
+		if marked, err = n.addMarks(b, rows, changes); err != nil {
 			return 0, err
 		}
 	}
@@ -133,6 +133,9 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 	}
 	// The batch is in: the tree follows it whatever ctx says now.
 	if n.forest != nil {
+		for k, v := range marked {
+			n.marks.rows[k.leaf] = v
+		}
 		return n.updateForest(rows, changes)
 	}
 	for _, c := range changes {
@@ -192,18 +195,22 @@ func (n *Node) plan(rows []engine.Row) ([]planned, error) {
 	return out, nil
 }
 
+// markLeaf names one mark: a leaf in a generation.
+type markLeaf struct {
+	gen  uint64
+	leaf token.Range
+}
+
 // addMarks writes into b, beside its rows, the forest's marks for the
-// changes: one per leaf touched, its row delta added to any mark of that
-// leaf and generation an earlier batch left (read here under the write
-// lock), so that a crash after the commit leaves the leaves to recompute
-// named in the data itself.
-func (n *Node) addMarks(b *pebble.Batch, rows []engine.Row, changes []change) error {
-	type leafKey struct {
-		gen  uint64
-		leaf token.Range
-	}
-	deltas := map[leafKey]int64{}
-	var order []leafKey
+// changes: one per leaf touched, its row delta added to that leaf's mark in
+// the current generation, so that a crash after the commit leaves the
+// leaves to recompute named in the data itself. It returns the marks'
+// new values, which the caller keeps (n.marks) once the batch committed:
+// every mark of the current generation is written by this node, under its
+// write lock, so they need not be read back from the database.
+func (n *Node) addMarks(b *pebble.Batch, rows []engine.Row, changes []change) (map[markLeaf]int64, error) {
+	next := map[markLeaf]int64{}
+	var order []markLeaf
 	for i := range changes {
 		c := &changes[i]
 		var delta int64 = 1 // a write never removes a row
@@ -212,34 +219,25 @@ func (n *Node) addMarks(b *pebble.Batch, rows []engine.Row, changes []change) er
 		}
 		m, err := n.forest.Mark(rows[c.in].Key, delta)
 		if err != nil {
-			return fmt.Errorf("grovepebble: write: %w", err)
+			return nil, fmt.Errorf("grovepebble: write: %w", err)
 		}
-		k := leafKey{m.Generation, m.Leaf}
-		if _, ok := deltas[k]; !ok {
+		if m.Generation != n.marks.gen {
+			// A checkpoint moved the forest on: its marks are gone.
+			n.marks.gen, n.marks.rows = m.Generation, map[token.Range]int64{}
+		}
+		k := markLeaf{m.Generation, m.Leaf}
+		if _, ok := next[k]; !ok {
 			order = append(order, k)
+			next[k] = n.marks.rows[m.Leaf]
 		}
-		deltas[k] += m.Rows
+		next[k] += m.Rows
 	}
 	for _, k := range order {
-		mk := markKey(k.gen, k.leaf)
-		delta := deltas[k]
-		v, closer, err := n.db.Get(mk)
-		switch {
-		case err == nil:
-			m, derr := decodeMark(mk, v)
-			closer.Close()
-			if derr != nil {
-				return fmt.Errorf("grovepebble: write: %w", derr)
-			}
-			delta += m.Rows
-		case !errors.Is(err, pebble.ErrNotFound):
-			return fmt.Errorf("grovepebble: write: reading the mark of leaf %v: %w", k.leaf, asCorrupt(n.dir, err))
-		}
-		if err := b.Set(mk, binary.BigEndian.AppendUint64(nil, uint64(delta)), nil); err != nil {
-			return fmt.Errorf("grovepebble: write: %w", err)
+		if err := b.Set(markKey(k.gen, k.leaf), binary.BigEndian.AppendUint64(nil, uint64(next[k])), nil); err != nil {
+			return nil, fmt.Errorf("grovepebble: write: %w", err)
 		}
 	}
-	return nil
+	return next, nil
 }
 
 // updateForest applies a committed batch's changes to the forest's trees,
