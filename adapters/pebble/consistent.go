@@ -124,7 +124,7 @@ func (n *Node) RecordMatch(r token.Range, peer string, at time.Time) (err error)
 		return err
 	}
 	defer n.life.RUnlock()
-	if !slices.Contains(n.Ranges(), r) {
+	if !n.holdsRange(r) {
 		return fmt.Errorf("%w: %v (the node holds %d ranges)", ErrNoSuchRange, r, len(n.Ranges()))
 	}
 	n.matches.mu.Lock()

@@ -258,6 +258,15 @@ func (n *Node) holds(tok token.Token) bool {
 	return found
 }
 
+// holdsRange reports whether r is one of the Node's ranges exactly.
+func (n *Node) holdsRange(r token.Range) bool {
+	if n.forest == nil {
+		return r == n.rng
+	}
+	_, ok := n.forest.Tree(r)
+	return ok
+}
+
 // Ranges returns the Node's ranges in token order: those of
 // Options.Ranges, or else the one range it serves.
 func (n *Node) Ranges() []token.Range {
