@@ -36,6 +36,7 @@ func (r *Responder) hello(ctx context.Context, req *grovev1.HelloRequest) (*grov
 	resp := &grovev1.HelloResponse{Params: paramsOf(shape)}
 	var view *engine.LeafView
 	var release func()
+	var sum engine.Digest // the snapshot's, once taken
 	if sub.Whole() {
 		// The live sum settles agreement without a snapshot: the common
 		// case of replicas in sync costs one round trip and no copy.
@@ -54,8 +55,7 @@ func (r *Responder) hello(ctx context.Context, req *grovev1.HelloRequest) (*grov
 		if view, release, err = r.replica.View(ctx); err != nil {
 			return nil, fmt.Errorf("%w: cannot take a snapshot: %v", ErrBusy, err)
 		}
-		sum, err := nodeSum(ctx, view, sub)
-		if err != nil {
+		if sum, err = nodeSum(ctx, view, sub); err != nil {
 			release()
 			return nil, err
 		}
@@ -94,11 +94,10 @@ func (r *Responder) hello(ctx context.Context, req *grovev1.HelloRequest) (*grov
 		if view, release, err = r.replica.View(ctx); err != nil {
 			return nil, fmt.Errorf("%w: cannot take a snapshot: %v", ErrBusy, err)
 		}
-	}
-	sum, err := nodeSum(ctx, view, sub)
-	if err != nil {
-		release()
-		return nil, err
+		if sum, err = nodeSum(ctx, view, sub); err != nil {
+			release()
+			return nil, err
+		}
 	}
 	resp.Sum = sum[:]
 	if sum == theirs {
