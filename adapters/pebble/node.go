@@ -1,6 +1,7 @@
 package grovepebble
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -107,6 +108,9 @@ type Options struct {
 	// call's ErrCorrupt (and, once the Node is open, one logged line per
 	// file), where Pebble's default would call Fatalf.
 	Pebble *pebble.Options
+	// BlockCache is the size in bytes of the block cache the Node makes
+	// for Pebble when Pebble brings none. Default DefaultBlockCache.
+	BlockCache int64
 }
 
 // Node is one replica of a token range stored in a Pebble database, with its
@@ -137,7 +141,10 @@ type Node struct {
 		gen  uint64
 		rows map[token.Range]int64
 	}
-	scan   ScanStats
+	scan ScanStats
+	// cache is the block cache the Node made for Pebble, released after
+	// Pebble closes; nil when the caller gave one.
+	cache  *pebble.Cache
 	putOpt *pebble.WriteOptions
 	// recorded is the row count the database records (-1: none); written
 	// under the life lock's write side, or before Open returns.
@@ -203,6 +210,9 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	}
 	if err := rng.Valid(); err != nil {
 		return nil, err
+	}
+	if opts.BlockCache < 0 {
+		return nil, fmt.Errorf("%w: BlockCache %d bytes, want 0 (the default) or more", ErrOptions, opts.BlockCache)
 	}
 	if !(opts.ScanRate >= 0) {
 		return nil, fmt.Errorf("%w: ScanRate %v bytes/s, want 0 (unlimited) or more", ErrOptions, opts.ScanRate)
@@ -278,7 +288,9 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 				n.lock.Close()
 			}
 		}
+		n.releaseCache()
 	}()
+	n.cache = readBeforeWrite(popts, cmp.Or(opts.BlockCache, DefaultBlockCache))
 	if n.db, err = pebble.Open(dir, popts); err != nil {
 		return nil, err
 	}
@@ -477,6 +489,7 @@ func (n *Node) Close() (err error) {
 		err = errors.Join(err, n.tree.Close())
 	}
 	err = errors.Join(err, n.db.Close())
+	n.releaseCache()
 	if n.lock != nil {
 		err = errors.Join(err, n.lock.Close())
 	}
@@ -661,4 +674,12 @@ func (n *Node) leafView(ctx context.Context, tree func() *engine.Tree) (*engine.
 		return nil, nil, err
 	}
 	return v, func() { v.Close() }, nil
+}
+
+// releaseCache drops the Node's reference to the block cache it made.
+func (n *Node) releaseCache() {
+	if n.cache != nil {
+		n.cache.Unref()
+		n.cache = nil
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -242,4 +243,29 @@ func (n *Node) catch(errp *error) {
 		n.fatal.Store(f)
 		*errp = f
 	}
+}
+
+// DefaultBlockCache is the size of the block cache a Node gives Pebble when
+// Options.Pebble brings none: the write path reads every key's stored
+// version before it writes, and Pebble's own default cache is too small to
+// keep the index and filter blocks of a node's tables resident.
+const DefaultBlockCache = 128 << 20
+
+// readBeforeWrite fills in the Pebble options the read before every write
+// depends on, where the caller left them unset: a bloom filter on every
+// level, so that looking up a key that is not stored (every insert) skips
+// the tables that do not hold it, and a block cache of cacheBytes. It
+// returns the cache it made, which the Node releases after Pebble closes,
+// or nil.
+func readBeforeWrite(o *pebble.Options, cacheBytes int64) *pebble.Cache {
+	for i := range o.Levels {
+		if o.Levels[i].FilterPolicy == nil {
+			o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
+	}
+	if o.Cache != nil {
+		return nil
+	}
+	o.Cache = pebble.NewCache(cacheBytes)
+	return o.Cache
 }
