@@ -21,8 +21,12 @@ import (
 
 // RowStore is a node's rows as NewRowHandler serves them.
 type RowStore interface {
-	// Apply writes, as one atomic batch, each row that wins over the stored
-	// version of its key by engine.Supersedes, and returns how many did.
+	// Apply writes rows as one atomic batch, after which each key holds
+	// whichever version wins by engine.Supersedes, and returns how many
+	// rows it wrote: a store that reads before it writes counts only those
+	// that won over the stored version, a store that writes blind (as
+	// grovepebble's node does, leaving versions to its merge operator)
+	// counts every key.
 	Apply(ctx context.Context, rows []engine.Row) (int, error)
 	// Get returns the stored version of key, tombstone included, and
 	// whether there is one.
@@ -209,19 +213,22 @@ func rowCall[Req, Res any](ctx context.Context, rc *RowClient, req *Req, fn func
 	return res, err
 }
 
-// Put writes a live row; it reports false when the stored version won.
+// Put writes a live row; it reports false when the store skipped it
+// because the stored version won (a store that writes blind never does:
+// see RowStore).
 func (rc *RowClient) Put(ctx context.Context, key, value []byte, ts int64) (bool, error) {
 	res, err := rowCall(ctx, rc, &grovev1.PutRequest{Key: key, Value: value, Ts: ts}, rc.rpc.Put)
 	return res.GetWritten(), err
 }
 
-// Delete writes a tombstone; it reports false when the stored version won.
+// Delete writes a tombstone; it reports false as Put does.
 func (rc *RowClient) Delete(ctx context.Context, key []byte, ts int64) (bool, error) {
 	res, err := rowCall(ctx, rc, &grovev1.DeleteRequest{Key: key, Ts: ts}, rc.rpc.Delete)
 	return res.GetWritten(), err
 }
 
-// Apply writes rows as one atomic batch and returns how many won.
+// Apply writes rows as one atomic batch and returns how many the store
+// wrote (RowStore.Apply).
 func (rc *RowClient) Apply(ctx context.Context, rows []engine.Row) (int, error) {
 	req := &grovev1.ApplyRequest{Rows: make([]*grovev1.Row, len(rows))}
 	for i, r := range rows {

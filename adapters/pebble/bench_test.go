@@ -40,7 +40,7 @@ func BenchmarkValidationScan(b *testing.B) {
 	rows := benchRows(b)
 	dir := b.TempDir()
 	p := token.Murmur3{}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, Merger: Merger})
 	if err != nil {
 		b.Fatal(err)
 	}

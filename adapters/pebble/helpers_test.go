@@ -157,7 +157,7 @@ func rebuiltRoot(t testing.TB, n *Node) engine.Digest {
 // have dir open.
 func rawSet(t testing.TB, dir string, key, value []byte) {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, Merger: Merger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func rawSet(t testing.TB, dir string, key, value []byte) {
 // Node may have dir open.
 func rawDelete(t testing.TB, dir string, key []byte) {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, Merger: Merger})
 	if err != nil {
 		t.Fatal(err)
 	}

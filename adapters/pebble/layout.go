@@ -12,7 +12,7 @@ import (
 
 // The storage layout; doc.go describes it byte by byte.
 const (
-	layoutVersion = 1
+	layoutVersion = 2
 
 	rowPrefix = 0x01
 
@@ -21,6 +21,9 @@ const (
 	valueHeader = 1 + 8          // flags and timestamp before the value
 
 	flagTombstone = 0x01
+	// flagBorn says a uvarint generation of birth follows the timestamp
+	// (layout 2).
+	flagBorn = 0x02
 )
 
 var (
@@ -64,30 +67,59 @@ func splitRowKey(ck []byte) (token.Token, []byte, error) {
 }
 
 // appendValue appends the stored encoding of r's timestamp, tombstone flag
-// and value.
+// and value, with no generation: how a value is compared, and how rows
+// written before layout 2 are stored.
 func appendValue(dst []byte, r *engine.Row) []byte {
+	return appendValueBorn(dst, r, 0, false)
+}
+
+// appendValueBorn appends the stored encoding of r, carrying born — the
+// forest generation of the first write of its key — when hasBorn.
+func appendValueBorn(dst []byte, r *engine.Row, born uint64, hasBorn bool) []byte {
 	var flags byte
 	if r.Deleted {
 		flags |= flagTombstone
 	}
+	if hasBorn {
+		flags |= flagBorn
+	}
 	dst = append(dst, flags)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.TS))
+	if hasBorn {
+		dst = binary.AppendUvarint(dst, born)
+	}
 	return append(dst, r.Value...)
 }
 
 // decodeValue fills r's TS, Deleted and Value from a stored value; r.Value
 // aliases v.
 func decodeValue(v []byte, r *engine.Row) error {
+	_, _, err := decodeValueBorn(v, r)
+	return err
+}
+
+// decodeValueBorn is decodeValue that also returns the value's generation
+// of birth, and whether it has one (a value written before layout 2 has
+// none: its key is older than any generation).
+func decodeValueBorn(v []byte, r *engine.Row) (born uint64, hasBorn bool, err error) {
 	if len(v) < valueHeader {
-		return fmt.Errorf("%w: value of %d bytes, want at least %d", ErrCorrupt, len(v), valueHeader)
+		return 0, false, fmt.Errorf("%w: value of %d bytes, want at least %d", ErrCorrupt, len(v), valueHeader)
 	}
-	if v[0]&^flagTombstone != 0 {
-		return fmt.Errorf("%w: value flags %#02x has reserved bits set", ErrCorrupt, v[0])
+	if v[0]&^(flagTombstone|flagBorn) != 0 {
+		return 0, false, fmt.Errorf("%w: value flags %#02x has reserved bits set", ErrCorrupt, v[0])
 	}
 	r.Deleted = v[0]&flagTombstone != 0
 	r.TS = int64(binary.BigEndian.Uint64(v[1:valueHeader]))
-	r.Value = v[valueHeader:]
-	return nil
+	rest := v[valueHeader:]
+	if v[0]&flagBorn != 0 {
+		b, n := binary.Uvarint(rest)
+		if n <= 0 {
+			return 0, false, fmt.Errorf("%w: value's generation of birth does not decode", ErrCorrupt)
+		}
+		born, hasBorn, rest = b, true, rest[n:]
+	}
+	r.Value = rest
+	return born, hasBorn, nil
 }
 
 // decodeRow fills r from a composite key and a stored value, checking that

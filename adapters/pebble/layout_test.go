@@ -98,7 +98,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"good", good, val, true},
 		{"empty value", good, nil, false},
 		{"value shorter than its header", good, val[:valueHeader-1], false},
-		{"reserved flag bit", good, append([]byte{0x02}, val[1:]...), false},
+		{"reserved flag bit", good, append([]byte{0x04}, val[1:]...), false},
+		{"generation of birth cut short", good, append(append([]byte{flagBorn}, val[1:valueHeader]...), 0x80), false},
 		{"key shorter than its header", good[:keyHeader-1], val, false},
 		// 0x00 is the metadata keys' prefix (doc.go; metaFormat, metaRows).
 		{"metadata prefix", append([]byte{0x00}, good[1:]...), val, false},

@@ -134,14 +134,14 @@ type Node struct {
 	unowned []token.Range
 	// matches are when each range last matched each peer.
 	matches matches
-	// marks are the values of the marks of the forest's current
-	// generation, by leaf: what the next batch touching a leaf adds its
-	// row delta to (under mu).
-	marks struct {
-		gen  uint64
-		rows map[token.Range]int64
+	// intent numbers the batches of the forest's current generation: each
+	// writes its intent under the next (under mu).
+	intent struct {
+		gen, seq uint64
 	}
-	scan ScanStats
+	// maint keeps the trees following the committed batches.
+	maint maintainer
+	scan  ScanStats
 	// cache is the block cache the Node made for Pebble, released after
 	// Pebble closes; nil when the caller gave one.
 	cache  *pebble.Cache
@@ -170,8 +170,7 @@ type Node struct {
 	// broken is set, under mu, when the tree could not follow a committed
 	// batch; the Node then refuses writes and views.
 	broken error
-	hasher engine.Hasher // used under mu
-	limit  *rateLimiter  // Options.ScanRate, nil for none
+	limit  *rateLimiter // Options.ScanRate, nil for none
 
 	// commit commits a write batch. Tests replace it to make a commit fail.
 	commit func(*pebble.Batch, *pebble.WriteOptions) error
@@ -227,6 +226,12 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	popts := &pebble.Options{}
 	if opts.Pebble != nil {
 		popts = opts.Pebble.Clone()
+	}
+	switch {
+	case popts.Merger == nil:
+		popts.Merger = Merger
+	case popts.Merger.Name != MergerName:
+		return nil, fmt.Errorf("%w: Pebble.Merger %q: a node's versions are merged by grovepebble.Merger", ErrOptions, popts.Merger.Name)
 	}
 	if popts.Logger == nil && popts.LoggerAndTracer == nil {
 		popts.Logger = quietLogger{}
@@ -291,7 +296,7 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		n.releaseCache()
 	}()
 	n.cache = readBeforeWrite(popts, cmp.Or(opts.BlockCache, DefaultBlockCache))
-	if n.db, err = pebble.Open(dir, popts); err != nil {
+	if n.db, err = openPebble(dir, popts, opts.Create); err != nil {
 		return nil, err
 	}
 	if err := n.checkFormat(opts.Create); err != nil {
@@ -311,7 +316,7 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		if err := n.recordCount(pebble.NoSync); err != nil {
 			return nil, err
 		}
-		return n, n.loadMatches()
+		return n.started()
 	}
 	if trees := filepath.Join(dir, DefaultTreesDir); forest.Exists(trees) {
 		n.staleForest = trees
@@ -332,7 +337,17 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	if err := n.recordCount(pebble.NoSync); err != nil {
 		return nil, err
 	}
-	return n, n.loadMatches()
+	return n.started()
+}
+
+// started finishes an Open whose trees match the data: it loads the
+// matches and starts the maintainer.
+func (n *Node) started() (*Node, error) {
+	if err := n.loadMatches(); err != nil {
+		return nil, err
+	}
+	n.startMaintainer()
+	return n, nil
 }
 
 // checkFormat refuses a database written with another layout or
@@ -363,8 +378,8 @@ func (n *Node) checkFormat(create bool) error {
 	if len(v) != len(want) {
 		return fmt.Errorf("%w: format record of %d bytes, want %d", ErrCorrupt, len(v), len(want))
 	}
-	if v[0] != layoutVersion {
-		return fmt.Errorf("%w: layout version %d, this build reads version %d", ErrIncompatible, v[0], layoutVersion)
+	if v[0] > layoutVersion || v[0] < 1 {
+		return fmt.Errorf("%w: layout version %d, this build reads versions 1 to %d", ErrIncompatible, v[0], layoutVersion)
 	}
 	if v[1] != want[1] {
 		name := fmt.Sprintf("id %d", v[1])
@@ -372,6 +387,11 @@ func (n *Node) checkFormat(create bool) error {
 			name = q.Name()
 		}
 		return fmt.Errorf("%w: database was written with partitioner %s, opened with %s", ErrIncompatible, name, n.p.Name())
+	}
+	if v[0] < layoutVersion {
+		// Layout 1's values are layout 2's without a generation of
+		// birth; from now on an older build must refuse the database.
+		return n.db.Set(metaFormat, want, pebble.Sync)
 	}
 	return nil
 }
@@ -464,6 +484,11 @@ func (n *Node) Close() (err error) {
 	}
 	n.closed = true
 	if n.fatal.Load() != nil {
+		// Pebble may be stuck: the maintainer is told to stop, not waited
+		// for.
+		if n.maint.quit != nil {
+			close(n.maint.quit)
+		}
 		if n.forest != nil {
 			// Neither checkpointed nor closed: a checkpoint would claim
 			// the trees match data Pebble may not have kept, and the
@@ -474,6 +499,9 @@ func (n *Node) Close() (err error) {
 		return n.tree.Close()
 	}
 	defer n.catch(&err)
+	if serr := n.stopMaintainer(); serr != nil && n.broken == nil {
+		n.broken = serr
+	}
 	if n.broken == nil {
 		err = n.recordCount(pebble.Sync)
 	}
@@ -517,10 +545,11 @@ func (n *Node) ScanStats() ScanStats { return n.scan }
 
 // Rows returns how many rows the Node holds, tombstones included.
 func (n *Node) Rows() int64 {
-	if n.forest != nil {
-		n.mu.RLock()
-		defer n.mu.RUnlock()
-	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	// A failed maintainer leaves the count where it stopped: the error
+	// reaches the caller through the next write or read of a tree.
+	n.settle()
 	return n.rows()
 }
 
@@ -562,6 +591,9 @@ func (n *Node) root(ctx context.Context, tree func() *engine.Tree) (engine.Diges
 	if n.broken != nil {
 		return engine.Digest{}, n.broken
 	}
+	if err := n.settle(); err != nil {
+		return engine.Digest{}, err
+	}
 	t := tree()
 	if err := t.Hash(ctx); err != nil {
 		return engine.Digest{}, err
@@ -575,6 +607,9 @@ func (n *Node) sum(ctx context.Context, tree func() *engine.Tree) (engine.Digest
 	defer n.mu.RUnlock()
 	if n.broken != nil {
 		return engine.Digest{}, n.broken
+	}
+	if err := n.settle(); err != nil {
+		return engine.Digest{}, err
 	}
 	var d [1]engine.Digest
 	err := tree().Sums(ctx, 0, 0, d[:])
@@ -665,6 +700,10 @@ func (n *Node) leafView(ctx context.Context, tree func() *engine.Tree) (*engine.
 	if n.broken != nil {
 		n.mu.RUnlock()
 		return nil, nil, n.broken
+	}
+	if err := n.settle(); err != nil {
+		n.mu.RUnlock()
+		return nil, nil, err
 	}
 	// A session reads only subtree sums: the leaves are enough, and the
 	// live tree's inner nodes can stay unhashed until someone asks for Root.

@@ -67,6 +67,33 @@ func decodeMark(k, v []byte) (forest.Mark, error) {
 	return m, nil
 }
 
+// An intent is what a blind batch of a node of many ranges records beside
+// its rows: the tokens of its rows, under 0x00 "mark", the generation and
+// a batch number (8 bytes big-endian each). It shares the marks' prefix
+// and generation, so the checkpoint that covers a generation's marks
+// deletes its intents with them; its key is shorter than a mark's.
+const intentKeyLen = 5 + 8 + 8
+
+// intentKey is the key of the intent of batch seq of generation gen.
+func intentKey(gen, seq uint64) []byte {
+	k := make([]byte, 0, intentKeyLen)
+	k = append(k, markPrefix...)
+	k = binary.BigEndian.AppendUint64(k, gen)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// decodeIntent returns an intent's generation and tokens.
+func decodeIntent(k, v []byte) (uint64, []token.Token, error) {
+	if len(v)%tokenBytes != 0 {
+		return 0, nil, fmt.Errorf("%w: intent %x: value of %d bytes, want a multiple of %d", ErrCorrupt, k, len(v), tokenBytes)
+	}
+	toks := make([]token.Token, 0, len(v)/tokenBytes)
+	for ; len(v) > 0; v = v[tokenBytes:] {
+		toks = append(toks, token.Token(binary.BigEndian.Uint64(v)^(1<<63)))
+	}
+	return binary.BigEndian.Uint64(k[len(markPrefix):]), toks, nil
+}
+
 // markBounds returns the key range [lower, upper) of every mark of
 // generation at most g.
 func markBounds(g uint64) (lower, upper []byte) {
@@ -85,7 +112,22 @@ func (n *Node) readMarks() ([]forest.Mark, error) {
 		return nil, err
 	}
 	var out []forest.Mark
+	intents := map[uint64]map[token.Token]bool{}
 	for ok := it.First(); ok; ok = it.Next() {
+		if len(it.Key()) == intentKeyLen {
+			gen, toks, err := decodeIntent(it.Key(), it.Value())
+			if err != nil {
+				it.Close()
+				return nil, err
+			}
+			if intents[gen] == nil {
+				intents[gen] = map[token.Token]bool{}
+			}
+			for _, t := range toks {
+				intents[gen][t] = true
+			}
+			continue
+		}
 		m, err := decodeMark(it.Key(), it.Value())
 		if err != nil {
 			it.Close()
@@ -93,7 +135,59 @@ func (n *Node) readMarks() ([]forest.Mark, error) {
 		}
 		out = append(out, m)
 	}
-	return out, errors.Join(it.Error(), it.Close())
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, err
+	}
+	for gen, toks := range intents {
+		for tok := range toks {
+			m, err := n.intentMark(gen, tok)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// intentMark is the mark of one token an intent of generation gen names:
+// the leaf holding it, (tok-1, tok] at any depth, and as its row delta the
+// rows with that token whose key was first written in gen — a write
+// records the generation of its key's first write in the row, since it
+// does not read whether the key was there. Summed over the generations a
+// tree's checkpoint does not cover, these count exactly the keys inserted
+// since.
+func (n *Node) intentMark(gen uint64, tok token.Token) (forest.Mark, error) {
+	leaf := token.Range{Lo: tok - 1, Hi: tok}
+	if err := leaf.Valid(); err != nil {
+		return forest.Mark{}, fmt.Errorf("%w: an intent of generation %d names token %d: %v", ErrCorrupt, gen, tok, err)
+	}
+	lower, upper := rangeBounds(leaf)
+	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return forest.Mark{}, err
+	}
+	var inserted int64
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return forest.Mark{}, asCorrupt(n.dir, err)
+		}
+		var r engine.Row
+		born, has, err := decodeValueBorn(v, &r)
+		if err != nil {
+			it.Close()
+			return forest.Mark{}, fmt.Errorf("key %s: %w", keyText(it.Key()), err)
+		}
+		if has && born == gen {
+			inserted++
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return forest.Mark{}, asCorrupt(n.dir, err)
+	}
+	return forest.Mark{Generation: gen, Leaf: leaf, Rows: inserted}, nil
 }
 
 // deleteMarks deletes, durably, every mark of generation at most g: a
@@ -180,6 +274,9 @@ func (n *Node) Rebalance(ctx context.Context) (_ []forest.Redepth, err error) {
 	if n.broken != nil {
 		return nil, n.broken
 	}
+	if err := n.settle(); err != nil {
+		return nil, err
+	}
 	moved, g, err := n.forest.Rebalance(ctx)
 	if g > 0 {
 		// The checkpoint came first, and covers what it covers even if a
@@ -215,6 +312,11 @@ func (n *Node) closeForest() error {
 // next due checkpoint simply tries again.
 func (n *Node) maybeCheckpoint() {
 	if n.forest == nil || !n.forest.Due() {
+		return
+	}
+	// The checkpoint claims every committed batch.
+	if err := n.settle(); err != nil {
+		n.events.log.Errorf("grovepebble: checkpoint of the trees in %s: %v", n.dir, err)
 		return
 	}
 	g, err := n.forest.Checkpoint(context.Background())
@@ -329,7 +431,12 @@ func (r *RangeReplica) live() *engine.Tree {
 }
 
 // Rows returns how many rows the range holds, tombstones included.
-func (r *RangeReplica) Rows() int64 { return r.live().Rows() }
+func (r *RangeReplica) Rows() int64 {
+	r.n.mu.RLock()
+	defer r.n.mu.RUnlock()
+	r.n.settle() // as Node.Rows
+	return r.t.Live.Rows()
+}
 
 // Depth returns the depth of the range's tree.
 func (r *RangeReplica) Depth() int { return r.live().Depth() }

@@ -144,11 +144,11 @@ func TestManyRangesCleanRestart(t *testing.T) {
 		var err error
 		switch i % 3 {
 		case 0:
-			_, err = n.Put(context.Background(), k, []byte("new"), 2)
+			err = n.Put(context.Background(), k, []byte("new"), 2)
 		case 1:
-			_, err = n.Delete(context.Background(), k, 2)
+			err = n.Delete(context.Background(), k, 2)
 		case 2:
-			_, err = n.Put(context.Background(), k, []byte("old"), 0)
+			err = n.Put(context.Background(), k, []byte("old"), 0)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -204,8 +204,8 @@ func TestManyRangesForeignRowRefused(t *testing.T) {
 		write func() error
 	}{
 		{"Apply", func() error { _, err := n.Apply(context.Background(), batch); return err }},
-		{"Put", func() error { _, err := n.Put(context.Background(), foreign, []byte("x"), 5); return err }},
-		{"Delete", func() error { _, err := n.Delete(context.Background(), foreign, 5); return err }},
+		{"Put", func() error { err := n.Put(context.Background(), foreign, []byte("x"), 5); return err }},
+		{"Delete", func() error { err := n.Delete(context.Background(), foreign, 5); return err }},
 		{"RangeReplica.Apply", func() error {
 			_, err := n.Replicas()[0].Apply(context.Background(), first)
 			return err
@@ -240,7 +240,7 @@ func TestManyRangesOptions(t *testing.T) {
 	// A database holding a row outside the ranges is refused at Open.
 	n := openNode(t, dir, created(Options{}))
 	foreign := rangeKeys(rs, "f", 1, false)[0]
-	if _, err := n.Put(context.Background(), foreign, []byte("x"), 1); err != nil {
+	if err := n.Put(context.Background(), foreign, []byte("x"), 1); err != nil {
 		t.Fatal(err)
 	}
 	n.Close()
@@ -462,7 +462,7 @@ func TestOneRangeWriteRetiresForest(t *testing.T) {
 	n.Close()
 
 	one = openNode(t, dir, Options{})
-	if _, err := one.Put(context.Background(), keys[1], []byte("written as one range"), 5); err != nil {
+	if err := one.Put(context.Background(), keys[1], []byte("written as one range"), 5); err != nil {
 		t.Fatal(err)
 	}
 	one.Close()

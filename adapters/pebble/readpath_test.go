@@ -61,7 +61,7 @@ func TestCallerCacheIsTheCallers(t *testing.T) {
 	}
 	// A second node on the same cache: it must still be referenced.
 	m := openNode(t, dir, Options{Depth: 4, Pebble: &pebble.Options{Cache: cache}})
-	if _, err := m.Put(context.Background(), []byte("k"), []byte("v"), 1); err != nil {
+	if err := m.Put(context.Background(), []byte("k"), []byte("v"), 1); err != nil {
 		t.Fatal(err)
 	}
 }

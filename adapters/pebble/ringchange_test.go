@@ -152,7 +152,7 @@ func TestSeventhNodeJoins(t *testing.T) {
 			break
 		}
 	}
-	if _, err := n.Put(ctx, lost, []byte("x"), 9); !errors.Is(err, ErrOutOfRange) {
+	if err := n.Put(ctx, lost, []byte("x"), 9); !errors.Is(err, ErrOutOfRange) {
 		t.Fatalf("Put to an unowned span: %v, want ErrOutOfRange", err)
 	}
 

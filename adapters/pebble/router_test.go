@@ -21,7 +21,7 @@ func TestRouterRepairsEveryRange(t *testing.T) {
 	keys := rangeKeys(rs, "k", 2000, true)
 	loadRows(t, a, keys[:1900], 1)
 	loadRows(t, b, keys[100:], 1)
-	if _, err := b.Put(ctx, keys[500], []byte("newer"), 9); err != nil {
+	if err := b.Put(ctx, keys[500], []byte("newer"), 9); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []*Node{a, b} {

@@ -1,10 +1,13 @@
 package grovepebble
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -268,4 +271,126 @@ func readBeforeWrite(o *pebble.Options, cacheBytes int64) *pebble.Cache {
 	}
 	o.Cache = pebble.NewCache(cacheBytes)
 	return o.Cache
+}
+
+// openPebble opens the database with o, upgrading a database of layout 1
+// on the way: those were written with Pebble's default merge operator
+// named in their OPTIONS file, but hold no merge operands (every write was
+// a Set), so naming grovepebble.Merger there instead changes no stored
+// value. Pebble refuses a merger other than the one the file names, and
+// has no option to rename it, hence the rewrite of the file. A database
+// that is not a node's is left as it is, and refused as Open refuses it
+// (ErrNotNode, or ErrNotExist for an empty one without create): another
+// application's may hold operands of Pebble's merger.
+func openPebble(dir string, o *pebble.Options, create bool) (*pebble.DB, error) {
+	db, err := pebble.Open(dir, o)
+	if err == nil || !strings.Contains(err.Error(), `merger name from file "`+pebble.DefaultMerger.Name+`"`) {
+		return db, err
+	}
+	ro := o.Clone()
+	ro.Merger, ro.ReadOnly = pebble.DefaultMerger, true
+	old, rerr := pebble.Open(dir, ro)
+	if rerr != nil {
+		return nil, fmt.Errorf("%w (and opening it read-only to see whose it is: %v)", err, rerr)
+	}
+	layout, first, cerr := formatOf(old)
+	if cerr = errors.Join(cerr, old.Close()); cerr != nil {
+		return nil, cerr
+	}
+	switch {
+	case layout == 0 && first != nil:
+		return nil, fmt.Errorf("%w: the Pebble database at %s was not written by grove: it holds keys (such as %s) but no format record (key 0x00 \"format\")", ErrNotNode, dir, keyText(first))
+	case layout == 0 && !create:
+		return nil, fmt.Errorf("%w: %s holds an empty Pebble database, not yet a node", ErrNotExist, dir)
+	case layout > 1:
+		return nil, err
+	}
+	if err := renameMerger(o.FS, dir); err != nil {
+		return nil, fmt.Errorf("grovepebble: naming %s the merge operator of the database at %s: %w", MergerName, dir, err)
+	}
+	return pebble.Open(dir, o)
+}
+
+// formatOf returns the layout version in db's format record (0 if there is
+// none) and, without one, the first key db holds, if any.
+func formatOf(db *pebble.DB) (layout byte, first []byte, err error) {
+	v, closer, err := db.Get(metaFormat)
+	if err == nil {
+		if len(v) > 0 {
+			layout = v[0]
+		}
+		return layout, nil, closer.Close()
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil, err
+	}
+	it, err := db.NewIter(nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if it.First() {
+		first = slices.Clone(it.Key())
+	}
+	return 0, first, errors.Join(it.Error(), it.Close())
+}
+
+// renameMerger rewrites the newest OPTIONS file of the database in dir so
+// that it names Merger: a new file beside it, synced, renamed over it, and
+// the directory synced.
+func renameMerger(fs vfs.FS, dir string) error {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	names, err := fs.List(dir)
+	if err != nil {
+		return err
+	}
+	newest, num := "", -1
+	for _, name := range names {
+		rest, ok := strings.CutPrefix(name, "OPTIONS-")
+		if !ok {
+			continue
+		}
+		if k, err := strconv.Atoi(rest); err == nil && k > num {
+			newest, num = name, k
+		}
+	}
+	if newest == "" {
+		return fmt.Errorf("no OPTIONS file")
+	}
+	path := fs.PathJoin(dir, newest)
+	f, err := fs.Open(path)
+	if err != nil {
+		return err
+	}
+	old, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	from, to := "merger="+pebble.DefaultMerger.Name+"\n", "merger="+MergerName+"\n"
+	if bytes.Count(old, []byte(from)) != 1 {
+		return fmt.Errorf("%s names no merge operator %s", newest, pebble.DefaultMerger.Name)
+	}
+	tmp := path + ".grove-tmp"
+	w, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(bytes.Replace(old, []byte(from), []byte(to), 1))
+	if err == nil {
+		err = w.Sync()
+	}
+	if err = errors.Join(err, w.Close()); err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	if err := fs.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }

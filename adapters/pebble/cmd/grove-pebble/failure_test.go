@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	grovepebble "github.com/antientropy/grove/adapters/pebble"
 )
 
 // load checks every row before it writes one: a key over 64 KiB in a later
@@ -112,7 +114,7 @@ func damage(t *testing.T, bin, db string) string {
 	if code, _, errOut := runBin(t, bin, "load", "--db", db, "--rows", rows); code != 0 {
 		t.Fatalf("load: exit %d, %q", code, errOut)
 	}
-	pdb, err := pebble.Open(db, &pebble.Options{ErrorIfNotExists: true, Logger: quiet{}})
+	pdb, err := pebble.Open(db, &pebble.Options{ErrorIfNotExists: true, Logger: quiet{}, Merger: grovepebble.Merger})
 	if err != nil {
 		t.Fatal(err)
 	}

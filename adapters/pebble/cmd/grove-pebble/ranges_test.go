@@ -21,6 +21,8 @@ import (
 
 	"github.com/antientropy/grove/engine/token"
 	"github.com/antientropy/grove/ring"
+
+	grovepebble "github.com/antientropy/grove/adapters/pebble"
 )
 
 // testRing is four nodes of two tokens each, two replicas per range.
@@ -271,7 +273,7 @@ func TestCommandRingJoin(t *testing.T) {
 // layout, bypassing the node: its tree does not learn of it.
 func plantRow(t *testing.T, db, key string) {
 	t.Helper()
-	p, err := pebble.Open(db, &pebble.Options{Logger: quiet{}})
+	p, err := pebble.Open(db, &pebble.Options{Logger: quiet{}, Merger: grovepebble.Merger})
 	if err != nil {
 		t.Fatal(err)
 	}

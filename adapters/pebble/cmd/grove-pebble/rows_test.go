@@ -104,8 +104,17 @@ func TestServeTakesWrites(t *testing.T) {
 	if ok, err := rc.Put(wctx, []byte(newKeys[0]), []byte("x"), 5); !ok || err != nil {
 		t.Fatalf("Put of a new key: %v, %v", ok, err)
 	}
-	if ok, err := rc.Put(wctx, []byte(oldKeys[0]), []byte("older"), 0); ok || err != nil {
-		t.Fatalf("Put older than the stored version: written %v, %v; want false", ok, err)
+	// The node writes blind: an older version is taken, and the stored one
+	// stays because it wins.
+	before, _, err := rc.Get(wctx, []byte(oldKeys[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Put(wctx, []byte(oldKeys[0]), []byte("older"), 0); err != nil {
+		t.Fatalf("Put older than the stored version: %v", err)
+	}
+	if after, ok, err := rc.Get(wctx, []byte(oldKeys[0])); err != nil || !ok || string(after.Value) != string(before.Value) || after.TS != before.TS {
+		t.Fatalf("after a Put older than the stored version %+v the key holds %+v, %v, %v", before, after, ok, err)
 	}
 	if ok, err := rc.Delete(wctx, []byte(oldKeys[1]), 9); !ok || err != nil {
 		t.Fatalf("Delete: %v, %v", ok, err)

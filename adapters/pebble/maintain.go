@@ -1,0 +1,286 @@
+package grovepebble
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/antientropy/grove/engine"
+)
+
+// This file keeps the trees following the data off the write path. A
+// write commits its batch blind (a Pebble Merge per row: the merge operator
+// keeps the version that wins) and queues its rows; the maintainer takes
+// the queue in rounds, reads each key's previous version from a snapshot
+// of the database as of the round before — in key order, through one
+// iterator — and applies to the tree the difference between it and the
+// version that now wins. Everything that reads a tree first settles: it
+// runs what is queued and waits for the rounds in flight, so that a
+// session, a checkpoint or a root always sees every committed write.
+//
+// Rounds need not finish in the order they were taken: a leaf is a sum,
+// and each round subtracts the digests its snapshot held and adds the ones
+// the next snapshot holds, so the rounds' changes add up to the same
+// leaves in any order.
+
+// maxQueued is how many rows writes may queue before a write runs a round
+// itself: it bounds the memory the queue holds and how far the trees fall
+// behind a writer faster than the maintainer.
+const maxQueued = 1 << 16
+
+// A round waits for roundRows queued rows, or roundWait after the first,
+// whichever comes first: the seeks of a round go through one iterator in
+// key order, so a larger round opens each table's iterators once for
+// more keys, and finds more of them in blocks it has just read.
+const (
+	roundRows = 1 << 13
+	roundWait = 10 * time.Millisecond
+)
+
+// queued is a committed row whose tree update is pending. Its slices point
+// into its queue's slab.
+type queued struct {
+	ck  []byte
+	row engine.Row
+}
+
+// round is a queue taken for maintenance, with the snapshot its rows'
+// previous versions are read from.
+type round struct {
+	rows []queued
+	old  *pebble.Snapshot
+}
+
+// maintainer is the Node's queue of rows committed but not yet in its
+// trees, and the goroutine that drains it.
+type maintainer struct {
+	mu   sync.Mutex
+	done sync.Cond // broadcast each time a round ends
+	// rows are the committed rows since snap; slab owns their bytes.
+	rows []queued
+	slab []byte
+	// snap is the database as of the last round taken: what the trees
+	// reflect once every round in flight ends.
+	snap     *pebble.Snapshot
+	inflight int
+	// err is the first failure of a round: from then on the trees do not
+	// follow the data, and every settle reports it.
+	err error
+
+	wake   chan struct{}
+	full   chan struct{} // roundRows are queued
+	quit   chan struct{}
+	exited chan struct{}
+}
+
+// startMaintainer starts the maintainer once the trees match the data.
+func (n *Node) startMaintainer() {
+	m := &n.maint
+	m.done.L = &m.mu
+	m.snap = n.db.NewSnapshot()
+	m.wake = make(chan struct{}, 1)
+	m.full = make(chan struct{}, 1)
+	m.quit = make(chan struct{})
+	m.exited = make(chan struct{})
+	go n.maintain()
+}
+
+// maintain runs rounds as writes queue rows, until stopMaintainer.
+func (n *Node) maintain() {
+	m := &n.maint
+	defer close(m.exited)
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-m.wake:
+		}
+		timer := time.NewTimer(roundWait)
+		select {
+		case <-m.quit:
+			timer.Stop()
+			return
+		case <-m.full:
+		case <-timer.C:
+		}
+		timer.Stop()
+		n.mu.RLock()
+		r := n.takeRound()
+		n.mu.RUnlock()
+		if r != nil {
+			n.runRound(r)
+		}
+	}
+}
+
+// stopMaintainer stops the goroutine and brings the trees up to date; the
+// caller holds no lock, and no write can start (the life lock is held).
+func (n *Node) stopMaintainer() error {
+	m := &n.maint
+	if m.quit == nil {
+		return nil
+	}
+	close(m.quit)
+	<-m.exited
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	err := n.settle()
+	m.quit = nil
+	if m.snap != nil {
+		m.snap.Close()
+		m.snap = nil
+	}
+	return err
+}
+
+// enqueue queues a committed batch's rows, in plan order, and wakes the
+// maintainer; if the queue is full it runs a round itself. The caller
+// holds n.mu for writing.
+func (n *Node) enqueue(rows []engine.Row, plan []planned) error {
+	m := &n.maint
+	m.mu.Lock()
+	if m.slab == nil {
+		// A round's worth, so that the queue seldom grows by copying.
+		m.slab = make([]byte, 0, roundRows*128)
+		m.rows = make([]queued, 0, roundRows)
+	}
+	for _, w := range plan {
+		r := &rows[w.in]
+		start := len(m.slab)
+		m.slab = append(m.slab, w.ck...)
+		m.slab = append(m.slab, r.Value...)
+		ck := m.slab[start : start+len(w.ck) : start+len(w.ck)]
+		m.rows = append(m.rows, queued{ck: ck, row: engine.Row{
+			Key: ck[keyHeader:], Value: m.slab[start+len(w.ck) : len(m.slab) : len(m.slab)],
+			TS: r.TS, Deleted: r.Deleted,
+		}})
+	}
+	full := len(m.rows) >= maxQueued
+	round := len(m.rows) >= roundRows
+	m.mu.Unlock()
+	if round {
+		select {
+		case m.full <- struct{}{}:
+		default:
+		}
+	}
+	if full {
+		if r := n.takeRound(); r != nil {
+			n.runRound(r)
+		}
+		return n.maintErr()
+	}
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// takeRound takes the queue, with a new snapshot that holds exactly the
+// queued batches on top of the last one. The caller holds n.mu (either
+// side), so no batch is between its commit and its enqueue.
+func (n *Node) takeRound() *round {
+	m := &n.maint
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.rows) == 0 || m.snap == nil {
+		return nil
+	}
+	r := &round{rows: m.rows, old: m.snap}
+	m.snap = n.db.NewSnapshot()
+	// The round keeps the old slab; the next batches fill a new one.
+	m.rows, m.slab = nil, nil
+	m.inflight++
+	return r
+}
+
+// runRound applies a round to the trees, then closes its snapshot.
+func (n *Node) runRound(r *round) {
+	err := n.applyRound(r)
+	r.old.Close()
+	m := &n.maint
+	m.mu.Lock()
+	if err != nil && m.err == nil {
+		m.err = fmt.Errorf("%w: updating the trees after a commit: %v", ErrInconsistent, err)
+	}
+	m.inflight--
+	m.done.Broadcast()
+	m.mu.Unlock()
+}
+
+// applyRound reads the previous version of every key of the round from
+// its snapshot and hands the trees the change to the version that wins
+// now. Several writes of one key in a round make one change.
+func (n *Node) applyRound(r *round) error {
+	rows := r.rows
+	slices.SortStableFunc(rows, func(a, b queued) int { return bytes.Compare(a.ck, b.ck) })
+	it, err := r.old.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var h engine.Hasher
+	for i := 0; i < len(rows); {
+		j := i + 1
+		win := &rows[i].row
+		for ; j < len(rows) && bytes.Equal(rows[j].ck, rows[i].ck); j++ {
+			if engine.Supersedes(&rows[j].row, win) {
+				win = &rows[j].row
+			}
+		}
+		ck := rows[i].ck
+		i = j
+		var old engine.Row
+		found, err := n.seekStored(it, ck, &old)
+		if err != nil {
+			return err
+		}
+		if found && !engine.Supersedes(win, &old) {
+			continue // the stored version still wins: nothing changed
+		}
+		d := h.Digest(win)
+		var oldD *engine.Digest
+		if found {
+			od := h.Digest(&old)
+			oldD = &od
+		}
+		if n.forest != nil {
+			err = n.forest.UpdateDigest(win.Key, oldD, &d)
+		} else {
+			err = n.tree.UpdateDigest(win.Key, oldD, &d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle brings the trees up to every committed write: it runs what is
+// queued and waits for the rounds in flight. The caller holds n.mu
+// (either side), so no write commits meanwhile.
+func (n *Node) settle() error {
+	if r := n.takeRound(); r != nil {
+		n.runRound(r)
+	}
+	m := &n.maint
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.inflight > 0 {
+		m.done.Wait()
+	}
+	return m.err
+}
+
+// maintErr is the maintainer's failure, if any.
+func (n *Node) maintErr() error {
+	m := &n.maint
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
