@@ -8,11 +8,16 @@
 // A Node owns one Pebble directory and one token range of a partitioner's
 // ring. Open builds the Node's tree by scanning every row in the database —
 // the "validation scan" of Cassandra's repair, whose throughput ScanStats
-// reports — and from then on the Node keeps the tree in step with the data:
-// Put, Delete and Apply read the stored version of each key before writing
-// (the tree's leaf must lose the old row's digest and gain the new one's,
-// docs/LIVE.md in the grove repository), write through one Pebble batch, and
-// update the tree after the batch has committed. Node implements
+// reports — and from then on the Node keeps the tree in step with the data.
+// Put, Delete and Apply write blind: one Pebble batch of Merge operations,
+// whose merge operator (Merger) keeps of a key's versions the one that
+// wins by Cassandra's rule, so a write never reads the stored version
+// first. The tree's leaf must still lose the old row's digest and gain the
+// new one's (docs/LIVE.md in the grove repository): a maintainer goroutine
+// does that after the commit, reading each key's previous version from a
+// snapshot taken before the batch, in key-ordered rounds, and anything that
+// reads a tree (a view, a sum, a root, a checkpoint, Rows) first waits for
+// it to catch up with every committed batch. Node implements
 // repair.Replica, so it serves repair sessions (repair.NewResponder, then
 // rpc.NewHandler) and initiates them (repair.Sync).
 //
@@ -25,10 +30,11 @@
 // directory. Its Open reads no rows when the forest was closed cleanly;
 // after a crash it rereads only the rows of the leaves that the marks (see
 // below) name; a range without a tree is built from its rows. OpenStats
-// says which. Each write batch carries, beside its rows, one mark per tree
-// leaf it touched, and the trees follow the batch once it has committed;
+// says which. Each write batch carries, beside its rows, one intent naming
+// its rows' tokens, and the trees follow the batch once it has committed;
 // when the forest's CheckpointPolicy says so, after a batch, the trees are
-// checkpointed under the write lock and the marks they cover deleted.
+// brought up to date and checkpointed under the write lock, and the
+// intents and marks they cover deleted.
 // A row whose token is in none of the ranges is refused, and Open fails on
 // a stored one, unless the ring changed under it: rows of ranges the
 // node held before and no longer replicates stay, unowned (in no tree,
@@ -45,7 +51,7 @@
 // is ignored there: the trees' files outlive a
 // crash, so a batch the WAL lost would leave a tree change no mark names.
 //
-// # Storage layout (version 1)
+// # Storage layout (version 2)
 //
 // Every row is one Pebble key, ordered so that a token range is one ordered
 // range scan:
@@ -54,29 +60,53 @@
 //	       bytes 1..8   the row's token as uint64(token) XOR 1<<63, big-endian:
 //	                    flipping the sign bit makes signed token order byte order
 //	       bytes 9..    the row key, as given (any length, may be empty)
-//	value: byte 0       flags: bit 0 set for a tombstone; bits 1..7 are zero
+//	value: byte 0       flags: bit 0 set for a tombstone; bit 1 set when a
+//	                    generation of birth follows the timestamp; bits 2..7
+//	                    are zero
 //	       bytes 1..8   the write timestamp, uint64(ts) big-endian
-//	       bytes 9..    the value bytes (kept for a tombstone too, so its digest
+//	       then         with bit 1: the generation of birth, a uvarint — the
+//	                    forest generation of the first write of the key (the
+//	                    merge operator keeps the earliest; a value without
+//	                    one is older than every generation)
+//	       then         the value bytes (kept for a tombstone too, so its digest
 //	                    is the one the peer computed)
+//
+// Rows are written with Pebble's Merge, and the database's OPTIONS file
+// names the merge operator grove.supersedes.v1 (Merger), which Pebble
+// requires of every later open. A database of layout 1 (rows written with
+// Set, Pebble's default merge operator named, no generations of birth) is
+// upgraded by its first Open: the OPTIONS file is rewritten to name Merger
+// and the format record to say 2; no row is rewritten.
 //
 // Rows of one token sort by key bytes, so a key's place is fixed and a point
 // lookup is one Get of the composite key. Two metadata keys live under prefix
 // 0x00:
 //
-//	0x00 "format"   2 bytes: layout version (1), partitioner ID (token.Partitioner.ID)
+//	0x00 "format"   2 bytes: layout version (2), partitioner ID (token.Partitioner.ID)
 //	0x00 "rows"     8 bytes big-endian: the row count at the last Open or Close,
 //	                a hint that picks the tree depth before the scan counts rows
 //
-// A node of many ranges adds its marks, one per (generation, leaf) touched
-// since the last checkpoint:
+// A node of many ranges adds one intent per write batch since the last
+// checkpoint:
+//
+//	key:   0x00 "mark", then the forest generation (8 bytes big-endian), then
+//	       the batch's number in its generation (8 bytes big-endian)
+//	value: the tokens of the batch's rows, 8 bytes each, encoded as row
+//	       tokens are
+//
+// After a crash, each token an intent of a generation a tree's checkpoint
+// does not cover names the leaf holding it to recompute, and the rows of
+// that token born in that generation are the keys the batch inserted: the
+// row-count change, which a blind write cannot know when it writes.
+// Databases written by layout 1 may also hold marks, under the same prefix:
 //
 //	key:   0x00 "mark", then the forest generation (8 bytes big-endian), then
 //	       the leaf's Lo and Hi tokens (8 bytes each, encoded as row tokens are)
 //	value: 8 bytes big-endian: the int64 sum of the row-count changes (+1 an
 //	       insert, 0 a replacement) the generation's batches made in the leaf
 //
-// The generation comes first so that the marks a checkpoint covers are one
-// key range, deleted with one synced DeleteRange. Two more records keep the
+// The generation comes first so that the intents and marks a checkpoint
+// covers are one key range, deleted with one synced DeleteRange. Two more records keep the
 // node's place across ring changes:
 //
 //	0x00 "held"     16 bytes a span, in token order: each span's Lo and Hi,
@@ -108,11 +138,13 @@
 // # Consistency
 //
 // One writer lock orders every write (Put, Delete, Apply) against View: a
-// view is taken with no batch half applied, so its leaves are the data at
-// that instant. Scans read Pebble without the lock (an iterator is a
-// consistent point-in-time view); a write landing between a session's view
-// and its scan of a leaf is caught by the repair protocol (repair.ErrChanged).
-// Writes are serialised: a Pebble write costs a WAL append, which is
-// serialised inside Pebble anyway, and the read-before-write must not race
-// another write to the same key.
+// view is taken with no batch half applied and after the maintainer has
+// caught up with every committed batch, so its leaves are the data at that
+// instant. Scans read Pebble without the lock (an iterator is a consistent
+// point-in-time view, and merges a key's versions as a compaction would);
+// a write landing between a session's view and its scan of a leaf is
+// caught by the repair protocol (repair.ErrChanged). Writes are
+// serialised: a Pebble write costs a WAL append, which is serialised
+// inside Pebble anyway, and a maintainer round must take exactly the
+// batches committed since the last.
 package grovepebble

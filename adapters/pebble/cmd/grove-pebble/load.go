@@ -92,8 +92,8 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) (int, error) 
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w (%d rows written before)", name, err, written)
 	}
-	fmt.Fprintf(stdout, "loaded %d rows from %s: %d written, %d superseded by a version already stored or loaded; the database holds %d rows\n",
-		read, name, written, read-int64(written), held)
+	fmt.Fprintf(stdout, "loaded %d rows from %s: %d keys written (a key's rows in one batch count once; of a key's versions the store keeps the newest); the database holds %d rows\n",
+		read, name, written, held)
 	return exitOK, nil
 }
 
@@ -169,8 +169,8 @@ func checkRow(line int, row *engine.Row, nr *nodeRing) error {
 	return nr.checkInRanges(line, row.Key)
 }
 
-// load writes the rows of r into node in batches through Apply, which reads
-// each key's stored version first and keeps the winner, as a replica does.
+// load writes the rows of r into node in batches through Apply, whose merge
+// of a key's versions keeps the winner, as a replica does.
 func load(ctx context.Context, node *grovepebble.Node, r *jsonl.Reader, batchRows int, nr *nodeRing) (read int64, written int, err error) {
 	var (
 		rows  []engine.Row

@@ -115,8 +115,8 @@ func TestCommandLoadServeSyncDump(t *testing.T) {
 		db, rows string
 		want     string
 	}{
-		{dbA, writeRows(t, dir, "a.jsonl", linesA), "501 rows from " + filepath.Join(dir, "a.jsonl") + ": 500 written, 1 superseded"},
-		{dbB, writeRows(t, dir, "b.jsonl", linesB), "500 rows from " + filepath.Join(dir, "b.jsonl") + ": 500 written, 0 superseded"},
+		{dbA, writeRows(t, dir, "a.jsonl", linesA), "501 rows from " + filepath.Join(dir, "a.jsonl") + ": 500 keys written"},
+		{dbB, writeRows(t, dir, "b.jsonl", linesB), "500 rows from " + filepath.Join(dir, "b.jsonl") + ": 500 keys written"},
 	} {
 		code, out, errOut := runBin(t, bin, "load", "--db", l.db, "--rows", l.rows)
 		if code != 0 || !strings.Contains(out, l.want) {
