@@ -17,6 +17,7 @@ package simd
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"unsafe"
 )
@@ -57,6 +58,33 @@ func HashPairs(dst, src []byte) error {
 	default:
 		hashPairsGeneric(dst, src)
 	}
+	return nil
+}
+
+// HashPairsX2 is HashPairs on this package's two-stream SHA-NI kernel,
+// whatever HashPairs dispatches to, so that benchmarks (grove bench's
+// pair_kernel_vs_gohashtree) can keep measuring it against the kernel
+// HashPairs prefers and show when the choice should change. Where the
+// kernel cannot run (no SHA-NI, GROVESIMD=noshani, another architecture, the
+// purego tag) it returns an error wrapping errors.ErrUnsupported; lengths
+// and overlap are checked as by HashPairs. Unlike HashPairs, its buffers do
+// not escape.
+func HashPairsX2(dst, src []byte) error {
+	if !x2OK {
+		return fmt.Errorf("%w: simd: HashPairsX2: no two-stream SHA-NI kernel on this build and CPU (%s)", errors.ErrUnsupported, Features())
+	}
+	if len(dst)%32 != 0 || len(src) != 2*len(dst) {
+		return fmt.Errorf("%w: HashPairsX2: len(dst) = %d, len(src) = %d; want len(dst) a multiple of 32 and len(src) = 2*len(dst)",
+			ErrLength, len(dst), len(src))
+	}
+	if len(dst) == 0 {
+		return nil
+	}
+	if overlap(dst, src) {
+		return fmt.Errorf("%w: HashPairsX2: dst [%#x, +%d) and src [%#x, +%d)",
+			ErrOverlap, addr(dst), len(dst), addr(src), len(src))
+	}
+	hashPairsX2(dst, src)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package simd
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -177,5 +178,44 @@ func TestOverrideApplies(t *testing.T) {
 	}
 	if o.noAVX512 && strings.Contains(f, "avx-512") {
 		t.Errorf("%s=%q: Features %q", overrideEnv, env, f)
+	}
+}
+
+// TestHashPairsX2 checks the exported entry to the two-stream pair kernel:
+// digests, the length and overlap errors, and ErrUnsupported where the
+// kernel cannot run.
+func TestHashPairsX2(t *testing.T) {
+	if !x2OK {
+		if err := HashPairsX2(make([]byte, 32), make([]byte, 64)); !errors.Is(err, errors.ErrUnsupported) {
+			t.Fatalf("without the kernel: got %v, want ErrUnsupported", err)
+		}
+		return
+	}
+	r := rand.New(rand.NewPCG(27, 28))
+	f := func(dst, src []byte) {
+		if err := HashPairsX2(dst, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range pairCounts {
+		checkKernel(t, f, randomBytes(r, 64*n), 0)
+		checkKernel(t, f, randomBytes(r, 64*n+3)[3:], 5)
+	}
+	if err := HashPairsX2(make([]byte, 32), make([]byte, 32)); !errors.Is(err, ErrLength) {
+		t.Errorf("bad lengths: got %v, want ErrLength", err)
+	}
+	buf := make([]byte, 256)
+	if err := HashPairsX2(buf[:64], buf[:128]); !errors.Is(err, ErrOverlap) {
+		t.Errorf("overlap: got %v, want ErrOverlap", err)
+	}
+	if a := testing.AllocsPerRun(20, func() {
+		var d [64]byte
+		var s [128]byte
+		s[0] = d[1]
+		if err := HashPairsX2(d[:], s[:]); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 && testing.CoverMode() == "" {
+		t.Errorf("HashPairsX2 on stack buffers: %v allocations per call", a)
 	}
 }
