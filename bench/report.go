@@ -20,9 +20,9 @@ type figureTarget struct {
 }
 
 var figureTargets = map[string]figureTarget{
-	"rows_efficiency":        {">=", 0.85},
-	"rows_efficiency_sorted": {">=", 0.85},
-	"rows_efficiency_random": {">=", 0.85},
+	"rows_efficiency":        {">=", 0.9},
+	"rows_efficiency_sorted": {">=", 0.9},
+	"rows_efficiency_random": {">=", 0.9},
 	"heap_alloc_bytes":       {"<", 1 << 20},
 	"gc_cycles":              {"<=", 2},
 	"diff_k1_ns":             {"<=", 20_000},

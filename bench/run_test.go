@@ -13,6 +13,7 @@ import (
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/simd"
 )
 
 // wantResults are the comparisons every report has, in order.
@@ -28,7 +29,7 @@ var wantFigures = []string{
 	"rows_efficiency", "rows_efficiency_sorted", "rows_efficiency_random", "rows_efficiency_load",
 	"grove_rows_per_s_sorted", "grove_rows_per_s_random", "grove_rows_per_s_load", "sha256_rows_per_s_one_core",
 	"heap_alloc_bytes", "gc_cycles", "load_heap_alloc_bytes", "load_gc_cycles",
-	"pointer_tree_heap_bytes", "inner_levels_ns", "kernel_pair_ns", "inner_levels_floor_ns", "inner_levels_vs_floor",
+	"pointer_tree_heap_bytes", "inner_levels_ns", "kernel_pair_ns", "pair_kernel_vs_gohashtree", "inner_levels_floor_ns", "inner_levels_vs_floor",
 	"diff_k1_ns", "diff_k1_nodes", "diff_k10_ns", "diff_k10_nodes", "diff_k1000_ns", "diff_k1000_nodes",
 	"bytes_per_leaf", "cores_available",
 }
@@ -75,6 +76,9 @@ func TestRunQuick(t *testing.T) {
 	// not the whole computation.
 	if f["inner_levels_vs_floor"] < 1/1.5 || f["kernel_pair_ns"] <= 0 {
 		t.Errorf("inner levels at %.2f× the kernel floor (kernel %.1f ns a pair)", f["inner_levels_vs_floor"], f["kernel_pair_ns"])
+	}
+	if v := f["pair_kernel_vs_gohashtree"]; v < 0 || (v == 0) != (simd.HashPairsX2(make([]byte, 32), make([]byte, 64)) != nil) {
+		t.Errorf("pair_kernel_vs_gohashtree %v: want a positive ratio exactly where simd.HashPairsX2 runs", v)
 	}
 	if f["rows"] != QuickRows || f["leaves"] != 1<<QuickDepth {
 		t.Errorf("rows %v, leaves %v; want %d and %d", f["rows"], f["leaves"], QuickRows, 1<<QuickDepth)

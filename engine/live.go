@@ -105,13 +105,20 @@ func (t *Tree) UpdateDigest(key []byte, old, new *Digest) error {
 func (t *Tree) Update(old, new *Row) error {
 	var od, nd *Digest
 	var key []byte
+	var do, dn Digest
+	switch {
+	case old != nil && new != nil:
+		do, dn = rowDigests(old, new)
+	case old != nil:
+		do = RowDigest(old)
+	case new != nil:
+		dn = RowDigest(new)
+	}
 	if old != nil {
-		d := RowDigest(old)
-		od, key = &d, old.Key
+		od, key = &do, old.Key
 	}
 	if new != nil {
-		d := RowDigest(new)
-		nd = &d
+		nd = &dn
 		if key != nil && string(key) != string(new.Key) {
 			return fmt.Errorf("%w: old key %q, new key %q", ErrBadUpdate, truncKey(key), truncKey(new.Key))
 		}

@@ -37,6 +37,8 @@
 //     arbitrary Ranges and Batch requests fails only with the protocol's
 //     sentinels and answers a batch with one answer per call. It builds its
 //     four replicas for every input, so CI runs it for fewer executions.
+//   - FuzzSum256x2: simd.Sum256x2 on two messages of any lengths and
+//     alignments, Sum256, HashPairs and HashPairsX2 against crypto/sha256.
 //
 // Every execution is kept as cheap as what it checks allows: trees are a
 // few KiB, the protocol targets build their two replicas once per worker

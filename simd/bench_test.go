@@ -14,7 +14,7 @@ import (
 // Bytes are bytes hashed (64 per pair); ns/pair is the number to compare.
 func BenchmarkHashPairs(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	for _, n := range []int{1, 1 << 19} {
+	for _, n := range []int{1, 4096, 1 << 19} {
 		src := randomBytes(r, 64*n)
 		dst := make([]byte, 32*n)
 		for _, k := range kernels() {
@@ -54,10 +54,13 @@ func BenchmarkOnePair(b *testing.B) {
 	})
 }
 
-// The Sum256 benchmarks decide which implementation Sum256 uses. Row
-// encodings are typically 100-130 bytes. impl=Sum256 is the exported
-// function, a check that it runs at the speed of the implementation it
-// picked. Compare with (benchstat is golang.org/x/perf/cmd/benchstat)
+// The Sum256 benchmarks decide which implementation Sum256 and Sum256x2
+// use. Row encodings are typically 100-130 bytes. impl=Sum256 is the
+// exported function, a check that it runs at the speed of the
+// implementation it picked; impl=x2 is the two-stream kernel and
+// impl=Sum256x2 the exported function on two rows of the size, both timed
+// per call and reported per row (ns/row), like the single-row ones. Compare
+// with (benchstat is golang.org/x/perf/cmd/benchstat)
 //
 //	go test -run '^$' -bench Sum256 -count 20 ./simd/ > sum.txt
 //	benchstat -col /impl -filter '.name:Sum256' sum.txt
@@ -67,12 +70,28 @@ func benchSum(b *testing.B, n int, sum func([]byte) [32]byte) {
 	for b.Loop() {
 		pairSink = sum(data)
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/row")
+}
+
+var pairSink2 [32]byte
+
+func benchSum2(b *testing.B, n int, sum func(a, b []byte) ([32]byte, [32]byte)) {
+	data := randomBytes(rand.New(rand.NewPCG(2, uint64(n))), 2*n+1)
+	x, y := data[:n], data[n+1:] // the second one unaligned
+	b.SetBytes(int64(2 * n))
+	for b.Loop() {
+		pairSink, pairSink2 = sum(x, y)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/row")
 }
 
 func BenchmarkSum256(b *testing.B) {
-	for _, n := range []int{64, 96, 128, 256} {
+	for _, n := range []int{64, 96, 110, 128, 256, 1024} {
 		b.Run(fmt.Sprintf("impl=crypto/size=%dB", n), func(b *testing.B) { benchSum(b, n, sha256.Sum256) })
 		b.Run(fmt.Sprintf("impl=minio/size=%dB", n), func(b *testing.B) { benchSum(b, n, minio.Sum256) })
 		b.Run(fmt.Sprintf("impl=Sum256/size=%dB", n), func(b *testing.B) { benchSum(b, n, Sum256) })
+		for _, k := range x2Kernels() {
+			b.Run(fmt.Sprintf("impl=%s/size=%dB", k.name, n), func(b *testing.B) { benchSum2(b, n, k.fn) })
+		}
 	}
 }

@@ -3,15 +3,15 @@
 package simd
 
 import (
-	"github.com/klauspost/cpuid/v2"
 	minio "github.com/minio/sha256-simd"
 )
 
 // rowsFast says whether Sum256 uses minio/sha256-simd: only where its SHA-NI
-// kernel runs (the same test minio makes in its cpuid_other.go), because
-// elsewhere its Sum256 falls back to a pure-Go block function that is far
-// slower than crypto/sha256. Set once at initialisation, never changed.
-var rowsFast = cpuid.CPU.Supports(cpuid.SHA, cpuid.SSSE3, cpuid.SSE4)
+// kernel runs (the same test minio makes in its cpuid_other.go, plus the
+// GROVESIMD override), because elsewhere its Sum256 falls back to a pure-Go
+// block function that is far slower than crypto/sha256. Set once at
+// initialisation, never changed.
+var rowsFast = hasSHANI
 
 const rowsFastName = "minio/sha256-simd (sha-ni)"
 

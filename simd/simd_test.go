@@ -278,9 +278,14 @@ func TestFeatures(t *testing.T) {
 	if f == "" {
 		t.Fatal("empty")
 	}
-	rows := "row digests: crypto/sha256"
+	single := "crypto/sha256"
 	if usesRowsFast() {
-		rows = "row digests: minio/sha256-simd"
+		single = "minio/sha256-simd"
+	}
+	rows := "row digests: " + single
+	x2Rows, x2Pairs := usesX2()
+	if x2Rows {
+		rows = "row digests: sha-ni x2 (grove) two at a time, " + single
 	}
 	if !strings.Contains(f, rows) {
 		t.Errorf("%q does not name the row-digest implementation (%s)", f, rows)
@@ -288,7 +293,10 @@ func TestFeatures(t *testing.T) {
 	if usesFast() != strings.Contains(f, "(gohashtree)") {
 		t.Errorf("%q disagrees with the dispatch (fast kernel: %v)", f, usesFast())
 	}
-	if !usesFast() && !strings.HasPrefix(f, "generic (crypto/sha256") {
+	if x2Pairs != strings.HasPrefix(f, "sha-ni x2 (grove)") {
+		t.Errorf("%q disagrees with the dispatch (two-stream pair kernel: %v)", f, x2Pairs)
+	}
+	if !usesFast() && !x2Pairs && !strings.HasPrefix(f, "generic (crypto/sha256") {
 		t.Errorf("%q does not name the generic path", f)
 	}
 	if usesFast() {
