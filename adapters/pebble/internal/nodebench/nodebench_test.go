@@ -26,7 +26,8 @@ func TestScan(t *testing.T) {
 	rep.Add(f.Figures()...)
 	for _, name := range []string{"scan_vs_floor", "scan_vs_floor_1core", "scan_vs_floor_2core",
 		"scan_rows_per_s", "floor_iter_rows_per_s", "floor_hash_rows_per_s",
-		"scan_rows_per_s_1core", "floor_iter_rows_per_s_1core", "floor_hash_rows_per_s_1core"} {
+		"scan_rows_per_s_1core", "floor_iter_rows_per_s_1core", "floor_hash_rows_per_s_1core",
+		"validate_vs_floor", "validate_vs_floor_2core", "validate_rows_per_s"} {
 		if v, ok := rep.Figures[name]; !ok || !(v > 0) {
 			t.Errorf("figure %s = %v (present %v), want a positive value", name, v, ok)
 		}
@@ -71,6 +72,9 @@ func TestScanChecks(t *testing.T) {
 		{"scan of the rows", d, kindScan, ""},
 		{"iteration of the rows", d, kindIter, ""},
 		{"hashing of the rows", d, kindHash, ""},
+		{"one-range scan of the rows", d, kindValidate, ""},
+		{"one-range scan against other rows", &other, kindValidate, "root"},
+		{"one-range scan against more rows", &more, kindValidate, "the database holds"},
 		{"scan against other rows", &other, kindScan, "root"},
 		{"hashing against other rows", &other, kindHash, "sum to"},
 		{"scan against more rows", &more, kindScan, "rows"},

@@ -58,9 +58,12 @@ type ScanAt struct {
 	Workers int
 	// Scan is the node's open that builds every range's tree from its
 	// rows; Iter is a bare Pebble iteration over the same database; Hash
-	// is the same rows' digests, from memory, summed into leaves.
-	Scan, Iter, Hash time.Duration
-	rows             int
+	// is the same rows' digests, from memory, summed into leaves; Validate
+	// is the open of the same database as a node of one range, whose
+	// validation scan (Node.validate) reads every row into one tree, with
+	// no tree files to write.
+	Scan, Iter, Hash, Validate time.Duration
+	rows                       int
 }
 
 // ScanRowsPerS, IterRowsPerS and HashRowsPerS are the medians as rows a
@@ -69,15 +72,23 @@ func (s ScanAt) ScanRowsPerS() float64 { return rowsPerS(s.rows, s.Scan) }
 func (s ScanAt) IterRowsPerS() float64 { return rowsPerS(s.rows, s.Iter) }
 func (s ScanAt) HashRowsPerS() float64 { return rowsPerS(s.rows, s.Hash) }
 
+// ValidateRowsPerS is the one-range node's open as rows a second.
+func (s ScanAt) ValidateRowsPerS() float64 { return rowsPerS(s.rows, s.Validate) }
+
 // VsFloor is the scan's rows a second over the slower floor's: 1 would
 // be a scan that costs no more than the slower of reading and hashing
 // alone.
-func (s ScanAt) VsFloor() float64 {
+func (s ScanAt) VsFloor() float64 { return s.vsFloor(s.ScanRowsPerS()) }
+
+// ValidateVsFloor is VsFloor for the one-range node's open.
+func (s ScanAt) ValidateVsFloor() float64 { return s.vsFloor(s.ValidateRowsPerS()) }
+
+func (s ScanAt) vsFloor(rowsPerS float64) float64 {
 	floor := min(s.IterRowsPerS(), s.HashRowsPerS())
 	if floor <= 0 {
 		return 0
 	}
-	return s.ScanRowsPerS() / floor
+	return rowsPerS / floor
 }
 
 func rowsPerS(rows int, d time.Duration) float64 {
@@ -89,11 +100,16 @@ func rowsPerS(rows int, d time.Duration) float64 {
 
 // VsFloor is the lowest VsFloor over the core counts: the target holds
 // only if the scan keeps up with its floors however many cores it has.
-func (f ScanFigures) VsFloor() float64 {
+func (f ScanFigures) VsFloor() float64 { return f.lowest(ScanAt.VsFloor) }
+
+// ValidateVsFloor is the lowest ValidateVsFloor over the core counts.
+func (f ScanFigures) ValidateVsFloor() float64 { return f.lowest(ScanAt.ValidateVsFloor) }
+
+func (f ScanFigures) lowest(ratio func(ScanAt) float64) float64 {
 	v := 0.0
 	for i, s := range f.ByWorkers {
-		if i == 0 || s.VsFloor() < v {
-			v = s.VsFloor()
+		if i == 0 || ratio(s) < v {
+			v = ratio(s)
 		}
 	}
 	return v
@@ -107,12 +123,17 @@ func (f ScanFigures) Figures() []Figure {
 	for _, s := range f.ByWorkers {
 		out = append(out, Figure{Name: fmt.Sprintf("scan_vs_floor_%dcore", s.Workers), Value: s.VsFloor()})
 	}
+	out = append(out, Figure{Name: "validate_vs_floor", Value: f.ValidateVsFloor()})
+	for _, s := range f.ByWorkers {
+		out = append(out, Figure{Name: fmt.Sprintf("validate_vs_floor_%dcore", s.Workers), Value: s.ValidateVsFloor()})
+	}
 	for _, s := range f.ByWorkers {
 		sfx := fmt.Sprintf("_%dcore", s.Workers)
 		out = append(out,
 			Figure{Name: "scan_rows_per_s" + sfx, Value: s.ScanRowsPerS()},
 			Figure{Name: "floor_iter_rows_per_s" + sfx, Value: s.IterRowsPerS()},
 			Figure{Name: "floor_hash_rows_per_s" + sfx, Value: s.HashRowsPerS()},
+			Figure{Name: "validate_rows_per_s" + sfx, Value: s.ValidateRowsPerS()},
 		)
 	}
 	if len(f.ByWorkers) > 0 {
@@ -121,6 +142,7 @@ func (f ScanFigures) Figures() []Figure {
 			Figure{Name: "scan_rows_per_s", Value: s.ScanRowsPerS()},
 			Figure{Name: "floor_iter_rows_per_s", Value: s.IterRowsPerS()},
 			Figure{Name: "floor_hash_rows_per_s", Value: s.HashRowsPerS()},
+			Figure{Name: "validate_rows_per_s", Value: s.ValidateRowsPerS()},
 		)
 	}
 	return append(out,
@@ -144,7 +166,10 @@ func (f ScanFigures) Figures() []Figure {
 //   - floor B: the same rows, held in memory in the database's order,
 //     each given its token, its leaf, its digest (engine.Hasher: the row's
 //     encoding and SHA-256) and added into its leaf — what any build must
-//     do for a row, with no storage at all.
+//     do for a row, with no storage at all;
+//   - beside them, the validation scan of a node of one range: Open of
+//     the same database without Ranges, which reads every row into one
+//     tree in memory (Node.validate) and writes no tree files.
 //
 // Every timed run is checked: the scan must leave every range's tree with
 // the root of an independent build from the rows and count every row, the
@@ -177,13 +202,13 @@ func Scan(ctx context.Context, opts Options) (ScanFigures, error) {
 	if err := m.warm(ctx, ScanWorkers[len(ScanWorkers)-1]); err != nil {
 		return ScanFigures{}, err
 	}
-	times := make([][3][]time.Duration, len(ScanWorkers))
+	times := make([][kinds][]time.Duration, len(ScanWorkers))
 	for rep := range reps {
 		for i, w := range ScanWorkers {
 			runtime.GOMAXPROCS(w)
 			// Alternate the order, so that neither side always runs
 			// after the other.
-			order := []int{0, 1, 2}
+			order := []int{kindScan, kindIter, kindHash, kindValidate}
 			if rep%2 == 1 {
 				slices.Reverse(order)
 			}
@@ -194,22 +219,26 @@ func Scan(ctx context.Context, opts Options) (ScanFigures, error) {
 				}
 				times[i][k] = append(times[i][k], dt)
 			}
-			logf(opts.Log, "scan: rep %d/%d, %d cores: scan %v, iterate %v, hash %v", rep+1, reps, w,
-				times[i][0][rep].Round(time.Millisecond), times[i][1][rep].Round(time.Millisecond), times[i][2][rep].Round(time.Millisecond))
+			logf(opts.Log, "scan: rep %d/%d, %d cores: scan %v, iterate %v, hash %v, one-range validate %v", rep+1, reps, w,
+				times[i][kindScan][rep].Round(time.Millisecond), times[i][kindIter][rep].Round(time.Millisecond),
+				times[i][kindHash][rep].Round(time.Millisecond), times[i][kindValidate][rep].Round(time.Millisecond))
 		}
 	}
 	for i, w := range ScanWorkers {
 		f.ByWorkers = append(f.ByWorkers, ScanAt{Workers: w, rows: rows,
-			Scan: median(times[i][0]), Iter: median(times[i][1]), Hash: median(times[i][2])})
+			Scan: median(times[i][kindScan]), Iter: median(times[i][kindIter]), Hash: median(times[i][kindHash]),
+			Validate: median(times[i][kindValidate])})
 	}
 	return f, nil
 }
 
-// The three things Scan times.
+// The things Scan times.
 const (
 	kindScan = iota
 	kindIter
 	kindHash
+	kindValidate
+	kinds
 )
 
 // scanMeasure is the state of one Scan: the rows, where their database is,
@@ -235,7 +264,7 @@ type treeKey struct {
 }
 
 func (m *scanMeasure) warm(ctx context.Context, workers int) error {
-	for k := range 3 {
+	for k := range kinds {
 		if _, err := m.run(ctx, k, workers); err != nil {
 			return err
 		}
@@ -249,6 +278,8 @@ func (m *scanMeasure) run(ctx context.Context, kind, workers int) (time.Duration
 		return m.scan(ctx)
 	case kindIter:
 		return m.iterate(ctx, workers)
+	case kindValidate:
+		return m.validate(ctx)
 	default:
 		return m.hash(ctx, workers)
 	}
@@ -271,6 +302,48 @@ func (m *scanMeasure) scan(ctx context.Context) (time.Duration, error) {
 		err = errors.Join(err, fmt.Errorf("nodebench: closing the node: %w", cerr))
 	}
 	return dt, err
+}
+
+// validate opens the database as a node of one range, whose Open builds
+// its one tree from every row with the validation scan, and checks the
+// tree.
+func (m *scanMeasure) validate(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	n, err := grovepebble.Open(ctx, m.dbDir, grovepebble.Options{Budget: arena.NewBudget(grovepebble.DefaultBudget)})
+	dt := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("nodebench: the one-range validation scan: %w", err)
+	}
+	err = m.checkOne(ctx, n)
+	if cerr := n.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("nodebench: closing the node: %w", cerr))
+	}
+	return dt, err
+}
+
+// checkOne checks that a node of one range read every row into its tree:
+// the scan counted them, and the root is that of a build of the same rows.
+func (m *scanMeasure) checkOne(ctx context.Context, n *grovepebble.Node) error {
+	if s := n.ScanStats(); s.Rows != int64(len(m.d.rows)) || n.Rows() != int64(len(m.d.rows)) {
+		return fmt.Errorf("nodebench: the validation scan read %d rows into a tree of %d, the database holds %d", s.Rows, n.Rows(), len(m.d.rows))
+	}
+	k := treeKey{m.d.p.Range(), n.Depth()}
+	want, ok := m.want[k]
+	if !ok {
+		var err error
+		if want, err = m.d.root(k.r, k.depth); err != nil {
+			return err
+		}
+		m.want[k] = want
+	}
+	got, err := n.Root(ctx)
+	if err != nil {
+		return fmt.Errorf("nodebench: the one-range root: %w", err)
+	}
+	if got != want {
+		return fmt.Errorf("nodebench: the validation scan's tree at depth %d has root %x, a build of its rows %x", k.depth, got[:8], want[:8])
+	}
+	return nil
 }
 
 // checkNode checks that the node's open built every tree from every row:
