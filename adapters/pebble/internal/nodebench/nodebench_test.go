@@ -27,7 +27,7 @@ func TestScan(t *testing.T) {
 	for _, name := range []string{"scan_vs_floor", "scan_vs_floor_1core", "scan_vs_floor_2core",
 		"scan_rows_per_s", "floor_iter_rows_per_s", "floor_hash_rows_per_s",
 		"scan_rows_per_s_1core", "floor_iter_rows_per_s_1core", "floor_hash_rows_per_s_1core",
-		"validate_vs_floor", "validate_vs_floor_2core", "validate_rows_per_s"} {
+		"validate_vs_floor", "validate_vs_floor_2core", "validate_rows_per_s", "cores_available"} {
 		if v, ok := rep.Figures[name]; !ok || !(v > 0) {
 			t.Errorf("figure %s = %v (present %v), want a positive value", name, v, ok)
 		}

@@ -51,6 +51,11 @@ type ScanFigures struct {
 	Reps int
 	// ByWorkers has one entry per count of ScanWorkers, in its order.
 	ByWorkers []ScanAt
+	// CoresAvailable is how many cores the run had at the most cores it
+	// asked for (the median over its repetitions): the machine may be
+	// shared, and a figure measured on fewer cores than asked for says
+	// less about grove.
+	CoresAvailable float64
 }
 
 // ScanAt is the scan and its floors at one core count.
@@ -146,6 +151,7 @@ func (f ScanFigures) Figures() []Figure {
 		)
 	}
 	return append(out,
+		Figure{Name: "cores_available", Value: f.CoresAvailable},
 		Figure{Name: "scan_rows", Value: float64(f.Rows)},
 		Figure{Name: "scan_ranges", Value: float64(f.Ranges)},
 	)
@@ -203,7 +209,9 @@ func Scan(ctx context.Context, opts Options) (ScanFigures, error) {
 		return ScanFigures{}, err
 	}
 	times := make([][kinds][]time.Duration, len(ScanWorkers))
+	var cores []float64
 	for rep := range reps {
+		cores = append(cores, coresAvailable(ScanWorkers[len(ScanWorkers)-1]))
 		for i, w := range ScanWorkers {
 			runtime.GOMAXPROCS(w)
 			// Alternate the order, so that neither side always runs
@@ -224,6 +232,8 @@ func Scan(ctx context.Context, opts Options) (ScanFigures, error) {
 				times[i][kindHash][rep].Round(time.Millisecond), times[i][kindValidate][rep].Round(time.Millisecond))
 		}
 	}
+	slices.Sort(cores)
+	f.CoresAvailable = cores[len(cores)/2]
 	for i, w := range ScanWorkers {
 		f.ByWorkers = append(f.ByWorkers, ScanAt{Workers: w, rows: rows,
 			Scan: median(times[i][kindScan]), Iter: median(times[i][kindIter]), Hash: median(times[i][kindHash]),
@@ -561,6 +571,41 @@ func (d *dataset) root(r token.Range, depth int) (engine.Digest, error) {
 		return engine.Digest{}, fmt.Errorf("nodebench: the reference tree of %v: %w", r, err)
 	}
 	return t.Root()
+}
+
+// coresAvailable measures how many of n cores the process gets now: n
+// goroutines each hash as many rows as one goroutine alone, and the cores
+// are n times the one's time over the n's.
+func coresAvailable(n int) float64 {
+	const digests = 50_000 // about ten milliseconds
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
+	row := engine.Row{Key: make([]byte, keyBytes), Value: make([]byte, valueBytes)}
+	spin := func(goroutines int) time.Duration {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range goroutines {
+			wg.Go(func() {
+				r := row
+				var h engine.Hasher
+				var acc engine.Digest
+				for range digests {
+					d := h.Digest(&r)
+					acc.Add(&d)
+				}
+				sink.Add(uint32(acc[0]))
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	// The first run after a GOMAXPROCS change finds the new cores' threads
+	// not yet started: it warms them.
+	spin(n)
+	one, all := spin(1), spin(n)
+	if all <= 0 {
+		return 0
+	}
+	return min(float64(n), float64(n)*one.Seconds()/all.Seconds())
 }
 
 func median(ds []time.Duration) time.Duration {
