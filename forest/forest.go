@@ -9,8 +9,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +25,23 @@ import (
 
 // Store is the node's storage as a forest reads it: every row whose token
 // lies in a range. Rows come in any order; the *Row is valid only during
-// the call.
+// the call. Open scans different ranges at once, one goroutine each, so
+// that builds and recoveries use every core: Scan must be safe for
+// concurrent use.
 type Store interface {
 	Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) error
+}
+
+// SourceStore is a Store that can also hand out a range's rows as an
+// engine.RowSource. A build then loads them with the tree's batched loader
+// (engine.Tree.AddFrom), which hashes each row outside the tree's locks and
+// adds the rows to their leaves in batches, rather than one locked update
+// per row: a build is mostly reading and hashing, and this keeps it so.
+type SourceStore interface {
+	Store
+	// Source returns a reader of the rows of r, in any order, and the func
+	// that releases it, which the forest calls once it is done reading.
+	Source(ctx context.Context, r token.Range) (engine.RowSource, func() error, error)
 }
 
 // Mark records that a write batch touched one leaf of one range's tree:
@@ -248,6 +264,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	f.reserve = reserve
 	free := opts.Budget.Available() - reserve - keptBytes
 	counts := make([]int64, len(fresh))
+	var toCount []int
 	for i, r := range fresh {
 		if opts.ExpectedRows != nil {
 			counts[i] = max(0, opts.ExpectedRows(r))
@@ -257,12 +274,21 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 			counts[i] = n
 			continue
 		}
-		n, err := countRows(ctx, opts.Store, r)
-		if err != nil {
-			return nil, err
-		}
-		counts[i] = n
-		f.stats.RowsScanned += n
+		toCount = append(toCount, i)
+	}
+	// Each range is counted on its own goroutine, as many at once as
+	// there are cores: the store's scans of different ranges are
+	// independent.
+	err = parallel(ctx, len(toCount), func(j int) error {
+		n, err := countRows(ctx, opts.Store, fresh[toCount[j]])
+		counts[toCount[j]] = n
+		return err
+	})
+	for _, i := range toCount {
+		f.stats.RowsScanned += counts[i]
+	}
+	if err != nil {
+		return nil, err
 	}
 	plan := Plan{}
 	if len(fresh) > 0 {
@@ -308,18 +334,23 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	// (a new tree's, written whole, carries no label), so that marks not
 	// yet deleted are never applied twice.
 	relabel := map[*Tree]bool{}
-	for _, t := range f.trees {
-		recovered, n, err := recoverTree(ctx, t, opts.Marks, opts.Store)
-		f.stats.RowsScanned += n
-		if err != nil {
-			return nil, err
-		}
-		if recovered {
+	recovered := make([]bool, len(f.trees))
+	read := make([]int64, len(f.trees))
+	err = parallel(ctx, len(f.trees), func(i int) (err error) {
+		recovered[i], read[i], err = recoverTree(ctx, f.trees[i], opts.Marks, opts.Store)
+		return err
+	})
+	for i, t := range f.trees {
+		f.stats.RowsScanned += read[i]
+		if recovered[i] {
 			f.stats.Recovered++
 			relabel[t] = true
 		} else {
 			f.stats.Reused++
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	depths := plan.Depths
 	for _, e := range damaged {
@@ -332,19 +363,37 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		counts = append(counts, planned)
 		f.stats.Damaged++
 	}
-	for i, r := range fresh {
-		t, n, err := f.build(ctx, opts, r, depths[i])
-		f.stats.RowsScanned += n
-		if err != nil {
-			return nil, err
+	// New trees are built in parallel, the largest ranges first so that
+	// no worker is left with a big one at the end.
+	built := make([]*Tree, len(fresh))
+	read = make([]int64, len(fresh))
+	order := make([]int, len(fresh))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(counts[b], counts[a]) })
+	err = parallel(ctx, len(fresh), func(j int) (err error) {
+		i := order[j]
+		built[i], read[i], err = f.build(ctx, opts, fresh[i], depths[i])
+		return err
+	})
+	for i, t := range built {
+		f.stats.RowsScanned += read[i]
+		if t == nil {
+			continue
 		}
 		if counts[i] < 0 {
 			counts[i] = t.Live.Rows()
 		}
 		t.planned.Store(counts[i])
+		// Kept even if another build failed, so that the deferred
+		// cleanup closes it.
 		f.trees = append(f.trees, t)
 		relabel[t] = true
 		f.stats.Built++
+	}
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(f.trees, func(a, b *Tree) int { return cmp.Compare(a.Range.Lo, b.Range.Lo) })
 
@@ -365,6 +414,52 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	f.removeStrays()
 	f.gen.Store(last + 1)
 	return f, nil
+}
+
+// parallel calls fn(0) to fn(n-1) on up to GOMAXPROCS goroutines, taking
+// them in order, and returns the first error; after one, or once ctx ends,
+// no further call starts.
+func parallel(ctx context.Context, n int, fn func(i int) error) error {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		next    atomic.Int64
+		failed  atomic.Bool
+		errOnce sync.Once
+		first   error
+		wg      sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || failed.Load() {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = fn(i)
+				}
+				if err != nil {
+					errOnce.Do(func() { first = err })
+					failed.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // recoverTree recomputes the leaves of t that marks newer than its file's
@@ -406,10 +501,21 @@ func (f *Forest) build(ctx context.Context, opts Options, r token.Range, depth i
 		return nil, 0, fmt.Errorf("forest: range %s: %w", r, err)
 	}
 	var n int64
-	err = opts.Store.Scan(ctx, r, func(row *engine.Row) error {
-		n++
-		return t.Add(row)
-	})
+	if ss, ok := opts.Store.(SourceStore); ok {
+		var (
+			src  engine.RowSource
+			done func() error
+		)
+		if src, done, err = ss.Source(ctx, r); err == nil {
+			n, err = t.AddFrom(ctx, src)
+			err = errors.Join(err, done())
+		}
+	} else {
+		err = opts.Store.Scan(ctx, r, func(row *engine.Row) error {
+			n++
+			return t.Add(row)
+		})
+	}
 	if err == nil {
 		err = t.Hash(ctx)
 	}

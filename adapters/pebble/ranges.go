@@ -200,11 +200,38 @@ func (n *Node) deleteMarks(g uint64) error {
 	return nil
 }
 
-// nodeStore is the forest's view of the Node's rows.
+// nodeStore is the forest's view of the Node's rows. The forest scans
+// ranges on goroutines of its own, which no recover of Open's covers: a
+// Fatalf inside Pebble is caught here and becomes the scan's error.
 type nodeStore struct{ n *Node }
 
-func (s nodeStore) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) error {
+var _ forest.SourceStore = nodeStore{}
+
+func (s nodeStore) Scan(ctx context.Context, r token.Range, fn func(*engine.Row) error) (err error) {
+	defer catchFatal(&err)
 	return s.n.scanRows(ctx, r, fn)
+}
+
+// Source gives the forest's builds the rows of r as the validation scan
+// reads them, so that they load with the tree's batched loader.
+func (s nodeStore) Source(ctx context.Context, r token.Range) (_ engine.RowSource, _ func() error, err error) {
+	defer catchFatal(&err)
+	src, err := s.n.newSource(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fatalSafeSource{src}, func() (err error) {
+		defer catchFatal(&err)
+		return src.close()
+	}, nil
+}
+
+// fatalSafeSource is a rowSource whose Fatalf panics are its errors.
+type fatalSafeSource struct{ *rowSource }
+
+func (s fatalSafeSource) NextRow(r *engine.Row) (err error) {
+	defer catchFatal(&err)
+	return s.rowSource.NextRow(r)
 }
 
 // openForest makes n a node of opts.Ranges: it checks that no row lies
@@ -228,6 +255,12 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 	if opts.Depth > 0 {
 		po.MaxDepth = opts.Depth
 	}
+	expected := opts.RangeRows
+	if expected == nil {
+		if expected, err = n.estimatedRows(rs); err != nil {
+			return err
+		}
+	}
 	f, err := forest.Open(ctx, dir, forest.Options{
 		Budget:       budget,
 		Partitioner:  n.p,
@@ -236,7 +269,7 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 		Marks:        marks,
 		Plan:         po,
 		Checkpoints:  opts.Checkpoints,
-		ExpectedRows: opts.RangeRows,
+		ExpectedRows: expected,
 	})
 	if err != nil {
 		return err
@@ -248,6 +281,38 @@ func (n *Node) openForest(ctx context.Context, dir string, opts Options, budget 
 		return n.deleteMarks(f.Generation() - 1)
 	}
 	return nil
+}
+
+// estimatedRows returns, for a node whose database records its row count,
+// an estimate of the rows of each of ranges: the recorded count in
+// proportion to the range's share of the rows' bytes on disk, which Pebble
+// estimates from its files' indexes without reading a row. A new tree's
+// depth needs only an estimate, and the forest would otherwise count every
+// new range's rows in a pass of its own before building them, reading the
+// rows of a node that lost its trees twice. It returns nil — count them —
+// without a recorded count, or when Pebble's files hold no rows yet (the
+// rows are all in memtables).
+func (n *Node) estimatedRows(ranges []token.Range) (func(token.Range) int64, error) {
+	if n.recorded <= 0 {
+		return nil, nil
+	}
+	total, err := n.db.EstimateDiskUsage([]byte{rowPrefix}, []byte{rowPrefix + 1})
+	if err != nil {
+		return nil, fmt.Errorf("grovepebble: estimating the rows' disk usage: %w", err)
+	}
+	if total == 0 {
+		return nil, nil
+	}
+	est := make(map[token.Range]int64, len(ranges))
+	for _, r := range ranges {
+		lower, upper := rangeBounds(r)
+		b, err := n.db.EstimateDiskUsage(lower, upper)
+		if err != nil {
+			return nil, fmt.Errorf("grovepebble: estimating the disk usage of %v: %w", r, err)
+		}
+		est[r] = int64(math.Round(float64(n.recorded) * float64(b) / float64(total)))
+	}
+	return func(r token.Range) int64 { return est[r] }, nil
 }
 
 // Rebalance plans the depths of a node of many ranges' trees again from

@@ -46,6 +46,8 @@ type env struct {
 	// ctx ends at SIGINT or SIGTERM.
 	ctx    context.Context
 	stdout *cliout.Writer
+	// stderr is for progress; nil discards it.
+	stderr io.Writer
 }
 
 // runFunc is a command as its file writes it.
@@ -72,6 +74,8 @@ func commands() []cli.Command[*env] {
 			Summary: "repair every range of the node with every other replica of it, at the addresses the ring gives; exit 0 all in sync, 1 differences repaired, 2 a range failed", Run: runFunc(runRepair).bind()},
 		{Name: "cleanup", Usage: "cleanup --db DIR --ring RING.json --node ID [--budget SIZE]",
 			Summary: "delete the rows of ranges the ring no longer gives the node, kept since it changed (as nodetool cleanup); reads no rows", Run: runFunc(runCleanup).bind()},
+		{Name: "bench", Usage: "bench [--json] [--quick] [--dir DIR]",
+			Summary: "measure the node against its floors on this machine (the validation scan against a bare Pebble iteration and bare hashing): one figure each, medians, in a temporary directory", Run: runBench},
 	}
 }
 
@@ -85,8 +89,8 @@ func program(ctx context.Context) *cli.Program[*env] {
 		Footer: "\nonly load creates a database; serve and sync refuse a --db that is not one, unless --create\n" +
 			"run 'grove-pebble COMMAND --help' for a command's flags and their defaults\n" +
 			"exit status: 0 ok/in sync, 1 different (sync), 2 error\n",
-		Env: func(args []string, stdout *cliout.Writer, _ io.Writer) ([]string, *env, error) {
-			return args, &env{ctx: ctx, stdout: stdout}, nil
+		Env: func(args []string, stdout *cliout.Writer, stderr io.Writer) ([]string, *env, error) {
+			return args, &env{ctx: ctx, stdout: stdout, stderr: stderr}, nil
 		},
 		OneLineErrors: true,
 	}
