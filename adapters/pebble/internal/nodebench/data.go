@@ -138,7 +138,7 @@ func writeDB(ctx context.Context, dir string, d *dataset) error {
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("nodebench: closing the loaded database: %w", err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, ErrorIfNotExists: true})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, ErrorIfNotExists: true, Merger: grovepebble.Merger})
 	if err != nil {
 		return fmt.Errorf("nodebench: opening the database to compact it: %w", err)
 	}

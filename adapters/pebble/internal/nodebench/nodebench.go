@@ -95,6 +95,10 @@ var measurements = []measurement{
 		f, err := Scan(ctx, o)
 		return f.Figures(), err
 	}},
+	{"write", func(ctx context.Context, o Options) ([]Figure, error) {
+		f, err := Write(ctx, o)
+		return f.Figures(), err
+	}},
 }
 
 // Run runs every measurement in turn and returns their figures in one
@@ -140,7 +144,10 @@ func (t Target) String() string {
 
 // Targets are the figures that have a target, by name.
 var Targets = map[string]Target{
-	"scan_vs_floor": {AtLeast: true, Value: ScanTarget},
+	"scan_vs_floor":      {AtLeast: true, Value: ScanTarget},
+	"write_fg_ratio_256": {Value: WriteFgTarget256},
+	"write_ratio_256":    {Value: WriteTarget256},
+	"write_ratio_16":     {Value: WriteTarget16},
 }
 
 // WriteJSON writes the report's JSON form, indented, on one object.

@@ -398,7 +398,7 @@ const iterSlices = 64
 // touched (their lengths and first bytes summed), by workers taking
 // slices of the row keys in turn.
 func (m *scanMeasure) iterate(ctx context.Context, workers int) (time.Duration, error) {
-	db, err := pebble.Open(m.dbDir, &pebble.Options{Logger: quietLogger{}, ReadOnly: true})
+	db, err := pebble.Open(m.dbDir, &pebble.Options{Logger: quietLogger{}, ReadOnly: true, Merger: grovepebble.Merger})
 	if err != nil {
 		return 0, fmt.Errorf("nodebench: opening the database for the iteration: %w", err)
 	}
