@@ -86,7 +86,7 @@ func TestCommandLoadChecksEveryRowFirst(t *testing.T) {
 	good := append(lines[:7:7], lines[8])
 	cmd := exec.Command(bin, "load", "--db", filepath.Join(dir, "from-stdin"), "--rows", "-", "--batch-rows", "2")
 	cmd.Stdin = strings.NewReader(strings.Join(good, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "loaded 7 rows from stdin: 7 written") {
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "loaded 7 rows from stdin: 7 keys written") {
 		t.Fatalf("load from stdin: %v, %q", err, out)
 	}
 }
