@@ -243,11 +243,13 @@ func (n *Node) applyRound(r *round) error {
 		if found && !engine.Supersedes(win, &old) {
 			continue // the stored version still wins: nothing changed
 		}
-		d := h.Digest(win)
+		var d, od engine.Digest
 		var oldD *engine.Digest
 		if found {
-			od := h.Digest(&old)
+			d, od = h.Digest2(win, &old)
 			oldD = &od
+		} else {
+			d = h.Digest(win)
 		}
 		if n.forest != nil {
 			err = n.forest.UpdateDigest(win.Key, oldD, &d)

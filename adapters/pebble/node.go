@@ -295,7 +295,7 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 		}
 		n.releaseCache()
 	}()
-	n.cache = readBeforeWrite(popts, cmp.Or(opts.BlockCache, DefaultBlockCache))
+	n.cache = lookupOptions(popts, cmp.Or(opts.BlockCache, DefaultBlockCache))
 	if n.db, err = openPebble(dir, popts, opts.Create); err != nil {
 		return nil, err
 	}

@@ -138,16 +138,24 @@ func (n *Node) readMarks() ([]forest.Mark, error) {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return nil, err
 	}
+	if len(intents) == 0 {
+		return out, nil
+	}
+	rows, err := n.db.NewIter(&pebble.IterOptions{LowerBound: []byte{rowPrefix}, UpperBound: []byte{rowPrefix + 1}})
+	if err != nil {
+		return nil, err
+	}
 	for gen, toks := range intents {
 		for tok := range toks {
-			m, err := n.intentMark(gen, tok)
+			m, err := n.intentMark(rows, gen, tok)
 			if err != nil {
+				rows.Close()
 				return nil, err
 			}
 			out = append(out, m)
 		}
 	}
-	return out, nil
+	return out, rows.Close()
 }
 
 // intentMark is the mark of one token an intent of generation gen names:
@@ -157,34 +165,29 @@ func (n *Node) readMarks() ([]forest.Mark, error) {
 // does not read whether the key was there. Summed over the generations a
 // tree's checkpoint does not cover, these count exactly the keys inserted
 // since.
-func (n *Node) intentMark(gen uint64, tok token.Token) (forest.Mark, error) {
+// rows is an iterator over the row keys the caller reuses for every token.
+func (n *Node) intentMark(rows *pebble.Iterator, gen uint64, tok token.Token) (forest.Mark, error) {
 	leaf := token.Range{Lo: tok - 1, Hi: tok}
 	if err := leaf.Valid(); err != nil {
 		return forest.Mark{}, fmt.Errorf("%w: an intent of generation %d names token %d: %v", ErrCorrupt, gen, tok, err)
 	}
 	lower, upper := rangeBounds(leaf)
-	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return forest.Mark{}, err
-	}
 	var inserted int64
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
+	for ok := rows.SeekGE(lower); ok && bytes.Compare(rows.Key(), upper) < 0; ok = rows.Next() {
+		v, err := rows.ValueAndErr()
 		if err != nil {
-			it.Close()
 			return forest.Mark{}, asCorrupt(n.dir, err)
 		}
 		var r engine.Row
 		born, has, err := decodeValueBorn(v, &r)
 		if err != nil {
-			it.Close()
-			return forest.Mark{}, fmt.Errorf("key %s: %w", keyText(it.Key()), err)
+			return forest.Mark{}, fmt.Errorf("key %s: %w", keyText(rows.Key()), err)
 		}
 		if has && born == gen {
 			inserted++
 		}
 	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
+	if err := rows.Error(); err != nil {
 		return forest.Mark{}, asCorrupt(n.dir, err)
 	}
 	return forest.Mark{Generation: gen, Leaf: leaf, Rows: inserted}, nil

@@ -249,18 +249,18 @@ func (n *Node) catch(errp *error) {
 }
 
 // DefaultBlockCache is the size of the block cache a Node gives Pebble when
-// Options.Pebble brings none: the write path reads every key's stored
-// version before it writes, and Pebble's own default cache is too small to
-// keep the index and filter blocks of a node's tables resident.
+// Options.Pebble brings none: the maintainer looks up every written key's
+// previous version, and Pebble's own default cache is too small to keep
+// the index and filter blocks of a node's tables resident.
 const DefaultBlockCache = 128 << 20
 
-// readBeforeWrite fills in the Pebble options the read before every write
-// depends on, where the caller left them unset: a bloom filter on every
-// level, so that looking up a key that is not stored (every insert) skips
-// the tables that do not hold it, and a block cache of cacheBytes. It
-// returns the cache it made, which the Node releases after Pebble closes,
-// or nil.
-func readBeforeWrite(o *pebble.Options, cacheBytes int64) *pebble.Cache {
+// lookupOptions fills in the Pebble options the maintainer's lookup of
+// each written key's previous version depends on, where the caller left
+// them unset: a bloom filter on every level, so that looking up a key that
+// is not stored (every insert) skips the tables that do not hold it, and a
+// block cache of cacheBytes. It returns the cache it made, which the Node
+// releases after Pebble closes, or nil.
+func lookupOptions(o *pebble.Options, cacheBytes int64) *pebble.Cache {
 	for i := range o.Levels {
 		if o.Levels[i].FilterPolicy == nil {
 			o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)

@@ -133,12 +133,15 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 // Pebble takes a batch best in.
 func (n *Node) plan(rows []engine.Row) ([]planned, error) {
 	size := 0
+	plan := make([]planned, len(rows))
 	for i := range rows {
 		r := &rows[i]
 		if len(r.Key) > engine.MaxKeyBytes {
 			return nil, fmt.Errorf("grovepebble: row %d: %w: %d bytes, at most %d", i, ErrKeyTooLarge, len(r.Key), engine.MaxKeyBytes)
 		}
-		if tok := n.p.Token(r.Key); !n.holds(tok) {
+		tok := n.p.Token(r.Key)
+		plan[i] = planned{tok: tok, in: i}
+		if !n.holds(tok) {
 			if n.ranges != nil {
 				return nil, fmt.Errorf("grovepebble: row %d: %w: key %s has token %d, in none of the node's %d ranges", i, ErrOutOfRange, keyText(r.Key), tok, len(n.ranges))
 			}
@@ -148,12 +151,10 @@ func (n *Node) plan(rows []engine.Row) ([]planned, error) {
 	}
 	// One allocation holds every composite key.
 	slab := make([]byte, 0, size)
-	plan := make([]planned, len(rows))
-	for i := range rows {
+	for i := range plan {
 		start := len(slab)
-		slab = appendRowKey(slab, n.p.Token(rows[i].Key), rows[i].Key)
-		tok := n.p.Token(rows[i].Key)
-		plan[i] = planned{ck: slab[start:len(slab):len(slab)], tok: tok, in: i}
+		slab = appendRowKey(slab, plan[i].tok, rows[i].Key)
+		plan[i].ck = slab[start:len(slab):len(slab)]
 	}
 	slices.SortStableFunc(plan, func(a, b planned) int { return bytes.Compare(a.ck, b.ck) })
 	out := plan[:0]

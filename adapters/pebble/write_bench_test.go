@@ -94,7 +94,7 @@ func benchPlainWrites(b *testing.B, rows []engine.Row, size int) float64 {
 		// The options a Node opens Pebble with: bloom filters cost plain
 		// their share of every flush and compaction too.
 		o := &pebble.Options{Logger: quietLogger{}}
-		cache := readBeforeWrite(o, DefaultBlockCache)
+		cache := lookupOptions(o, DefaultBlockCache)
 		db, err := pebble.Open(b.TempDir(), o)
 		cache.Unref()
 		if err != nil {
