@@ -273,6 +273,20 @@ type treeKey struct {
 	depth int
 }
 
+// wantRoot is the root of a build of the rows of k's range at k's depth,
+// built once per range and depth.
+func (m *scanMeasure) wantRoot(k treeKey) (engine.Digest, error) {
+	if want, ok := m.want[k]; ok {
+		return want, nil
+	}
+	want, err := m.d.root(k.r, k.depth)
+	if err != nil {
+		return engine.Digest{}, err
+	}
+	m.want[k] = want
+	return want, nil
+}
+
 func (m *scanMeasure) warm(ctx context.Context, workers int) error {
 	for k := range kinds {
 		if _, err := m.run(ctx, k, workers); err != nil {
@@ -338,13 +352,9 @@ func (m *scanMeasure) checkOne(ctx context.Context, n *grovepebble.Node) error {
 		return fmt.Errorf("nodebench: the validation scan read %d rows into a tree of %d, the database holds %d", s.Rows, n.Rows(), len(m.d.rows))
 	}
 	k := treeKey{m.d.p.Range(), n.Depth()}
-	want, ok := m.want[k]
-	if !ok {
-		var err error
-		if want, err = m.d.root(k.r, k.depth); err != nil {
-			return err
-		}
-		m.want[k] = want
+	want, err := m.wantRoot(k)
+	if err != nil {
+		return err
 	}
 	got, err := n.Root(ctx)
 	if err != nil {
@@ -370,13 +380,9 @@ func (m *scanMeasure) checkNode(ctx context.Context, n *grovepebble.Node) error 
 	}
 	for _, rep := range n.Replicas() {
 		k := treeKey{rep.Range(), rep.Depth()}
-		want, ok := m.want[k]
-		if !ok {
-			var err error
-			if want, err = m.d.root(k.r, k.depth); err != nil {
-				return err
-			}
-			m.want[k] = want
+		want, err := m.wantRoot(k)
+		if err != nil {
+			return err
 		}
 		got, err := rep.Root(ctx)
 		if err != nil {
