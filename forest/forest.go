@@ -143,6 +143,10 @@ type Tree struct {
 	file string
 	// planned is the row count its depth was last planned for (Drifted).
 	planned atomic.Int64
+	// peak is the most rows Drifted (or the plan) has seen it hold since
+	// this open: a tree that has never held what it was planned for is
+	// still growing into a plan made for rows to come.
+	peak atomic.Int64
 }
 
 // manifest is the forest's own record of its trees, written atomically.
@@ -323,6 +327,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		r, _ := e.rangeOf()
 		kt := &Tree{Range: r, Live: t, file: e.File}
 		kt.planned.Store(t.Rows())
+		kt.peak.Store(t.Rows())
 		if e.Planned != nil {
 			kt.planned.Store(*e.Planned)
 		}
@@ -386,6 +391,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 			counts[i] = t.Live.Rows()
 		}
 		t.planned.Store(counts[i])
+		t.peak.Store(t.Live.Rows())
 		// Kept even if another build failed, so that the deferred
 		// cleanup closes it.
 		f.trees = append(f.trees, t)
@@ -671,9 +677,12 @@ func (f *Forest) Close(ctx context.Context) (uint64, error) {
 // can name it, because a batch's marks are written before its tree update
 // and every committed batch is applied when a checkpoint runs.
 func (f *Forest) checkpointAt(ctx context.Context, g uint64, relabel map[*Tree]bool) error {
-	for _, t := range f.trees {
+	// The trees are independent files: one worker's fsync waits while
+	// another hashes or writes.
+	return parallel(ctx, len(f.trees), func(i int) error {
+		t := f.trees[i]
 		if !relabel[t] && !t.Live.FileDirty() {
-			continue
+			return nil
 		}
 		if err := t.Live.Hash(ctx); err != nil {
 			return err
@@ -681,8 +690,8 @@ func (f *Forest) checkpointAt(ctx context.Context, g uint64, relabel map[*Tree]b
 		if err := t.Live.CheckpointAt(g); err != nil {
 			return fmt.Errorf("forest: %w", err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (f *Forest) closeTrees() error {

@@ -1,6 +1,7 @@
 package forest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -471,21 +472,33 @@ func TestRebalance(t *testing.T) {
 }
 
 // TestDriftThresholds: Drifted needs a tree's rows to have doubled or
-// halved since its plan, and by a few thousand rows.
+// halved since its plan, and by a few thousand rows; a tree below a plan
+// it has never reached (planned for rows to come) has not drifted.
 func TestDriftThresholds(t *testing.T) {
 	for _, tc := range []struct {
 		planned, rows int64
+		peak          int64 // the most rows seen before; the plan's if 0
 		want          bool
 	}{
-		{0, 0, false},
-		{0, driftMinRows - 1, false},
-		{0, driftMinRows, true},
-		{10_000, 19_999, false},
-		{10_000, 20_000, true},
-		{10_000, 5_001, false},
-		{10_000, 5_000, true},
-		{1_000, 4_000, false}, // quadrupled, but by fewer rows than matter
-		{1 << 20, 1 << 21, true},
+		{0, 0, 0, false},
+		{0, driftMinRows - 1, 0, false},
+		{0, driftMinRows, 0, true},
+		{10_000, 19_999, 0, false},
+		{10_000, 20_000, 0, true},
+		{10_000, 5_001, 0, false},
+		{10_000, 5_000, 0, true},
+		{1_000, 4_000, 0, false}, // quadrupled, but by fewer rows than matter
+		{1 << 20, 1 << 21, 0, true},
+		// Planned for 100 000 rows about to arrive, holding 10 000 so far.
+		{100_000, 10_000, 10_000, false},
+		// Reached 60 000 of them, then fell back to 10 000: still short of
+		// the plan, so still filling — the first load's rows may be deleted
+		// and rewritten.
+		{100_000, 10_000, 60_000, false},
+		// Reached the plan, then lost most of it: drifted.
+		{100_000, 10_000, 100_000, true},
+		// Past the plan it was filling toward: drifted as any tree.
+		{100_000, 200_000, 10_000, true},
 	} {
 		tr, err := engine.New(engine.Options{Partitioner: token.Murmur3{}, Range: token.Murmur3{}.Range(), Depth: 1, Budget: arena.NewBudget(1 << 20)})
 		if err != nil {
@@ -498,8 +511,9 @@ func TestDriftThresholds(t *testing.T) {
 		}
 		ft := &Tree{Live: tr}
 		ft.planned.Store(tc.planned)
+		ft.peak.Store(cmp.Or(tc.peak, tc.planned))
 		if got := (&Forest{trees: []*Tree{ft}}).Drifted(); got != tc.want {
-			t.Errorf("planned for %d, holding %d: Drifted = %v, want %v", tc.planned, tc.rows, got, tc.want)
+			t.Errorf("planned for %d, holding %d, at most %d before: Drifted = %v, want %v", tc.planned, tc.rows, cmp.Or(tc.peak, tc.planned), got, tc.want)
 		}
 		tr.Close()
 	}
@@ -690,5 +704,42 @@ func TestSourceStoreBuilds(t *testing.T) {
 			}
 			checkAgainstRebuild(t, f, store.countingStore)
 		})
+	}
+}
+
+// TestDueDefaultFollowsLeaves: with no Writes in its policy, a forest is
+// due a checkpoint after as many writes as its trees have leaves, and not
+// before, so that a checkpoint's tree pages are paid for by at least as
+// many rows.
+func TestDueDefaultFollowsLeaves(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 6, 4, 41)
+	store := storeFor(t, 1000, ranges)
+	f, err := Open(ctx, t.TempDir(), Options{Budget: arena.NewBudget(256 << 20), Ranges: ranges, Store: store, Checkpoints: CheckpointPolicy{Interval: time.Hour},
+		// Planned for many rows to come: deep trees.
+		ExpectedRows: func(token.Range) int64 { return 200_000 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	var leaves int64
+	for _, tr := range f.Trees() {
+		leaves += int64(1) << tr.Live.Depth()
+	}
+	if leaves <= MinCheckpointWrites {
+		t.Fatalf("the trees have %d leaves: the test needs more than %d", leaves, MinCheckpointWrites)
+	}
+	for _, tc := range []struct {
+		writes int64
+		want   bool
+	}{
+		{MinCheckpointWrites, false},
+		{leaves - 1, false},
+		{leaves, true},
+	} {
+		f.writes.Store(tc.writes)
+		if got := f.Due(); got != tc.want {
+			t.Errorf("%d writes, %d leaves: Due = %v, want %v", tc.writes, leaves, got, tc.want)
+		}
 	}
 }

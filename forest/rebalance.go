@@ -17,17 +17,24 @@ import (
 // — stay bounded.
 type CheckpointPolicy struct {
 	// Writes is how many row changes (Update calls) make a checkpoint due.
-	// Zero means 100 000.
+	// Zero means as many as the forest's trees have leaves, and at least
+	// MinCheckpointWrites: a checkpoint writes every page of a tree that
+	// a write touched, which under writes spread over the ring is all of
+	// them, so checkpointing after fewer writes than there are leaves
+	// would write more bytes of tree file per row than the row itself
+	// holds; and a crash then leaves at most that many leaves to
+	// recompute.
 	Writes int64
 	// Interval is how long after the last checkpoint one is due, if any
 	// row changed. Zero means one minute.
 	Interval time.Duration
 }
 
+// MinCheckpointWrites is the fewest writes after which the default
+// CheckpointPolicy calls a checkpoint due (before its interval).
+const MinCheckpointWrites = 100_000
+
 func (p CheckpointPolicy) withDefaults() CheckpointPolicy {
-	if p.Writes <= 0 {
-		p.Writes = 100_000
-	}
 	if p.Interval <= 0 {
 		p.Interval = time.Minute
 	}
@@ -41,7 +48,22 @@ func (f *Forest) Due() bool {
 	if n == 0 {
 		return false
 	}
-	return n >= f.policy.Writes || time.Since(time.Unix(0, f.lastCheckpoint.Load())) >= f.policy.Interval
+	if time.Since(time.Unix(0, f.lastCheckpoint.Load())) >= f.policy.Interval {
+		return true
+	}
+	if f.policy.Writes > 0 {
+		return n >= f.policy.Writes
+	}
+	return n >= MinCheckpointWrites && n >= f.leaves()
+}
+
+// leaves is how many leaves the forest's trees have in all.
+func (f *Forest) leaves() int64 {
+	var n int64
+	for _, t := range f.trees {
+		n += 1 << t.Live.Depth()
+	}
+	return n
 }
 
 // Drift thresholds: a tree's row count must have moved by both before
@@ -56,15 +78,30 @@ const (
 // count its depth was planned for — doubled or halved, and by at least a
 // few thousand rows — so that Rebalance may now choose another depth for
 // it. A node calls it after a checkpoint, and Rebalance when it says so.
+//
+// A tree below its plan that has never held the planned rows since the
+// forest opened does not count: its depth was planned for rows still to
+// come (Options.ExpectedRows, or a manifest written for them), and
+// folding it now would only mean rebuilding it from its rows as they
+// arrive. Rows that fall after reaching the plan do count.
 func (f *Forest) Drifted() bool {
+	drifted := false
 	for _, t := range f.trees {
 		rows, planned := t.Live.Rows(), t.planned.Load()
+		peak := t.peak.Load()
+		if rows > peak {
+			t.peak.Store(rows)
+			peak = rows
+		}
+		if rows < planned && peak < planned {
+			continue
+		}
 		lo, hi := min(rows, planned), max(rows, planned)
 		if hi-lo >= driftMinRows && hi >= driftFactor*lo {
-			return true
+			drifted = true
 		}
 	}
-	return false
+	return drifted
 }
 
 // Redepth is one range whose depth Rebalance changed.
@@ -110,6 +147,7 @@ func (f *Forest) Rebalance(ctx context.Context) ([]Redepth, uint64, error) {
 	// Every tree's depth is now planned for its rows, moved or not.
 	for i, t := range f.trees {
 		t.planned.Store(rows[i])
+		t.peak.Store(max(t.peak.Load(), rows[i]))
 	}
 	var moved []Redepth
 	// Shallower first: the memory they give back pays for the deeper.

@@ -219,7 +219,11 @@ func (n *Node) runRound(r *round) {
 func (n *Node) applyRound(r *round) error {
 	rows := r.rows
 	slices.SortStableFunc(rows, func(a, b queued) int { return bytes.Compare(a.ck, b.ck) })
-	it, err := r.old.NewIter(nil)
+	// Pebble skips the bottom level's filters by default, taking a seek
+	// there to find its key; most rows live there, and most keys a round
+	// looks up (inserts) are in no table, which the filter says without
+	// reading a data block.
+	it, err := r.old.NewIter(&pebble.IterOptions{UseL6Filters: true})
 	if err != nil {
 		return err
 	}

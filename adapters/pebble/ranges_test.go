@@ -472,3 +472,36 @@ func TestOneRangeWriteRetiresForest(t *testing.T) {
 	}
 	checkTrees(t, n, rs)
 }
+
+// TestPlannedTreesKeepTheirDepth: a node whose trees were planned for the
+// rows about to arrive (Options.RangeRows) keeps their depths while the
+// rows come in, checkpoint after checkpoint, instead of folding them to
+// the few rows held so far and rebuilding them from their rows as they
+// fill; the trees still equal rebuilds.
+func TestPlannedTreesKeepTheirDepth(t *testing.T) {
+	rs := testRanges()
+	const perRange = 20_000
+	n := openNode(t, t.TempDir(), created(Options{Ranges: rs, RangeRows: func(token.Range) int64 { return perRange },
+		Checkpoints: forest.CheckpointPolicy{Writes: 500}}))
+	depths := map[token.Range]int{}
+	for _, r := range n.Replicas() {
+		depths[r.Range()] = r.Depth()
+	}
+	keys := rangeKeys(rs, "k", 4000, true)
+	ctx := context.Background()
+	for i := 0; i < len(keys); i += 100 {
+		var batch []engine.Row
+		for _, k := range keys[i:min(i+100, len(keys))] {
+			batch = append(batch, engine.Row{Key: k, Value: []byte("v"), TS: 1})
+		}
+		if _, err := n.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range n.Replicas() {
+		if r.Depth() != depths[r.Range()] {
+			t.Errorf("range %v planned at depth %d for %d rows is at depth %d holding %d", r.Range(), depths[r.Range()], perRange, r.Depth(), r.Rows())
+		}
+	}
+	checkTrees(t, n, rs)
+}
