@@ -218,7 +218,9 @@ func (n *Node) runRound(r *round) {
 // now. Several writes of one key in a round make one change.
 func (n *Node) applyRound(r *round) error {
 	rows := r.rows
-	slices.SortStableFunc(rows, func(a, b queued) int { return bytes.Compare(a.ck, b.ck) })
+	// Unstable: several rows of a key yield the one Supersedes picks
+	// whatever their order.
+	slices.SortFunc(rows, func(a, b queued) int { return bytes.Compare(a.ck, b.ck) })
 	// Pebble skips the bottom level's filters by default, taking a seek
 	// there to find its key; most rows live there, and most keys a round
 	// looks up (inserts) are in no table, which the filter says without

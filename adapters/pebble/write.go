@@ -156,7 +156,9 @@ func (n *Node) plan(rows []engine.Row) ([]planned, error) {
 		slab = appendRowKey(slab, plan[i].tok, rows[i].Key)
 		plan[i].ck = slab[start:len(slab):len(slab)]
 	}
-	slices.SortStableFunc(plan, func(a, b planned) int { return bytes.Compare(a.ck, b.ck) })
+	// Unstable: several rows of a key yield the one Supersedes picks
+	// whatever their order (rows equal in all three are the same write).
+	slices.SortFunc(plan, func(a, b planned) int { return bytes.Compare(a.ck, b.ck) })
 	out := plan[:0]
 	for i := 0; i < len(plan); {
 		win := plan[i]

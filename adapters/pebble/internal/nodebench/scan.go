@@ -166,13 +166,14 @@ func (f ScanFigures) Figures() []Figure {
 //   - the scan: Open of the node with no trees kept, so that its forest
 //     builds every range's tree from the rows (reading, checking, hashing
 //     and adding each row, hashing the inner levels, saving the trees);
-//   - floor A: a bare Pebble iteration over the same database, cut into
-//     slices that the workers take in turn, touching each key and value
-//     and decoding nothing;
+//   - floor A: a bare Pebble iteration over the same database, opened
+//     with the node's Pebble options (its block cache and filters), cut
+//     into slices that the workers take in turn, touching each key and
+//     value and decoding nothing;
 //   - floor B: the same rows, held in memory in the database's order,
-//     each given its token, its leaf, its digest (engine.Hasher: the row's
-//     encoding and SHA-256) and added into its leaf — what any build must
-//     do for a row, with no storage at all;
+//     each given its token, its leaf, its digest (engine.Hasher.Digest2:
+//     the row's encoding and SHA-256, two rows at a time) and added into
+//     its leaf — what any build must do for a row, with no storage at all;
 //   - beside them, the validation scan of a node of one range: Open of
 //     the same database without Ranges, which reads every row into one
 //     tree in memory (Node.validate) and writes no tree files.
@@ -404,7 +405,13 @@ const iterSlices = 64
 // touched (their lengths and first bytes summed), by workers taking
 // slices of the row keys in turn.
 func (m *scanMeasure) iterate(ctx context.Context, workers int) (time.Duration, error) {
-	db, err := pebble.Open(m.dbDir, &pebble.Options{Logger: quietLogger{}, ReadOnly: true, Merger: grovepebble.Merger})
+	// The options the node opens Pebble with (pebbleOptions, as the
+	// write measurement's plain side): the same block cache to fill, so
+	// that the floor reads the database as the scan does.
+	o := pebbleOptions()
+	o.ReadOnly, o.Merger = true, grovepebble.Merger
+	db, err := pebble.Open(m.dbDir, o)
+	o.Cache.Unref()
 	if err != nil {
 		return 0, fmt.Errorf("nodebench: opening the database for the iteration: %w", err)
 	}
@@ -515,15 +522,30 @@ func (m *scanMeasure) hash(ctx context.Context, workers int) (time.Duration, err
 				if lo >= len(rows) || ctx.Err() != nil {
 					return
 				}
-				for i := lo; i < min(lo+hashChunk, len(rows)); i++ {
-					r := &rows[i]
-					leaf := full.LeafOf(m.d.p.Token(r.Key), hashDepth)
-					if leaf < 0 {
+				// Two rows at a time through the two-stream kernel, as
+				// the scan's adder hashes them.
+				hi := min(lo+hashChunk, len(rows))
+				for i := lo; i < hi; i += 2 {
+					a := &rows[i]
+					la := full.LeafOf(m.d.p.Token(a.Key), hashDepth)
+					if i+1 == hi {
+						if la < 0 {
+							bad.Add(1)
+							continue
+						}
+						d := h.Digest(a)
+						ls[la].Add(&d)
+						continue
+					}
+					b := &rows[i+1]
+					lb := full.LeafOf(m.d.p.Token(b.Key), hashDepth)
+					if la < 0 || lb < 0 {
 						bad.Add(1)
 						continue
 					}
-					d := h.Digest(r)
-					ls[leaf].Add(&d)
+					da, db := h.Digest2(a, b)
+					ls[la].Add(&da)
+					ls[lb].Add(&db)
 				}
 			}
 		})
