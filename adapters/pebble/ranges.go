@@ -382,16 +382,9 @@ func (n *Node) maybeCheckpoint() {
 	if n.forest == nil || !n.forest.Due() {
 		return
 	}
-	// The checkpoint claims every committed batch.
-	if err := n.settle(); err != nil {
-		n.events.log.Errorf("grovepebble: checkpoint of the trees in %s: %v", n.dir, err)
-		return
-	}
-	g, err := n.forest.Checkpoint(context.Background())
-	if err == nil {
-		err = n.deleteMarks(g)
-	}
+	err := n.checkpointNow()
 	if err == nil && n.forest.Drifted() {
+		var g uint64
 		var moved []forest.Redepth
 		moved, g, err = n.forest.Rebalance(context.Background())
 		if g > 0 {
@@ -404,6 +397,24 @@ func (n *Node) maybeCheckpoint() {
 	if err != nil {
 		n.events.log.Errorf("grovepebble: checkpoint of the trees in %s: %v", n.dir, err)
 	}
+}
+
+// checkpointNow checkpoints a node of many ranges' trees, which then claim
+// every committed batch, and deletes the marks they cover; the caller holds
+// n.mu for writing. A node of one range keeps its tree in memory: nothing
+// to do.
+func (n *Node) checkpointNow() error {
+	if n.forest == nil {
+		return nil
+	}
+	if err := n.settle(); err != nil {
+		return err
+	}
+	g, err := n.forest.Checkpoint(context.Background())
+	if err != nil {
+		return err
+	}
+	return n.deleteMarks(g)
 }
 
 // rows is the Node's row count, over every tree.
