@@ -41,19 +41,22 @@ type treeFile struct {
 // save writes s's nodes, with a header for rows, to path atomically. The
 // caller holds the owner's read lock and knows s is hashed.
 func (s *shape) save(path string, rows int64) error {
-	h := headerOf(s, rows, 0, crc32c(s.nodes))
-	hdr := h.encode()
-	err := atomicfile.Write(path, 0o644, func(f *os.File) error {
-		if _, err := f.Write(hdr[:]); err != nil {
-			return err
-		}
-		_, err := f.Write(s.nodes)
-		return err
-	})
+	err := atomicfile.Write(path, 0o644, func(f *os.File) error { return s.write(f, rows) })
 	if err != nil {
 		return fmt.Errorf("engine: saving %s: %w", path, err)
 	}
 	return nil
+}
+
+// write writes the tree file of s's nodes, with a header for rows, to f.
+func (s *shape) write(f *os.File, rows int64) error {
+	h := headerOf(s, rows, 0, crc32c(s.nodes))
+	hdr := h.encode()
+	if _, err := f.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := f.Write(s.nodes)
+	return err
 }
 
 // Save writes the tree to path: to a temporary file in the same directory,
@@ -73,6 +76,49 @@ func (t *Tree) Save(path string) error {
 	}
 	return t.save(path, t.rows.Load())
 }
+
+// StagedFile is a tree written to a temporary file beside its path, not
+// yet synced: Commit makes it the file at the path as Save does, Abort
+// removes it.
+type StagedFile struct{ f *atomicfile.File }
+
+// SaveStaged is Save in two steps: it writes the tree to a temporary file
+// beside path and returns it, unsynced; the returned file's Commit
+// fsyncs it, renames it over path and fsyncs the directory. The tree may
+// change or close once SaveStaged returns — the file holds its bytes — so
+// a caller building many trees commits one while it builds the next, and
+// the wait for the disk overlaps the work.
+func (t *Tree) SaveStaged(path string) (*StagedFile, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	if t.dirty.Load() {
+		return nil, ErrNotHashed
+	}
+	f, err := atomicfile.Create(path, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("engine: saving %s: %w", path, err)
+	}
+	if err := t.write(f.File, t.rows.Load()); err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("engine: saving %s: %w", path, err)
+	}
+	return &StagedFile{f: f}, nil
+}
+
+// Commit makes the staged file the tree file at its path: fsynced,
+// renamed over it, the directory fsynced.
+func (s *StagedFile) Commit() error {
+	if err := s.f.Commit(); err != nil {
+		return fmt.Errorf("engine: saving: %w", err)
+	}
+	return nil
+}
+
+// Abort removes the staged file; the path keeps what it held.
+func (s *StagedFile) Abort() { s.f.Abort() }
 
 // Save writes the view to path, atomically, as Tree.Save does. A tree file
 // left dirty cannot be saved: ErrNotHashed.

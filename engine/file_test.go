@@ -292,3 +292,70 @@ func TestViewsHaveNoWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveStaged: a staged save leaves the path as it was until Commit,
+// which then holds the bytes Save writes, even though the tree was changed
+// and closed after staging; Abort leaves the path untouched and no
+// temporary file behind; an unhashed tree is refused.
+func TestSaveStaged(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(23, 24))
+	rng := testRanges[1]
+	var rows []Row
+	for _, r := range randomRows(rnd, 2000) {
+		if rng.Contains(token.Murmur3{}.Token(r.Key)) {
+			rows = append(rows, r)
+		}
+	}
+	budget := newBudget()
+	dir := t.TempDir()
+	tr := build(t, budget, rows, rng, 8, 2)
+	want := filepath.Join(dir, "saved.tree")
+	if err := tr.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "staged.tree")
+	if err := os.WriteFile(path, []byte("before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	staged, err := tr.SaveStaged(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "before" {
+		t.Fatal("the path changed before Commit")
+	}
+	// The tree moves on and closes; the staged bytes are those of the
+	// moment of staging.
+	if err := tr.Update(nil, &Row{Key: rows[0].Key, Value: []byte("later"), TS: rows[0].TS + 1}); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	if err := staged.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	ref, _ := os.ReadFile(want)
+	if !reflect.DeepEqual(got, ref) {
+		t.Fatalf("committed file: %d bytes, unlike Save's %d", len(got), len(ref))
+	}
+
+	other := build(t, budget, rows[:10], rng, 8, 2)
+	defer other.Close()
+	staged, err = other.SaveStaged(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged.Abort()
+	if got2, _ := os.ReadFile(path); !reflect.DeepEqual(got2, ref) {
+		t.Fatal("Abort changed the path")
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, ".*")); len(names) != 0 {
+		t.Fatalf("Abort left %v", names)
+	}
+	if err := other.Update(nil, &rows[20]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.SaveStaged(path); !errors.Is(err, ErrNotHashed) {
+		t.Fatalf("staging an unhashed tree: %v, want ErrNotHashed", err)
+	}
+}

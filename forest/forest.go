@@ -377,11 +377,31 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(counts[b], counts[a]) })
-	err = parallel(ctx, len(fresh), func(j int) (err error) {
+	// Each worker hands its tree's file to a goroutine of its own to
+	// sync and open, and builds the next meanwhile: the wait for the disk
+	// overlaps the next build's reading and hashing. At most one file per
+	// worker waits so.
+	var (
+		commits   sync.WaitGroup
+		commitErr = make([]error, len(fresh))
+		slots     = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	)
+	err = parallel(ctx, len(fresh), func(j int) error {
 		i := order[j]
-		built[i], read[i], err = f.build(ctx, opts, fresh[i], depths[i])
-		return err
+		staged, n, err := f.build(ctx, opts, fresh[i], depths[i])
+		read[i] = n
+		if err != nil {
+			return err
+		}
+		slots <- struct{}{}
+		commits.Go(func() {
+			defer func() { <-slots }()
+			built[i], commitErr[i] = f.commitBuilt(opts, fresh[i], staged)
+		})
+		return nil
 	})
+	commits.Wait()
+	err = errors.Join(append([]error{err}, commitErr...)...)
 	for i, t := range built {
 		f.stats.RowsScanned += read[i]
 		if t == nil {
@@ -499,9 +519,10 @@ func recoverTree(ctx context.Context, t *Tree, marks []Mark, store Store) (bool,
 	return true, n, nil
 }
 
-// build makes the tree of a new range from the store, at depth, and opens
-// it writable in the forest's directory.
-func (f *Forest) build(ctx context.Context, opts Options, r token.Range, depth int) (*Tree, int64, error) {
+// build makes the tree of a new range from the store, at depth, and writes
+// it to a staged file in the forest's directory, for commitBuilt to sync
+// and open.
+func (f *Forest) build(ctx context.Context, opts Options, r token.Range, depth int) (*engine.StagedFile, int64, error) {
 	t, err := engine.New(engine.Options{Partitioner: f.part, Range: r, Depth: depth, Layout: opts.Plan.Layout, Budget: opts.Budget, Observer: opts.Observer})
 	if err != nil {
 		return nil, 0, fmt.Errorf("forest: range %s: %w", r, err)
@@ -525,19 +546,31 @@ func (f *Forest) build(ctx context.Context, opts Options, r token.Range, depth i
 	if err == nil {
 		err = t.Hash(ctx)
 	}
-	name := fileName(r)
+	var staged *engine.StagedFile
 	if err == nil {
-		err = t.Save(filepath.Join(f.dir, name))
+		staged, err = t.SaveStaged(filepath.Join(f.dir, fileName(r)))
 	}
+	// The staged file holds the tree's bytes: its memory goes back to the
+	// budget before the next build takes some.
 	t.Close()
 	if err != nil {
 		return nil, n, fmt.Errorf("forest: building %s: %w", r, err)
 	}
+	return staged, n, nil
+}
+
+// commitBuilt makes a built tree's staged file the range's tree file and
+// opens it as the range's live tree.
+func (f *Forest) commitBuilt(opts Options, r token.Range, staged *engine.StagedFile) (*Tree, error) {
+	if err := staged.Commit(); err != nil {
+		return nil, fmt.Errorf("forest: building %s: %w", r, err)
+	}
+	name := fileName(r)
 	live, err := engine.OpenWritable(filepath.Join(f.dir, name), opts.Budget, engine.WithObserver(opts.Observer))
 	if err != nil {
-		return nil, n, fmt.Errorf("forest: %w", err)
+		return nil, fmt.Errorf("forest: %w", err)
 	}
-	return &Tree{Range: r, Live: live, file: name}, n, nil
+	return &Tree{Range: r, Live: live, file: name}, nil
 }
 
 // Stats says what Open did.
