@@ -127,6 +127,24 @@ func (n *Node) RecordMatch(r token.Range, peer string, at time.Time) (err error)
 	if !n.holdsRange(r) {
 		return fmt.Errorf("%w: %v (the node holds %d ranges)", ErrNoSuchRange, r, len(n.Ranges()))
 	}
+	return n.recordMatch(r, peer, at)
+}
+
+// scrubPeer is the peer id of a range's scrub records: the time a scrub
+// found its tree matching the rows on this node's own disk, or made it
+// match. No node has the empty id (RecordMatch refuses it), and the
+// records ride with the match records through ring changes.
+const scrubPeer = ""
+
+// LastScrubbed returns when a scrub last checked range r's tree against its
+// rows, if ever.
+func (n *Node) LastScrubbed(r token.Range) (time.Time, bool) {
+	return n.Matched(r, scrubPeer)
+}
+
+// recordMatch is RecordMatch for any peer id, scrubPeer included; the
+// caller holds the life lock and has checked r.
+func (n *Node) recordMatch(r token.Range, peer string, at time.Time) error {
 	n.matches.mu.Lock()
 	defer n.matches.mu.Unlock()
 	if prev, ok := n.matches.at[r][peer]; ok && !at.After(prev) {

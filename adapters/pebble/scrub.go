@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -57,6 +58,11 @@ type ScrubMismatch struct {
 // by Options.ScanRate like every scan of the rows. A node of many ranges
 // checkpoints its trees afterwards if anything was corrected.
 //
+// Each range checked is recorded with the time of its snapshot
+// (LastScrubbed), and a pass takes the ranges never scrubbed first, then
+// the longest ago: a pass cut short resumes, after a restart too, with
+// the ranges it did not reach.
+//
 // A row that does not decode fails the pass with ErrCorrupt, naming it.
 func (n *Node) Scrub(ctx context.Context) (rep ScrubReport, err error) {
 	defer n.catch(&err)
@@ -82,12 +88,26 @@ func (n *Node) Scrub(ctx context.Context) (rep ScrubReport, err error) {
 	return rep, err
 }
 
-// scrubRanges are the ranges whose trees Scrub checks.
+// scrubRanges are the ranges whose trees Scrub checks, in the order it
+// checks them: those never scrubbed first, then the longest ago, so that a
+// pass cut short by a restart resumes where it stopped.
 func (n *Node) scrubRanges() []token.Range {
-	if n.forest == nil {
-		return []token.Range{n.rng}
-	}
-	return n.ranges
+	rs := n.Ranges()
+	slices.SortStableFunc(rs, func(a, b token.Range) int {
+		ta, oka := n.LastScrubbed(a)
+		tb, okb := n.LastScrubbed(b)
+		switch {
+		case oka != okb:
+			if !oka {
+				return -1
+			}
+			return 1
+		case !oka:
+			return 0
+		}
+		return ta.Compare(tb)
+	})
+	return rs
 }
 
 // liveTree is the tree of range r now; the caller holds n.mu.
@@ -126,6 +146,7 @@ func (n *Node) scrubRange(ctx context.Context, r token.Range, rep *ScrubReport) 
 		return err
 	}
 	snap := n.db.NewSnapshot()
+	at := time.Now()
 	n.mu.Unlock()
 	fixes, rowDelta, err := n.scrubRead(ctx, snap, view, rep)
 	err = errors.Join(err, snap.Close(), view.Close())
@@ -143,6 +164,10 @@ func (n *Node) scrubRange(ctx context.Context, r token.Range, rep *ScrubReport) 
 		return nil
 	}
 	if err := live.CorrectLeaves(fixes, rowDelta); err != nil {
+		return err
+	}
+	// Recorded as of the snapshot the rows were read from.
+	if err := n.recordMatch(r, scrubPeer, at); err != nil {
 		return err
 	}
 	rep.Ranges++

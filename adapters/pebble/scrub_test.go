@@ -2,11 +2,13 @@ package grovepebble
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -264,5 +266,50 @@ func TestScrubOneRange(t *testing.T) {
 	}
 	if gotRoot != wantRoot || n.Rows() != ref.Rows() {
 		t.Fatalf("scrubbed tree: root %x, %d rows; a rebuild: %x, %d rows", gotRoot[:8], n.Rows(), wantRoot[:8], ref.Rows())
+	}
+}
+
+// TestScrubResumes: a pass cut short records the ranges it checked; after
+// a reopen the next pass takes the others first, and every range ends up
+// recorded.
+func TestScrubResumes(t *testing.T) {
+	rs := testRanges()
+	dir := t.TempDir()
+	// About 15 KB of rows a range, read at 200 KB/s: a range takes
+	// tens of milliseconds.
+	opts := Options{Ranges: rs, ScanRate: 200 << 10}
+	n := openNode(t, dir, created(opts))
+	loadRows(t, n, rangeKeys(rs, "k", 3000, true), 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := n.Scrub(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a pass cut short: %v, want the deadline", err)
+	}
+	done := map[token.Range]bool{}
+	for _, r := range rs {
+		if _, ok := n.LastScrubbed(r); ok {
+			done[r] = true
+		}
+	}
+	if len(done) == 0 || len(done) == len(rs) {
+		t.Fatalf("%d of %d ranges recorded after a pass cut short; the test needs some", len(done), len(rs))
+	}
+	n = reopen(t, n, dir, Options{Ranges: rs})
+	order := n.scrubRanges()
+	for i, r := range order {
+		if done[r] != (i >= len(rs)-len(done)) {
+			t.Fatalf("after a reopen the pass would take %v; the ranges not yet scrubbed (%d) must come first", order, len(rs)-len(done))
+		}
+	}
+	before := time.Now()
+	if _, err := n.Scrub(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		at, ok := n.LastScrubbed(r)
+		if !ok || at.Before(before) {
+			t.Fatalf("range %v: last scrubbed %v (%v), want after %v", r, at, ok, before)
+		}
 	}
 }
