@@ -162,6 +162,9 @@ type RangeConsistency struct {
 	// AsOf is the oldest of the range's matches with its peers; nil when
 	// some peer never matched.
 	AsOf *time.Time `json:"consistent_as_of"`
+	// LastScrub is when a scrub last checked the range's tree against the
+	// rows on this node's disk; nil if never.
+	LastScrub *time.Time `json:"last_scrub"`
 }
 
 // SetRanges makes fn the source of the node's per-range consistency,

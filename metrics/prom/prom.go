@@ -20,7 +20,7 @@ type Collector struct {
 	treesOpen, builds, rehashes, diffs  *prometheus.Desc
 	sessions, sessionsOpen, failed      *prometheus.Desc
 	bytes, roundTrips, errors           *prometheus.Desc
-	consistentAge                       *prometheus.Desc
+	consistentAge, scrubAge             *prometheus.Desc
 }
 
 // NewCollector returns a collector for s; register it with
@@ -46,13 +46,15 @@ func NewCollector(s *metrics.Set) *Collector {
 		errors:       d("errors_total", "Errors by operation.", "op"),
 		consistentAge: d("range_consistent_age_seconds", "Seconds since all of the range's replicas last matched this node's (+Inf: some never did); it must stay under gc_grace_seconds.",
 			"lo", "hi"),
+		scrubAge: d("range_scrub_age_seconds", "Seconds since a scrub last checked the range's tree against the rows on this node's disk (+Inf: never).",
+			"lo", "hi"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.budgetUsed, c.budgetPeak, c.budgetLimit, c.treesOpen, c.builds, c.rehashes, c.diffs,
-		c.sessions, c.sessionsOpen, c.failed, c.bytes, c.roundTrips, c.errors, c.consistentAge} {
+		c.sessions, c.sessionsOpen, c.failed, c.bytes, c.roundTrips, c.errors, c.consistentAge, c.scrubAge} {
 		ch <- d
 	}
 }
@@ -90,11 +92,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.errors, n, op)
 	}
 	now := time.Now()
-	for _, r := range v.Ranges {
-		age := math.Inf(1)
-		if r.AsOf != nil {
-			age = now.Sub(*r.AsOf).Seconds()
+	age := func(at *time.Time) float64 {
+		if at == nil {
+			return math.Inf(1)
 		}
-		ch <- prometheus.MustNewConstMetric(c.consistentAge, prometheus.GaugeValue, age, r.Lo, r.Hi)
+		return now.Sub(*at).Seconds()
+	}
+	for _, r := range v.Ranges {
+		ch <- prometheus.MustNewConstMetric(c.consistentAge, prometheus.GaugeValue, age(r.AsOf), r.Lo, r.Hi)
+		ch <- prometheus.MustNewConstMetric(c.scrubAge, prometheus.GaugeValue, age(r.LastScrub), r.Lo, r.Hi)
 	}
 }

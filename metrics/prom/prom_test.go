@@ -77,13 +77,14 @@ grove_trees_open 2
 	}
 }
 
-// TestRangeConsistentAge: each range of the Set's source is a gauge of the
-// seconds since its replicas last matched, +Inf for one that never did.
-func TestRangeConsistentAge(t *testing.T) {
+// TestRangeAges: each range of the Set's source is a gauge of the seconds
+// since its replicas last matched, and one of the seconds since its last
+// scrub, +Inf for a range that never did.
+func TestRangeAges(t *testing.T) {
 	s := metrics.New()
-	hourAgo := time.Now().Add(-time.Hour)
+	hourAgo, dayAgo := time.Now().Add(-time.Hour), time.Now().Add(-24*time.Hour)
 	s.SetRanges(func() []metrics.RangeConsistency {
-		return []metrics.RangeConsistency{{Lo: "-5", Hi: "3", AsOf: &hourAgo}, {Lo: "3", Hi: "9"}}
+		return []metrics.RangeConsistency{{Lo: "-5", Hi: "3", AsOf: &hourAgo}, {Lo: "3", Hi: "9", LastScrub: &dayAgo}}
 	})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(s))
@@ -91,25 +92,34 @@ func TestRangeConsistentAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "grove_range_consistent_age_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var lo, hi string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "lo":
-					lo = l.GetValue()
-				case "hi":
-					hi = l.GetValue()
-				}
+	for _, tc := range []struct {
+		metric     string
+		set, inf   string // the range with a time, the one without
+		wantAgeSec float64
+	}{
+		{"grove_range_consistent_age_seconds", "-5,3", "3,9", 3600},
+		{"grove_range_scrub_age_seconds", "3,9", "-5,3", 86400},
+	} {
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != tc.metric {
+				continue
 			}
-			got[lo+","+hi] = m.GetGauge().GetValue()
+			for _, m := range mf.GetMetric() {
+				var lo, hi string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "lo":
+						lo = l.GetValue()
+					case "hi":
+						hi = l.GetValue()
+					}
+				}
+				got[lo+","+hi] = m.GetGauge().GetValue()
+			}
 		}
-	}
-	if len(got) != 2 || !math.IsInf(got["3,9"], 1) || got["-5,3"] < 3600 || got["-5,3"] > 3600+300 {
-		t.Fatalf("range ages %v; want (-5, 3] about 3600 s and (3, 9] +Inf", got)
+		if len(got) != 2 || !math.IsInf(got[tc.inf], 1) || got[tc.set] < tc.wantAgeSec || got[tc.set] > tc.wantAgeSec+300 {
+			t.Fatalf("%s: %v; want %s about %v s and %s +Inf", tc.metric, got, tc.set, tc.wantAgeSec, tc.inf)
+		}
 	}
 }

@@ -19,9 +19,20 @@ func consistency(node *grovepebble.Node, nr *nodeRing) []metrics.RangeConsistenc
 		if at, ok := node.ConsistentAsOf(rep.Range, rep.Peers); ok {
 			rc.AsOf = &at
 		}
+		if at, ok := node.LastScrubbed(rep.Range); ok {
+			rc.LastScrub = &at
+		}
 		out = append(out, rc)
 	}
 	return out
+}
+
+// scrubText is a last scrub time in inspect's text form.
+func scrubText(at *time.Time) string {
+	if at == nil {
+		return "never scrubbed"
+	}
+	return "scrubbed " + at.UTC().Format(time.RFC3339)
 }
 
 // asOfText is a consistency time in inspect's text form.

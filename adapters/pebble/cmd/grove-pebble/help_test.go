@@ -13,7 +13,7 @@ import (
 // all its flags, each with its usage and default.
 func TestHelp(t *testing.T) {
 	ctx := context.Background()
-	clitest.CheckHelp(t, program(ctx), &env{ctx: ctx, stdout: &cliout.Writer{}}, []string{"load", "serve", "sync", "dump", "inspect", "verify", "repair", "cleanup", "bench"})
+	clitest.CheckHelp(t, program(ctx), &env{ctx: ctx, stdout: &cliout.Writer{}}, []string{"load", "serve", "sync", "dump", "inspect", "verify", "repair", "scrub", "cleanup", "bench"})
 }
 
 // TestDepthFlag: --depth takes what grove's does (cli.Depth) but from 1:

@@ -72,6 +72,8 @@ func commands() []cli.Command[*env] {
 			Summary: "rebuild each range's tree from a full scan and compare it with the kept one; exit 2 naming the first that differs", Run: runFunc(runVerify).bind()},
 		{Name: "repair", Usage: "repair --ring RING.json --node ID [--db DIR] [--json] [--peers-parallel P] [--range-timeout D] [--attempts N] [--stream-rate MB/s] [--budget SIZE] [TLS flags]",
 			Summary: "repair every range of the node with every other replica of it, at the addresses the ring gives; exit 0 all in sync, 1 differences repaired, 2 a range failed", Run: runFunc(runRepair).bind()},
+		{Name: "scrub", Usage: "scrub --db DIR --ring RING.json --node ID [--rate MB/s] [--budget SIZE]",
+			Summary: "read every range's rows again and set each leaf whose tree disagrees with them to what they say (bit rot, restored files, writes around grove), for the next repair to see; JSON report; exit 0 none found, 1 some corrected", Run: runFunc(runScrub).bind()},
 		{Name: "cleanup", Usage: "cleanup --db DIR --ring RING.json --node ID [--budget SIZE]",
 			Summary: "delete the rows of ranges the ring no longer gives the node, kept since it changed (as nodetool cleanup); reads no rows", Run: runFunc(runCleanup).bind()},
 		{Name: "bench", Usage: "bench [--json] [--quick] [--dir DIR]",
@@ -88,7 +90,7 @@ func program(ctx context.Context) *cli.Program[*env] {
 		Commands: commands(),
 		Footer: "\nonly load creates a database; serve and sync refuse a --db that is not one, unless --create\n" +
 			"run 'grove-pebble COMMAND --help' for a command's flags and their defaults\n" +
-			"exit status: 0 ok/in sync, 1 different (sync), 2 error\n",
+			"exit status: 0 ok/in sync, 1 different (sync, repair) or corrected (scrub), 2 error\n",
 		Env: func(args []string, stdout *cliout.Writer, stderr io.Writer) ([]string, *env, error) {
 			return args, &env{ctx: ctx, stdout: stdout, stderr: stderr}, nil
 		},

@@ -109,6 +109,9 @@ type rangeDetail struct {
 	// ConsistentAsOf is when all the range's replicas last matched this
 	// one; null if some peer never did.
 	ConsistentAsOf *time.Time `json:"consistent_as_of"`
+	// LastScrub is when a scrub last checked the range's tree against the
+	// rows on this node's disk; null if never.
+	LastScrub *time.Time `json:"last_scrub"`
 }
 
 // spanDetail is a span of rows the node keeps but no longer replicates,
@@ -183,7 +186,7 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		}
 		rep.RangesDetail = append(rep.RangesDetail, rangeDetail{
 			Lo: strconv.FormatInt(r.Range().Lo, 10), Hi: strconv.FormatInt(r.Range().Hi, 10),
-			Depth: d, Rows: r.Rows(), Peers: peers, ConsistentAsOf: asOf[i].AsOf,
+			Depth: d, Rows: r.Rows(), Peers: peers, ConsistentAsOf: asOf[i].AsOf, LastScrub: asOf[i].LastScrub,
 		})
 	}
 	rep.Unowned = []spanDetail{}
@@ -207,7 +210,7 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		nr.id, rep.Ranges, rep.Rows, rep.RowsScannedAtOpen, s.Reused, s.Recovered, s.Built, s.Dropped)
 	fmt.Fprintf(stdout, "trees: %s of a %s budget\n", arena.FormatBytes(rep.TreeBytes), arena.FormatBytes(rep.BudgetBytes))
 	for _, d := range rep.RangesDetail {
-		fmt.Fprintf(stdout, "(%s, %s] depth %d, %d rows, peers %v, %s\n", d.Lo, d.Hi, d.Depth, d.Rows, d.Peers, asOfText(d.ConsistentAsOf))
+		fmt.Fprintf(stdout, "(%s, %s] depth %d, %d rows, peers %v, %s, %s\n", d.Lo, d.Hi, d.Depth, d.Rows, d.Peers, asOfText(d.ConsistentAsOf), scrubText(d.LastScrub))
 	}
 	for _, u := range rep.Unowned {
 		fmt.Fprintf(stdout, "(%s, %s] no longer the node's: ~%s kept until 'grove-pebble cleanup'\n", u.Lo, u.Hi, arena.FormatBytes(int64(u.Bytes)))
