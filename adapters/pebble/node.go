@@ -171,6 +171,8 @@ type Node struct {
 	// batch; the Node then refuses writes and views.
 	broken error
 	limit  *rateLimiter // Options.ScanRate, nil for none
+	// scrubber is the background scrub StartScrub started, if any.
+	scrubber scrubber
 
 	// commit commits a write batch. Tests replace it to make a commit fail.
 	commit func(*pebble.Batch, *pebble.WriteOptions) error
@@ -477,6 +479,9 @@ func (n *Node) empty() (bool, error) {
 // until released. Close is idempotent. After ErrFatal it closes only the
 // tree: Pebble stopped where closing it could block forever.
 func (n *Node) Close() (err error) {
+	// Before the life lock, which a scrub of a range holds for reading
+	// for as long as its paced read takes.
+	n.stopScrub()
 	n.life.Lock()
 	defer n.life.Unlock()
 	if n.closed {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -76,7 +78,7 @@ func (n *Node) Scrub(ctx context.Context) (rep ScrubReport, err error) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if err := n.scrubRange(ctx, r, &rep); err != nil {
+		if err := n.scrubRange(ctx, r, &rep, nil); err != nil {
 			return rep, fmt.Errorf("grovepebble: scrub of %v: %w", r, err)
 		}
 	}
@@ -123,7 +125,7 @@ func (n *Node) liveTree(r token.Range) (*engine.Tree, bool) {
 }
 
 // scrubRange checks one range's tree against its rows, adding to rep.
-func (n *Node) scrubRange(ctx context.Context, r token.Range, rep *ScrubReport) error {
+func (n *Node) scrubRange(ctx context.Context, r token.Range, rep *ScrubReport, pace *rateLimiter) error {
 	// The leaves and the snapshot, together: with n.mu held and the
 	// maintainer settled, the tree is exactly the committed data.
 	n.mu.Lock()
@@ -148,7 +150,7 @@ func (n *Node) scrubRange(ctx context.Context, r token.Range, rep *ScrubReport) 
 	snap := n.db.NewSnapshot()
 	at := time.Now()
 	n.mu.Unlock()
-	fixes, rowDelta, err := n.scrubRead(ctx, snap, view, rep)
+	fixes, rowDelta, err := n.scrubRead(ctx, snap, view, rep, pace)
 	err = errors.Join(err, snap.Close(), view.Close())
 	if err != nil {
 		return err
@@ -190,7 +192,7 @@ const scrubLeaves = 4096
 // scrubRead sums the snapshot's rows of the view's range per leaf and
 // returns the corrections that take each leaf of the view to its rows'
 // sum, and the row count's.
-func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engine.LeafView, rep *ScrubReport) ([]engine.LeafCorrection, int64, error) {
+func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engine.LeafView, rep *ScrubReport, pace *rateLimiter) ([]engine.LeafCorrection, int64, error) {
 	rng, depth := view.Range(), view.Depth()
 	lower, upper := rangeBounds(rng)
 	it, err := snap.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -251,7 +253,7 @@ func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engin
 		b := int64(len(ck) + len(v))
 		rep.Bytes += b
 		if owed += b; owed >= scanChunk {
-			if err := n.limit.wait(ctx, owed); err != nil {
+			if err := payScrub(ctx, owed, n.limit, pace); err != nil {
 				return nil, 0, err
 			}
 			owed = 0
@@ -265,9 +267,126 @@ func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engin
 			return nil, 0, err
 		}
 	}
-	if err := n.limit.wait(ctx, owed); err != nil {
+	if err := payScrub(ctx, owed, n.limit, pace); err != nil {
 		return nil, 0, err
 	}
 	rep.Rows += rows
 	return fixes, rows - view.Rows(), nil
+}
+
+// payScrub charges a scrub's bytes to the node's scan rate, which every
+// scan shares, and to the scrub's own pace.
+func payScrub(ctx context.Context, n int64, scan, pace *rateLimiter) error {
+	if err := scan.wait(ctx, n); err != nil {
+		return err
+	}
+	return pace.wait(ctx, n)
+}
+
+// DefaultScrubPass is how long AutoScrubRate gives a pass over a node's
+// data: well inside Cassandra's default gc_grace_seconds of ten days, so
+// that damage is found, and repaired from a peer, before the tombstones
+// that could bring deleted rows back are purged.
+const DefaultScrubPass = 3 * 24 * time.Hour
+
+// MinScrubRate is the least rate AutoScrubRate gives, in bytes a second.
+const MinScrubRate = 1 << 20
+
+// AutoScrubRate is the rate, in bytes a second, at which a scrub of
+// diskBytes of data takes DefaultScrubPass, and at least MinScrubRate.
+func AutoScrubRate(diskBytes uint64) float64 {
+	return max(MinScrubRate, float64(diskBytes)/DefaultScrubPass.Seconds())
+}
+
+// scrubber is a background scrub's handle.
+type scrubber struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// scrubIdle is how long the background scrub waits after a pass that read
+// nothing or failed, before the next.
+const scrubIdle = time.Minute
+
+// StartScrub starts a background scrub that checks the node's ranges
+// without end, a range at a time in the order Scrub takes them, reading
+// at most rate bytes a second (and within Options.ScanRate, which every
+// scan shares): each range's tree is checked against its rows and
+// corrected as Scrub does, and LastScrubbed records it, so that a restart
+// resumes where the scrub stopped. Mismatches are logged as they are
+// found. It runs until Close; a second StartScrub is refused.
+func (n *Node) StartScrub(rate float64) error {
+	if !(rate > 0) || math.IsInf(rate, 1) {
+		return fmt.Errorf("%w: scrub rate %v bytes/s, want more than 0", ErrOptions, rate)
+	}
+	if err := n.use(); err != nil {
+		return err
+	}
+	defer n.life.RUnlock()
+	s := &n.scrubber
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done != nil {
+		return fmt.Errorf("%w: a background scrub is already running", ErrOptions)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done = cancel, make(chan struct{})
+	go n.scrubLoop(ctx, newRateLimiter(rate), s.done)
+	return nil
+}
+
+// stopScrub stops the background scrub, if any, and waits for it.
+func (n *Node) stopScrub() {
+	s := &n.scrubber
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// scrubLoop is the background scrub.
+func (n *Node) scrubLoop(ctx context.Context, pace *rateLimiter, done chan struct{}) {
+	defer close(done)
+	for ctx.Err() == nil {
+		var read int64
+		failed := false
+		for _, r := range n.scrubRanges() {
+			if ctx.Err() != nil || n.use() != nil {
+				return
+			}
+			b, err := n.scrubOne(ctx, r, pace)
+			n.life.RUnlock()
+			read += b
+			if err != nil && ctx.Err() == nil {
+				n.events.log.Errorf("grovepebble: background scrub of %v in %s: %v", r, n.dir, err)
+				failed = true
+			}
+		}
+		if read == 0 || failed {
+			select {
+			case <-ctx.Done():
+			case <-time.After(scrubIdle):
+			}
+		}
+	}
+}
+
+// scrubOne scrubs range r and, if it corrected anything, checkpoints; it
+// returns the bytes it read. The caller holds the life lock.
+func (n *Node) scrubOne(ctx context.Context, r token.Range, pace *rateLimiter) (_ int64, err error) {
+	defer n.catch(&err)
+	var rep ScrubReport
+	if err := n.scrubRange(ctx, r, &rep, pace); err != nil {
+		return rep.Bytes, err
+	}
+	if len(rep.Mismatches) == 0 && rep.RowsCorrected == 0 {
+		return rep.Bytes, nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return rep.Bytes, n.checkpointNow()
 }

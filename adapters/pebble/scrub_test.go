@@ -313,3 +313,65 @@ func TestScrubResumes(t *testing.T) {
 		}
 	}
 }
+
+// TestBackgroundScrub: a node scrubbing in the background finds the damage
+// on its own, range after range, and every tree ends up equal to a rebuild
+// from its rows; a second StartScrub, and a rate of 0, are refused.
+func TestBackgroundScrub(t *testing.T) {
+	rs := testRanges()
+	n := openNode(t, t.TempDir(), created(Options{Ranges: rs}))
+	keys := rangeKeys(rs, "k", 3000, true)
+	loadRows(t, n, keys, 10)
+	n.Rows()
+	damage(t, n, keys, rangeKeys(rs, "stray", 1, true)[0])
+	if err := n.StartScrub(0); !errors.Is(err, ErrOptions) {
+		t.Fatalf("StartScrub(0): %v, want ErrOptions", err)
+	}
+	start := time.Now()
+	if err := n.StartScrub(50 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartScrub(50 << 20); !errors.Is(err, ErrOptions) {
+		t.Fatalf("a second StartScrub: %v, want ErrOptions", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all := true
+		for _, r := range rs {
+			if at, ok := n.LastScrubbed(r); !ok || at.Before(start) {
+				all = false
+			}
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background scrub did not reach every range in 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	checkTrees(t, n, rs)
+}
+
+// TestCloseStopsScrub: Close does not wait for a slow background scrub to
+// finish its range.
+func TestCloseStopsScrub(t *testing.T) {
+	rs := testRanges()
+	n := openNode(t, t.TempDir(), created(Options{Ranges: rs}))
+	loadRows(t, n, rangeKeys(rs, "k", 3000, true), 10)
+	// At 1 KiB/s a range of ~15 KB takes many seconds.
+	if err := n.StartScrub(1 << 10); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited on the background scrub")
+	}
+}

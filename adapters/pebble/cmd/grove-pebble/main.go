@@ -61,7 +61,7 @@ func commands() []cli.Command[*env] {
 	return []cli.Command[*env]{
 		{Name: "load", Usage: "load --db DIR --rows ROWS.jsonl [--batch-rows N] [--ring RING.json --node ID [--checkpoint-rows N] [--checkpoint-interval D]] [--scan-rate MB/s]",
 			Summary: "check every row, then write them into the database through the write path, creating it if absent (- reads stdin)", Run: runFunc(runLoad).bind()},
-		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB] [--scan-rate MB/s] [--ring RING.json --node ID [--checkpoint-rows N] [--checkpoint-interval D]]",
+		{Name: "serve", Usage: "serve --db DIR --listen HOST:PORT [--create] [--depth N|auto] [--budget SIZE] [--idle-timeout 2m] [--tls-cert F --tls-key F --tls-ca F] [--max-message 64MiB] [--scan-rate MB/s] [--scrub-rate MB/s|auto|off] [--ring RING.json --node ID [--checkpoint-rows N] [--checkpoint-interval D]]",
 			Summary: "serve the database to repair sessions (Connect/gRPC over HTTP/2) until SIGINT/SIGTERM", Run: runFunc(runServe).bind()},
 		{Name: "sync", Usage: "sync --db DIR --peer URL [--create] [--repair] [--json] [--timeout 30s] [--depth N|auto] [--scan-rate MB/s] [TLS flags] [--ring RING.json --node ID, then --peer ID or none for every peer]",
 			Summary: "list the keys only here, only there (only at the peer) and different; with --repair, repair them on both sides; exit 0 in sync, 1 different", Run: runFunc(runSync).bind()},

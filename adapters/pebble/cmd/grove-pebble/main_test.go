@@ -151,6 +151,11 @@ func TestCommandLoadServeSyncDump(t *testing.T) {
 	if second := nextLine(); !regexp.MustCompile(`^validation scan: 500 rows, [0-9.]+ MB in .* \([0-9]+ rows/s, [0-9.]+ MB/s, \d+ workers\)`).MatchString(second) {
 		t.Fatalf("serve's second line %q", second)
 	}
+	// --scrub-rate auto: a pass over the node's data in three days, at
+	// least 1 MiB/s.
+	if third := nextLine(); third != "background scrub at 1.0 MB/s" {
+		t.Fatalf("serve's third line %q", third)
+	}
 	repairLog := make(chan string, 8)
 	go func() {
 		for lines.Scan() {

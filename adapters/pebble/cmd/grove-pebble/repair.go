@@ -32,7 +32,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	tf := cli.AddNet(fs)
 	listen := fs.String("listen", "127.0.0.1:7420", "address to listen on (`HOST:PORT`; port 0 picks one; the address is printed)")
 	idle := fs.Duration("idle-timeout", 2*time.Minute, "end a session no call has touched for this long")
+	scrubFlag := fs.String("scrub-rate", "auto", "scrub the node's rows in the background at `MB/s` (10^6 bytes a second), checking each range's tree against them; auto: a pass in 3 days, at least 1 MiB/s; off: none")
 	if err := cli.ParseNamed(fs, args); err != nil {
+		return 0, err
+	}
+	scrubRate, err := parseScrubRate(*scrubFlag)
+	if err != nil {
 		return 0, err
 	}
 	if *idle <= 0 {
@@ -55,6 +60,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 		return 0, err
 	}
 	defer node.Close()
+	if scrubRate, err = startScrub(node, scrubRate); err != nil {
+		return 0, err
+	}
 	set := metrics.New()
 	set.AddBudget("trees", nf.opened)
 	if nr := nf.placed; nr != nil {
@@ -119,6 +127,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	} else {
 		fmt.Fprintf(stdout, "serving %d rows (depth %d) on %s://%s\n", node.Rows(), node.Depth(), scheme, ln.Addr())
 		fmt.Fprintln(stdout, node.ScanStats())
+	}
+	if scrubRate > 0 {
+		fmt.Fprintf(stdout, "background scrub at %.1f MB/s\n", scrubRate/1e6)
 	}
 	// Whoever started serve waits for the first line to learn the address.
 	if f, ok := stdout.(interface{ Sync() error }); ok {

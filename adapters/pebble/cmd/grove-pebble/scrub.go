@@ -80,3 +80,39 @@ func mismatchOf(m grovepebble.ScrubMismatch) scrubMismatch {
 	d := func(t int64) string { return strconv.FormatInt(t, 10) }
 	return scrubMismatch{Lo: d(m.Range.Lo), Hi: d(m.Range.Hi), Leaf: m.Leaf, LeafLo: d(m.Span.Lo), LeafHi: d(m.Span.Hi)}
 }
+
+// parseScrubRate reads --scrub-rate: MB/s, auto (-1) or off (0).
+func parseScrubRate(s string) (float64, error) {
+	switch s {
+	case "auto":
+		return -1, nil
+	case "off", "0":
+		return 0, nil
+	}
+	mbps, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(mbps > 0) || math.IsInf(mbps, 1) {
+		return 0, fmt.Errorf("--scrub-rate %q: want MB/s above 0, auto or off", s)
+	}
+	return mbps * 1e6, nil
+}
+
+// startScrub starts serve's background scrub at rate bytes a second, or
+// for auto (-1) at grovepebble.AutoScrubRate of the node's data, and
+// returns the rate (0: none).
+func startScrub(node *grovepebble.Node, rate float64) (float64, error) {
+	if rate == 0 {
+		return 0, nil
+	}
+	if rate < 0 {
+		var bytes uint64
+		for _, r := range node.Ranges() {
+			b, err := node.DiskBytes(r)
+			if err != nil {
+				return 0, err
+			}
+			bytes += b
+		}
+		rate = grovepebble.AutoScrubRate(bytes)
+	}
+	return rate, node.StartScrub(rate)
+}

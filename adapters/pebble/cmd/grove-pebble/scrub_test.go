@@ -3,8 +3,11 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,23 +38,7 @@ func TestScrubCommand(t *testing.T) {
 	// One row lost underneath the trees.
 	lost := []byte(keys[7])
 	tok := token.Murmur3{}.Token(lost)
-	ck := binary.BigEndian.AppendUint64([]byte{0x01}, uint64(tok)^(1<<63))
-	ck = append(ck, lost...)
-	pdb, err := pebble.Open(db, &pebble.Options{Logger: quiet{}, Merger: grovepebble.Merger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, closer, err := pdb.Get(ck); err != nil {
-		t.Fatalf("the row to lose is not stored under %x: %v", ck, err)
-	} else {
-		closer.Close()
-	}
-	if err := pdb.Delete(ck, pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
-	if err := pdb.Close(); err != nil {
-		t.Fatal(err)
-	}
+	loseRow(t, db, lost)
 	if code, _, _ := runCmd(t, append([]string{"verify"}, node...)...); code != exitError {
 		t.Fatalf("verify of the damaged node: exit %d, want %d", code, exitError)
 	}
@@ -103,5 +90,84 @@ func TestScrubCommand(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, append([]string{"scrub", "--rate", "-1"}, node...)...); code != exitError {
 		t.Fatalf("scrub --rate -1: exit %d, want %d", code, exitError)
+	}
+}
+
+// loseRow deletes key's row from the node's database straight through
+// Pebble, as a lost file or a buggy tool would.
+func loseRow(t *testing.T, db string, key []byte) {
+	t.Helper()
+	ck := binary.BigEndian.AppendUint64([]byte{0x01}, uint64(token.Murmur3{}.Token(key))^(1<<63))
+	ck = append(ck, key...)
+	pdb, err := pebble.Open(db, &pebble.Options{Logger: quiet{}, Merger: grovepebble.Merger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, closer, err := pdb.Get(ck); err != nil {
+		t.Fatalf("the row to lose is not stored under %x: %v", ck, err)
+	} else {
+		closer.Close()
+	}
+	if err := pdb.Delete(ck, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := pdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeScrubs: serve scrubs in the background: every range's
+// grove_range_scrub_age_seconds turns finite, and the tree of a lost row's
+// range is corrected (verify passes once serve stops). Bad --scrub-rate
+// values are refused.
+func TestServeScrubs(t *testing.T) {
+	dir := t.TempDir()
+	ringPath := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringPath, []byte(testRing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	lines, keys := ringKeys("k", 1000, true)
+	node := []string{"--db", db, "--ring", ringPath, "--node", "n1"}
+	if code, _, errs := runCmd(t, append([]string{"load", "--rows", writeRows(t, dir, "rows.jsonl", lines)}, node...)...); code != exitOK {
+		t.Fatal(errs)
+	}
+	loseRow(t, db, []byte(keys[3]))
+	for _, bad := range []string{"-1", "x", "0.0", "inf"} {
+		if code, _, errs := runCmd(t, append([]string{"serve", "--scrub-rate", bad}, node...)...); code != exitError || !strings.Contains(errs, "--scrub-rate") {
+			t.Fatalf("serve --scrub-rate %s: exit %d, %q", bad, code, errs)
+		}
+	}
+	addr, srv := startServe(t, append([]string{"serve", "--scrub-rate", "50"}, node...)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var ages []string
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "grove_range_scrub_age_seconds{") {
+				ages = append(ages, l)
+			}
+		}
+		if len(ages) == 0 {
+			t.Fatalf("no grove_range_scrub_age_seconds in /metrics")
+		}
+		if !strings.Contains(strings.Join(ages, "\n"), "+Inf") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s some range was never scrubbed: %v", ages)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, errs := srv.stop(); code != exitOK {
+		t.Fatalf("serve: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runCmd(t, append([]string{"verify"}, node...)...); code != exitOK {
+		t.Fatalf("verify after serve's scrub: exit %d: %s", code, errs)
 	}
 }
