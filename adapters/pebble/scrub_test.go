@@ -119,6 +119,9 @@ func TestScrubFindsDamage(t *testing.T) {
 		t.Fatalf("report %+v: want %d ranges, %d rows read, the count corrected by -1", rep, len(rs), len(keys)-1)
 	}
 	checkTrees(t, n, rs)
+	if st := n.ScrubStats(); st.Ranges != int64(len(rs)) || st.Rows != rep.Rows || st.Bytes != rep.Bytes || st.Mismatches != int64(len(rep.Mismatches)) {
+		t.Fatalf("ScrubStats %+v after one pass reporting %+v", st, rep)
+	}
 
 	again, err := n.Scrub(ctx)
 	if err != nil {

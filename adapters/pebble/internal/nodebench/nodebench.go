@@ -99,6 +99,10 @@ var measurements = []measurement{
 		f, err := Write(ctx, o)
 		return f.Figures(), err
 	}},
+	{"scrub", func(ctx context.Context, o Options) ([]Figure, error) {
+		f, err := Scrub(ctx, o)
+		return f.Figures(), err
+	}},
 }
 
 // Run runs every measurement in turn and returns their figures in one
@@ -124,17 +128,27 @@ type Target struct {
 	// AtLeast is true for a floor (≥ Value), false for a ceiling (≤).
 	AtLeast bool
 	Value   float64
+	// Within, if positive, makes the target Value ± Within instead.
+	Within float64
 }
 
 // Met reports whether v meets the target.
 func (t Target) Met(v float64) bool {
-	if t.AtLeast {
+	switch {
+	case t.Within > 0:
+		// A hair over Within, so that a value on the band's edge counts
+		// whatever the rounding of its subtraction.
+		return math.Abs(v-t.Value) <= t.Within*(1+1e-9)
+	case t.AtLeast:
 		return v >= t.Value
 	}
 	return v <= t.Value
 }
 
 func (t Target) String() string {
+	if t.Within > 0 {
+		return fmt.Sprintf("%s ± %s", formatValue(t.Value), formatValue(t.Within))
+	}
 	op := "≤"
 	if t.AtLeast {
 		op = "≥"
@@ -148,6 +162,8 @@ var Targets = map[string]Target{
 	"write_fg_ratio_256": {Value: WriteFgTarget256},
 	"write_ratio_256":    {Value: WriteTarget256},
 	"write_ratio_16":     {Value: WriteTarget16},
+	// Issue 16: the background scrub keeps within 10% of its rate.
+	"scrub_rate_ratio": {Value: 1, Within: 0.1},
 }
 
 // WriteJSON writes the report's JSON form, indented, on one object.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	grovepebble "github.com/antientropy/grove/adapters/pebble"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -131,5 +132,40 @@ func TestReport(t *testing.T) {
 				t.Fatalf("table:\n%s\nwant scan_vs_floor first, ending %s", text.String(), tc.verdict)
 			}
 		})
+	}
+}
+
+// TestScrubMeasured: the scrub measurement reads at a rate it measures —
+// nothing read would be no scrub at all — and times writes with and
+// without it.
+func TestScrubMeasured(t *testing.T) {
+	f, err := Scrub(context.Background(), Options{Quick: true, Rows: 20_000, Reps: 1, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Read <= 0 || f.Plain <= 0 || f.Scrubbed <= 0 || f.DefaultRate != float64(grovepebble.MinScrubRate) {
+		t.Fatalf("%+v: want a rate read, both write times, and the default rate of a small database (the floor)", f)
+	}
+	names := map[string]bool{}
+	for _, fig := range f.Figures() {
+		names[fig.Name] = true
+	}
+	for _, want := range []string{"scrub_rate_ratio", "scrub_write_fg_ratio_256"} {
+		if !names[want] {
+			t.Errorf("no figure %s in %v", want, f.Figures())
+		}
+	}
+}
+
+// TestTargetWithin: a two-sided target is met inside its band only.
+func TestTargetWithin(t *testing.T) {
+	tg := Target{Value: 1, Within: 0.1}
+	for _, tc := range []struct {
+		v    float64
+		want bool
+	}{{1, true}, {0.9, true}, {1.1, true}, {0.89, false}, {1.11, false}} {
+		if got := tg.Met(tc.v); got != tc.want {
+			t.Errorf("%v within %v: %v, want %v", tc.v, tg, got, tc.want)
+		}
 	}
 }

@@ -103,11 +103,7 @@ func Write(ctx context.Context, opts Options) (WriteFigures, error) {
 	if err != nil {
 		return WriteFigures{}, err
 	}
-	// Writes come in random key order, as a client's do.
-	order := make([]engine.Row, len(d.rows))
-	copy(order, d.rows)
-	rnd := rand.New(rand.NewPCG(dataSeed, 1))
-	rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	order := writeOrder(d)
 
 	tmp, err := os.MkdirTemp(opts.Dir, "grove-nodebench-")
 	if err != nil {
@@ -149,6 +145,15 @@ func Write(ctx context.Context, opts Options) (WriteFigures, error) {
 		f.ByBatch = append(f.ByBatch, WriteAt{Batch: size, Plain: median(plain), Foreground: median(fg), Sustained: median(sus)})
 	}
 	return f, nil
+}
+
+// writeOrder is d's rows in random key order, as a client writes them.
+func writeOrder(d *dataset) []engine.Row {
+	order := make([]engine.Row, len(d.rows))
+	copy(order, d.rows)
+	rnd := rand.New(rand.NewPCG(dataSeed, 1))
+	rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	return order
 }
 
 // writeRowsCap bounds the rows of a write pass: every pass writes into a
@@ -236,6 +241,12 @@ func plainWrites(ctx context.Context, dir string, d *dataset, rows []engine.Row,
 // and returns the time until the last batch was durable and the time until
 // every tree was current; then, untimed, it checks the node against want.
 func nodeWrites(ctx context.Context, dir string, d *dataset, rows []engine.Row, size int) (fg, sustained time.Duration, err error) {
+	return nodeWritesScrubbed(ctx, dir, d, rows, size, 0)
+}
+
+// nodeWritesScrubbed is nodeWrites on a node scrubbing in the background
+// at scrubRate bytes a second, if positive.
+func nodeWritesScrubbed(ctx context.Context, dir string, d *dataset, rows []engine.Row, size int, scrubRate float64) (fg, sustained time.Duration, err error) {
 	// The trees are planned for the rows about to arrive, as on a node
 	// that already holds its data: a node growing from empty also
 	// rebuilds each range as its rows double, a cost of growth and not of
@@ -253,6 +264,11 @@ func nodeWrites(ctx context.Context, dir string, d *dataset, rows []engine.Row, 
 	defer func() {
 		err = errors.Join(err, n.Close(), os.RemoveAll(dir))
 	}()
+	if scrubRate > 0 {
+		if err := n.StartScrub(scrubRate); err != nil {
+			return 0, 0, err
+		}
+	}
 	start := time.Now()
 	for i := 0; i < len(rows); i += size {
 		if _, err := n.Apply(ctx, rows[i:min(i+size, len(rows))]); err != nil {
