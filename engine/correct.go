@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"fmt"
-	"sync/atomic"
-)
+import "fmt"
 
 // LeafCorrection is a change a check of the stored rows found one leaf
 // needs: Delta, added lane-wise to the leaf, brings it from what the tree
@@ -41,23 +38,12 @@ func (t *Tree) CorrectLeaves(fixes []LeafCorrection, rowDelta int64) error {
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.closed {
-		return ErrClosed
-	}
-	if err := t.beginWrite(); err != nil {
-		return err
-	}
-	bits, err := t.liveBits()
+	bits, err := t.startUpdate()
 	if err != nil {
 		return err
 	}
 	for i := range fixes {
-		f := &fixes[i]
-		band := &t.bands[f.Leaf>>t.bandShift]
-		band.Lock()
-		addLeaf(t.node(t.depth, f.Leaf), &f.Delta, false)
-		band.Unlock()
-		atomic.OrUint64(&bits[f.Leaf>>6], 1<<(f.Leaf&63))
+		t.changeLeaf(bits, fixes[i].Leaf, nil, &fixes[i].Delta)
 	}
 	t.rows.Add(rowDelta)
 	t.markDirty()

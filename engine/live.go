@@ -67,27 +67,11 @@ func (t *Tree) UpdateDigest(key []byte, old, new *Digest) error {
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.closed {
-		return ErrClosed
-	}
-	if err := t.beginWrite(); err != nil {
-		return err
-	}
-	bits, err := t.liveBits()
+	bits, err := t.startUpdate()
 	if err != nil {
 		return err
 	}
-	node := t.node(t.depth, leaf)
-	band := &t.bands[leaf>>t.bandShift]
-	band.Lock()
-	if old != nil {
-		addLeaf(node, old, true)
-	}
-	if new != nil {
-		addLeaf(node, new, false)
-	}
-	band.Unlock()
-	atomic.OrUint64(&bits[leaf>>6], 1<<(leaf&63))
+	t.changeLeaf(bits, leaf, old, new)
 	switch {
 	case old == nil:
 		t.rows.Add(1)
@@ -96,6 +80,36 @@ func (t *Tree) UpdateDigest(key []byte, old, new *Digest) error {
 	}
 	t.markDirty()
 	return nil
+}
+
+// startUpdate readies the tree for changes to its leaves: it checks that
+// the tree is open, sets its file's dirty flag, and returns the dirty-leaf
+// bitmap. Callers hold t.mu for reading.
+func (t *Tree) startUpdate() ([]uint64, error) {
+	if t.closed {
+		return nil, ErrClosed
+	}
+	if err := t.beginWrite(); err != nil {
+		return nil, err
+	}
+	return t.liveBits()
+}
+
+// changeLeaf subtracts sub from and adds add to leaf (either may be nil),
+// under the leaf's band lock, and marks it in bits for the next Hash.
+// Callers hold t.mu for reading, after startUpdate.
+func (t *Tree) changeLeaf(bits []uint64, leaf int, sub, add *Digest) {
+	node := t.node(t.depth, leaf)
+	band := &t.bands[leaf>>t.bandShift]
+	band.Lock()
+	if sub != nil {
+		addLeaf(node, sub, true)
+	}
+	if add != nil {
+		addLeaf(node, add, false)
+	}
+	band.Unlock()
+	atomic.OrUint64(&bits[leaf>>6], 1<<(leaf&63))
 }
 
 // Update applies one change given whole rows: Update(nil, r) inserts r,

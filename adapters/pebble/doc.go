@@ -135,6 +135,19 @@
 // a second: a scan on a busy node must leave the disk to the reads it
 // serves, as Cassandra bounds its validation compactions.
 //
+// # Scrub
+//
+// A live tree holds the digests of what was written; bytes that change
+// underneath it (bit rot, a restored backup, a write around the node) it
+// cannot see. Scrub reads every range's rows again and sets each leaf
+// whose sum is not its rows' sum to what the rows say, so that the next
+// repair session finds the divergence; StartScrub does it in the
+// background at a given rate (AutoScrubRate: a pass in DefaultScrubPass),
+// resuming after a restart with the ranges scrubbed longest ago
+// (LastScrubbed). Writers do not wait for it: each range's leaves are
+// frozen with a snapshot, and the differences found are added to the live
+// leaves, where they stay right after the writes taken meanwhile.
+//
 // # Consistency
 //
 // One writer lock orders every write (Put, Delete, Apply) against View: a

@@ -23,17 +23,7 @@ import (
 // passes, a second scrub finds nothing and exits 0, and inspect shows
 // when each range was scrubbed.
 func TestScrubCommand(t *testing.T) {
-	dir := t.TempDir()
-	ringPath := filepath.Join(dir, "ring.json")
-	if err := os.WriteFile(ringPath, []byte(testRing), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "db")
-	lines, keys := ringKeys("k", 2000, true)
-	node := []string{"--db", db, "--ring", ringPath, "--node", "n1"}
-	if code, _, errs := runCmd(t, append([]string{"load", "--rows", writeRows(t, dir, "rows.jsonl", lines)}, node...)...); code != exitOK {
-		t.Fatal(errs)
-	}
+	db, node, keys := loadedNode(t, 2000)
 
 	// One row lost underneath the trees.
 	lost := []byte(keys[7])
@@ -121,17 +111,7 @@ func loseRow(t *testing.T, db string, key []byte) {
 // range is corrected (verify passes once serve stops). Bad --scrub-rate
 // values are refused.
 func TestServeScrubs(t *testing.T) {
-	dir := t.TempDir()
-	ringPath := filepath.Join(dir, "ring.json")
-	if err := os.WriteFile(ringPath, []byte(testRing), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "db")
-	lines, keys := ringKeys("k", 1000, true)
-	node := []string{"--db", db, "--ring", ringPath, "--node", "n1"}
-	if code, _, errs := runCmd(t, append([]string{"load", "--rows", writeRows(t, dir, "rows.jsonl", lines)}, node...)...); code != exitOK {
-		t.Fatal(errs)
-	}
+	db, node, keys := loadedNode(t, 1000)
 	loseRow(t, db, []byte(keys[3]))
 	for _, bad := range []string{"-1", "x", "0.0", "inf"} {
 		if code, _, errs := runCmd(t, append([]string{"serve", "--scrub-rate", bad}, node...)...); code != exitError || !strings.Contains(errs, "--scrub-rate") {
@@ -170,4 +150,22 @@ func TestServeScrubs(t *testing.T) {
 	if code, _, errs := runCmd(t, append([]string{"verify"}, node...)...); code != exitOK {
 		t.Fatalf("verify after serve's scrub: exit %d: %s", code, errs)
 	}
+}
+
+// loadedNode loads rows rows of node n1 of the test ring into a new
+// database, and returns it, the flags that name the node, and the keys.
+func loadedNode(t *testing.T, rows int) (db string, node, keys []string) {
+	t.Helper()
+	dir := t.TempDir()
+	ringPath := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringPath, []byte(testRing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db = filepath.Join(dir, "db")
+	lines, keys := ringKeys("k", rows, true)
+	node = []string{"--db", db, "--ring", ringPath, "--node", "n1"}
+	if code, _, errs := runCmd(t, append([]string{"load", "--rows", writeRows(t, dir, "rows.jsonl", lines)}, node...)...); code != exitOK {
+		t.Fatal(errs)
+	}
+	return db, node, keys
 }
