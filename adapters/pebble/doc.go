@@ -144,9 +144,9 @@
 // repair session finds the divergence; StartScrub does it in the
 // background at a given rate (AutoScrubRate: a pass in DefaultScrubPass),
 // resuming after a restart with the ranges scrubbed longest ago
-// (LastScrubbed). Writers do not wait for it: each range's leaves are
-// frozen with a snapshot, and the differences found are added to the live
-// leaves, where they stay right after the writes taken meanwhile.
+// (LastScrubbed). Writers wait only while a range's leaves are copied:
+// they are frozen with a snapshot, and the differences found are added to
+// the live leaves, where they stay right after the writes taken meanwhile.
 //
 // # Consistency
 //
