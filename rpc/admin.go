@@ -12,7 +12,7 @@ import (
 )
 
 // This file is AdminService: the operator's calls to a running node, such
-// as asking it to repair itself.
+// as asking it to repair itself or to scrub its rows.
 
 // RepairRequest is what an operator asks of a node's repair run; zero
 // fields take the node's defaults.
@@ -25,11 +25,21 @@ type RepairRequest struct {
 	StreamRate float64
 }
 
+// ScrubRequest is what an operator asks of a node's scrub pass.
+type ScrubRequest struct {
+	// Rate bounds the pass's reads in bytes a second; zero is unlimited
+	// (within the node's own scan rate).
+	Rate float64
+}
+
 // Admin is a node as AdminService serves it.
 type Admin interface {
 	// Repair runs a repair of the node's ranges and returns its report,
 	// encoded as JSON.
 	Repair(ctx context.Context, req RepairRequest) ([]byte, error)
+	// Scrub runs one scrub pass over the node's ranges and returns its
+	// report, encoded as JSON.
+	Scrub(ctx context.Context, req ScrubRequest) ([]byte, error)
 }
 
 // DefaultAdminCallTimeout bounds an admin call on the serving side: a
@@ -65,6 +75,15 @@ func (s *adminService) Repair(ctx context.Context, req *connect.Request[grovev1.
 	return connect.NewResponse(&grovev1.AdminRepairResponse{Report: report}), nil
 }
 
+// Scrub implements grovev1connect.AdminServiceHandler.
+func (s *adminService) Scrub(ctx context.Context, req *connect.Request[grovev1.AdminScrubRequest]) (*connect.Response[grovev1.AdminScrubResponse], error) {
+	report, err := s.admin.Scrub(ctx, ScrubRequest{Rate: max(0, req.Msg.GetRate())})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&grovev1.AdminScrubResponse{Report: report}), nil
+}
+
 // AdminClient makes a node's operator calls.
 type AdminClient struct {
 	c   *Client
@@ -91,6 +110,12 @@ func (a *AdminClient) Repair(ctx context.Context, req RepairRequest) ([]byte, er
 		Attempts:       uint32(max(0, req.Attempts)),
 		StreamRate:     max(0, req.StreamRate),
 	}, a.rpc.Repair)
+	return res.GetReport(), err
+}
+
+// Scrub asks the node for one scrub pass and returns its report, as JSON.
+func (a *AdminClient) Scrub(ctx context.Context, req ScrubRequest) ([]byte, error) {
+	res, err := call(ctx, a.c, &grovev1.AdminScrubRequest{Rate: max(0, req.Rate)}, a.rpc.Scrub)
 	return res.GetReport(), err
 }
 

@@ -21,6 +21,47 @@ func (f fakeAdmin) Repair(_ context.Context, req RepairRequest) ([]byte, error) 
 	return fmt.Appendf(nil, `{"peers_parallel": %d, "range_timeout": %q, "attempts": %d}`, req.PeersParallel, req.RangeTimeout, req.Attempts), nil
 }
 
+func (f fakeAdmin) Scrub(_ context.Context, req ScrubRequest) ([]byte, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return fmt.Appendf(nil, `{"rate": %v}`, req.Rate), nil
+}
+
+// TestAdminScrub: the scrub's rate reaches the node as sent (a negative
+// one as 0), its report comes back whole, and its errors keep their
+// sentinel.
+func TestAdminScrub(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle(NewAdminHandler(fakeAdmin{}, 0))
+	url, _ := serve(t, mux, nil)
+	ac, err := NewAdminClient(url, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.CloseIdle()
+	for _, tc := range []struct {
+		rate float64
+		want string
+	}{{0, `{"rate": 0}`}, {5e6, `{"rate": 5e+06}`}, {-1, `{"rate": 0}`}} {
+		got, err := ac.Scrub(context.Background(), ScrubRequest{Rate: tc.rate})
+		if err != nil || string(got) != tc.want {
+			t.Fatalf("Scrub(%v) = %s, %v; want %s", tc.rate, got, err, tc.want)
+		}
+	}
+	busy := http.NewServeMux()
+	busy.Handle(NewAdminHandler(fakeAdmin{err: fmt.Errorf("a pass is going: %w", repair.ErrBusy)}, 0))
+	burl, _ := serve(t, busy, nil)
+	bc, err := NewAdminClient(burl, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.CloseIdle()
+	if _, err := bc.Scrub(context.Background(), ScrubRequest{}); !errors.Is(err, repair.ErrBusy) {
+		t.Fatalf("a busy node: %v, want repair.ErrBusy", err)
+	}
+}
+
 // TestAdminRepair: the request's fields reach the node as sent, its report
 // comes back whole, and its errors keep their repair sentinel.
 func TestAdminRepair(t *testing.T) {

@@ -58,8 +58,9 @@ type ScrubMismatch struct {
 // the database, the snapshot's rows are read with no lock held, and the
 // differences are handed back to the tree, where they stay right after
 // the writes it took since (engine.Tree.CorrectLeaves). The read is paced
-// by Options.ScanRate like every scan of the rows. A node of many ranges
-// checkpoints its trees afterwards if anything was corrected.
+// by Options.ScanRate like every scan of the rows, and by rate bytes a
+// second unless rate is 0. A node of many ranges checkpoints its trees
+// afterwards if anything was corrected.
 //
 // Each range checked is recorded with the time of its snapshot
 // (LastScrubbed), and a pass takes the ranges never scrubbed first, then
@@ -67,19 +68,23 @@ type ScrubMismatch struct {
 // the ranges it did not reach.
 //
 // A row that does not decode fails the pass with ErrCorrupt, naming it.
-func (n *Node) Scrub(ctx context.Context) (rep ScrubReport, err error) {
+func (n *Node) Scrub(ctx context.Context, rate float64) (rep ScrubReport, err error) {
 	defer n.catch(&err)
 	if err := n.use(); err != nil {
 		return ScrubReport{}, err
 	}
 	defer n.life.RUnlock()
+	if !(rate >= 0) || math.IsInf(rate, 1) {
+		return ScrubReport{}, fmt.Errorf("%w: scrub rate %v bytes/s, want 0 (unlimited) or more", ErrOptions, rate)
+	}
+	pace := newRateLimiter(rate)
 	start := time.Now()
 	defer func() { rep.Duration = time.Since(start) }()
 	for _, r := range n.scrubRanges() {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if err := n.scrubRange(ctx, r, &rep, nil); err != nil {
+		if err := n.scrubRange(ctx, r, &rep, pace); err != nil {
 			return rep, fmt.Errorf("grovepebble: scrub of %v: %w", r, err)
 		}
 	}

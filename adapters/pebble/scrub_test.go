@@ -101,7 +101,7 @@ func TestScrubFindsDamage(t *testing.T) {
 	n.Rows() // settled
 	damaged := damage(t, n, keys, rangeKeys(rs, "stray", 1, true)[0])
 
-	rep, err := n.Scrub(ctx)
+	rep, err := n.Scrub(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestScrubFindsDamage(t *testing.T) {
 		t.Fatalf("ScrubStats %+v after one pass reporting %+v", st, rep)
 	}
 
-	again, err := n.Scrub(ctx)
+	again, err := n.Scrub(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestScrubWhileWriting(t *testing.T) {
 			}
 		})
 	}
-	rep, err := n.Scrub(ctx)
+	rep, err := n.Scrub(ctx, 0)
 	close(stop)
 	wg.Wait()
 	close(errs)
@@ -228,7 +228,7 @@ func TestScrubOneRange(t *testing.T) {
 	}
 	n.Rows()
 	damaged := damage(t, n, keys, []byte("stray"))
-	rep, err := n.Scrub(ctx)
+	rep, err := n.Scrub(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestScrubResumes(t *testing.T) {
 	n := openNode(t, dir, created(opts))
 	loadRows(t, n, rangeKeys(rs, "k", 3000, true), 10)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	_, err := n.Scrub(ctx)
+	_, err := n.Scrub(ctx, 0)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a pass cut short: %v, want the deadline", err)
@@ -306,7 +306,7 @@ func TestScrubResumes(t *testing.T) {
 		}
 	}
 	before := time.Now()
-	if _, err := n.Scrub(context.Background()); err != nil {
+	if _, err := n.Scrub(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
@@ -329,6 +329,9 @@ func TestBackgroundScrub(t *testing.T) {
 	damage(t, n, keys, rangeKeys(rs, "stray", 1, true)[0])
 	if err := n.StartScrub(0); !errors.Is(err, ErrOptions) {
 		t.Fatalf("StartScrub(0): %v, want ErrOptions", err)
+	}
+	if _, err := n.Scrub(context.Background(), -1); !errors.Is(err, ErrOptions) {
+		t.Fatalf("Scrub at -1 bytes/s: %v, want ErrOptions", err)
 	}
 	start := time.Now()
 	if err := n.StartScrub(50 << 20); err != nil {

@@ -147,6 +147,98 @@ func (x *AdminRepairResponse) GetReport() []byte {
 	return nil
 }
 
+type AdminScrubRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rate bounds, in bytes a second, what the pass reads; 0 is unlimited
+	// (within the node's own scan rate).
+	Rate          float64 `protobuf:"fixed64,1,opt,name=rate,proto3" json:"rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminScrubRequest) Reset() {
+	*x = AdminScrubRequest{}
+	mi := &file_grove_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminScrubRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminScrubRequest) ProtoMessage() {}
+
+func (x *AdminScrubRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_grove_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminScrubRequest.ProtoReflect.Descriptor instead.
+func (*AdminScrubRequest) Descriptor() ([]byte, []int) {
+	return file_grove_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AdminScrubRequest) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+type AdminScrubResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// report is the pass's report as JSON: the document `grove-pebble
+	// scrub` prints.
+	Report        []byte `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminScrubResponse) Reset() {
+	*x = AdminScrubResponse{}
+	mi := &file_grove_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminScrubResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminScrubResponse) ProtoMessage() {}
+
+func (x *AdminScrubResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_grove_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminScrubResponse.ProtoReflect.Descriptor instead.
+func (*AdminScrubResponse) Descriptor() ([]byte, []int) {
+	return file_grove_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AdminScrubResponse) GetReport() []byte {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
 var File_grove_v1_admin_proto protoreflect.FileDescriptor
 
 const file_grove_v1_admin_proto_rawDesc = "" +
@@ -159,9 +251,14 @@ const file_grove_v1_admin_proto_rawDesc = "" +
 	"\vstream_rate\x18\x04 \x01(\x01R\n" +
 	"streamRate\"-\n" +
 	"\x13AdminRepairResponse\x12\x16\n" +
-	"\x06report\x18\x01 \x01(\fR\x06report2U\n" +
+	"\x06report\x18\x01 \x01(\fR\x06report\"'\n" +
+	"\x11AdminScrubRequest\x12\x12\n" +
+	"\x04rate\x18\x01 \x01(\x01R\x04rate\",\n" +
+	"\x12AdminScrubResponse\x12\x16\n" +
+	"\x06report\x18\x01 \x01(\fR\x06report2\x99\x01\n" +
 	"\fAdminService\x12E\n" +
-	"\x06Repair\x12\x1c.grove.v1.AdminRepairRequest\x1a\x1d.grove.v1.AdminRepairResponseB5Z3github.com/antientropy/grove/proto/grove/v1;grovev1b\x06proto3"
+	"\x06Repair\x12\x1c.grove.v1.AdminRepairRequest\x1a\x1d.grove.v1.AdminRepairResponse\x12B\n" +
+	"\x05Scrub\x12\x1b.grove.v1.AdminScrubRequest\x1a\x1c.grove.v1.AdminScrubResponseB5Z3github.com/antientropy/grove/proto/grove/v1;grovev1b\x06proto3"
 
 var (
 	file_grove_v1_admin_proto_rawDescOnce sync.Once
@@ -175,16 +272,20 @@ func file_grove_v1_admin_proto_rawDescGZIP() []byte {
 	return file_grove_v1_admin_proto_rawDescData
 }
 
-var file_grove_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_grove_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_grove_v1_admin_proto_goTypes = []any{
 	(*AdminRepairRequest)(nil),  // 0: grove.v1.AdminRepairRequest
 	(*AdminRepairResponse)(nil), // 1: grove.v1.AdminRepairResponse
+	(*AdminScrubRequest)(nil),   // 2: grove.v1.AdminScrubRequest
+	(*AdminScrubResponse)(nil),  // 3: grove.v1.AdminScrubResponse
 }
 var file_grove_v1_admin_proto_depIdxs = []int32{
 	0, // 0: grove.v1.AdminService.Repair:input_type -> grove.v1.AdminRepairRequest
-	1, // 1: grove.v1.AdminService.Repair:output_type -> grove.v1.AdminRepairResponse
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
+	2, // 1: grove.v1.AdminService.Scrub:input_type -> grove.v1.AdminScrubRequest
+	1, // 2: grove.v1.AdminService.Repair:output_type -> grove.v1.AdminRepairResponse
+	3, // 3: grove.v1.AdminService.Scrub:output_type -> grove.v1.AdminScrubResponse
+	2, // [2:4] is the sub-list for method output_type
+	0, // [0:2] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -201,7 +302,7 @@ func file_grove_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_grove_v1_admin_proto_rawDesc), len(file_grove_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -137,6 +137,8 @@ type nodeAdmin struct {
 	clients func(string) (*rpc.Client, error)
 	limit   int
 	running sync.Mutex
+	// scrubbing is held by the scrub pass an operator asked for.
+	scrubbing sync.Mutex
 }
 
 // Repair implements rpc.Admin.

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
 
 	grovepebble "github.com/antientropy/grove/adapters/pebble"
+	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/internal/cli"
+	"github.com/antientropy/grove/rpc"
 )
 
 // scrubReport is scrub's JSON.
@@ -35,10 +38,11 @@ type scrubMismatch struct {
 func runScrub(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	fs := cli.NewFlagSet("scrub")
 	nf := &nodeFlags{
-		db:     fs.String("db", "", "the Pebble database directory `DIR` (required)"),
-		budget: cli.AddBudget(fs, "1GiB", "memory for the trees and one range's frozen leaves (a `SIZE`: 64MiB, 2GiB)"),
+		db:     fs.String("db", "", "the Pebble database `DIR` of a node that is not running; without it, the running node at the ring's address is asked"),
+		budget: cli.AddBudget(fs, "1GiB", "with --db, memory for the trees and one range's frozen leaves (a `SIZE`: 64MiB, 2GiB)"),
 		ring:   addRingFlags(fs),
 	}
+	tf := cli.AddNet(fs)
 	rate := fs.Float64("rate", 0, "read the rows at most at `MB/s` (10^6 bytes a second) of stored keys and values; 0 is unlimited")
 	if err := cli.ParseNamed(fs, args); err != nil {
 		return 0, err
@@ -46,34 +50,93 @@ func runScrub(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if !(*rate >= 0) || math.IsInf(*rate, 1) {
 		return 0, fmt.Errorf("--rate %v: want MB/s, 0 (unlimited) or more", *rate)
 	}
-	// The scrub's pace is the node's scan rate, which its reads charge.
-	nf.scanRate = rate
-	node, _, _, err := openRanges(ctx, nf)
-	if err != nil {
-		return 0, err
-	}
-	defer node.Close()
-	rep, err := node.Scrub(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := node.Close(); err != nil {
-		return 0, err
-	}
-	out := scrubReport{Ranges: rep.Ranges, Rows: rep.Rows, Bytes: rep.Bytes, Seconds: rep.Duration.Seconds(),
-		RowsCorrected: rep.RowsCorrected, Mismatches: []scrubMismatch{}}
-	for _, m := range rep.Mismatches {
-		out.Mismatches = append(out.Mismatches, mismatchOf(m))
+	var out scrubReport
+	if *nf.db == "" {
+		nr, err := nf.ring.load()
+		if err != nil {
+			return 0, err
+		}
+		if nr == nil {
+			return 0, errors.New("--ring and --node are required")
+		}
+		limit, tlsConf, err := tf.Config(false)
+		if err != nil {
+			return 0, err
+		}
+		if out, err = askScrub(ctx, nr, *rate*1e6, rpc.ClientOptions{TLS: tlsConf, MaxMessageBytes: limit, CallTimeout: rpc.DefaultAdminCallTimeout}); err != nil {
+			return 0, err
+		}
+	} else {
+		node, _, _, err := openRanges(ctx, nf)
+		if err != nil {
+			return 0, err
+		}
+		defer node.Close()
+		rep, err := node.Scrub(ctx, *rate*1e6)
+		if err != nil {
+			return 0, err
+		}
+		if err := node.Close(); err != nil {
+			return 0, err
+		}
+		out = reportOf(rep)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(out); err != nil {
 		return 0, err
 	}
-	if len(rep.Mismatches) > 0 || rep.RowsCorrected != 0 {
+	if len(out.Mismatches) > 0 || out.RowsCorrected != 0 {
 		return exitDifferent, nil
 	}
 	return exitOK, nil
+}
+
+// reportOf is scrub's JSON of a pass's report.
+func reportOf(rep grovepebble.ScrubReport) scrubReport {
+	out := scrubReport{Ranges: rep.Ranges, Rows: rep.Rows, Bytes: rep.Bytes, Seconds: rep.Duration.Seconds(),
+		RowsCorrected: rep.RowsCorrected, Mismatches: []scrubMismatch{}}
+	for _, m := range rep.Mismatches {
+		out.Mismatches = append(out.Mismatches, mismatchOf(m))
+	}
+	return out
+}
+
+// askScrub asks the running node nr.id for one scrub pass, over its admin
+// service, and returns the pass's report.
+func askScrub(ctx context.Context, nr *nodeRing, rate float64, copts rpc.ClientOptions) (scrubReport, error) {
+	var out scrubReport
+	n, _ := nr.ring.Node(nr.id)
+	ac, err := rpc.NewAdminClient(n.Address, copts)
+	if err != nil {
+		return out, err
+	}
+	defer ac.CloseIdle()
+	raw, err := ac.Scrub(ctx, rpc.ScrubRequest{Rate: rate})
+	if err != nil {
+		return out, fmt.Errorf("node %s at %s: %w", nr.id, n.Address, err)
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return out, fmt.Errorf("node %s at %s answered a report that does not decode: %w", nr.id, n.Address, err)
+	}
+	return out, nil
+}
+
+// Scrub implements rpc.Admin: one pass at a time, beside the node's
+// background scrub if it runs one.
+func (a *nodeAdmin) Scrub(ctx context.Context, req rpc.ScrubRequest) ([]byte, error) {
+	if !a.scrubbing.TryLock() {
+		return nil, fmt.Errorf("%w: a scrub of node %s is already running", repair.ErrBusy, a.nr.id)
+	}
+	defer a.scrubbing.Unlock()
+	if !(req.Rate >= 0) || math.IsInf(req.Rate, 1) {
+		return nil, fmt.Errorf("%w: scrub rate %v bytes a second", repair.ErrBadMessage, req.Rate)
+	}
+	rep, err := a.node.Scrub(ctx, req.Rate)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(reportOf(rep))
 }
 
 func mismatchOf(m grovepebble.ScrubMismatch) scrubMismatch {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -168,4 +169,49 @@ func loadedNode(t *testing.T, rows int) (db string, node, keys []string) {
 		t.Fatal(errs)
 	}
 	return db, node, keys
+}
+
+// TestScrubRunningNode: scrub without --db asks the running node, at its
+// address in the ring, for one pass: the report names the lost row's
+// leaf and the command exits 1; asked again, the node finds nothing.
+func TestScrubRunningNode(t *testing.T) {
+	db, node, keys := loadedNode(t, 1000)
+	lost := []byte(keys[5])
+	loseRow(t, db, lost)
+	ringPath := node[3]
+	addr, srv := startServe(t, append([]string{"serve", "--scrub-rate", "off"}, node...)...)
+	ring2 := filepath.Join(filepath.Dir(ringPath), "ring2.json")
+	if err := os.WriteFile(ring2, []byte(strings.Replace(testRing, "http://127.0.0.1:1", "http://"+addr, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	asked := []string{"scrub", "--ring", ring2, "--node", "n1", "--rate", "20"}
+	code, out, errs := runCmd(t, asked...)
+	if code != exitDifferent {
+		t.Fatalf("scrub of the running node: exit %d: %s %s", code, out, errs)
+	}
+	var rep scrubReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	tok := token.Murmur3{}.Token(lost)
+	if len(rep.Mismatches) != 1 || rep.RowsCorrected != -1 {
+		t.Fatalf("the running node's scrub: %+v; want the lost row's leaf and the count down by 1", rep)
+	}
+	m := rep.Mismatches[0]
+	var lo, hi int64
+	if err := errors.Join(json.Unmarshal([]byte(m.LeafLo), &lo), json.Unmarshal([]byte(m.LeafHi), &hi)); err != nil {
+		t.Fatal(err)
+	}
+	if !(token.Range{Lo: lo, Hi: hi}).Contains(tok) {
+		t.Fatalf("mismatch %+v does not hold the lost key's token %d", m, tok)
+	}
+	if code, out, _ := runCmd(t, asked...); code != exitOK {
+		t.Fatalf("a second pass: exit %d: %s", code, out)
+	}
+	if code, errs := srv.stop(); code != exitOK {
+		t.Fatalf("serve: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runCmd(t, append([]string{"verify"}, node...)...); code != exitOK {
+		t.Fatalf("verify after the running node's scrub: exit %d: %s", code, errs)
+	}
 }

@@ -41,6 +41,8 @@ const (
 const (
 	// AdminServiceRepairProcedure is the fully-qualified name of the AdminService's Repair RPC.
 	AdminServiceRepairProcedure = "/grove.v1.AdminService/Repair"
+	// AdminServiceScrubProcedure is the fully-qualified name of the AdminService's Scrub RPC.
+	AdminServiceScrubProcedure = "/grove.v1.AdminService/Scrub"
 )
 
 // AdminServiceClient is a client for the grove.v1.AdminService service.
@@ -48,6 +50,9 @@ type AdminServiceClient interface {
 	// Repair makes the node repair every range it holds with every other
 	// replica of it, and answers when the run is over.
 	Repair(context.Context, *connect.Request[v1.AdminRepairRequest]) (*connect.Response[v1.AdminRepairResponse], error)
+	// Scrub makes the node check every range's tree against the rows on its
+	// disk now, one pass, and answers when the pass is over.
+	Scrub(context.Context, *connect.Request[v1.AdminScrubRequest]) (*connect.Response[v1.AdminScrubResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the grove.v1.AdminService service. By default, it
@@ -67,12 +72,19 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("Repair")),
 			connect.WithClientOptions(opts...),
 		),
+		scrub: connect.NewClient[v1.AdminScrubRequest, v1.AdminScrubResponse](
+			httpClient,
+			baseURL+AdminServiceScrubProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("Scrub")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
 	repair *connect.Client[v1.AdminRepairRequest, v1.AdminRepairResponse]
+	scrub  *connect.Client[v1.AdminScrubRequest, v1.AdminScrubResponse]
 }
 
 // Repair calls grove.v1.AdminService.Repair.
@@ -80,11 +92,19 @@ func (c *adminServiceClient) Repair(ctx context.Context, req *connect.Request[v1
 	return c.repair.CallUnary(ctx, req)
 }
 
+// Scrub calls grove.v1.AdminService.Scrub.
+func (c *adminServiceClient) Scrub(ctx context.Context, req *connect.Request[v1.AdminScrubRequest]) (*connect.Response[v1.AdminScrubResponse], error) {
+	return c.scrub.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the grove.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Repair makes the node repair every range it holds with every other
 	// replica of it, and answers when the run is over.
 	Repair(context.Context, *connect.Request[v1.AdminRepairRequest]) (*connect.Response[v1.AdminRepairResponse], error)
+	// Scrub makes the node check every range's tree against the rows on its
+	// disk now, one pass, and answers when the pass is over.
+	Scrub(context.Context, *connect.Request[v1.AdminScrubRequest]) (*connect.Response[v1.AdminScrubResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -100,10 +120,18 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("Repair")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceScrubHandler := connect.NewUnaryHandler(
+		AdminServiceScrubProcedure,
+		svc.Scrub,
+		connect.WithSchema(adminServiceMethods.ByName("Scrub")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/grove.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceRepairProcedure:
 			adminServiceRepairHandler.ServeHTTP(w, r)
+		case AdminServiceScrubProcedure:
+			adminServiceScrubHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -115,4 +143,8 @@ type UnimplementedAdminServiceHandler struct{}
 
 func (UnimplementedAdminServiceHandler) Repair(context.Context, *connect.Request[v1.AdminRepairRequest]) (*connect.Response[v1.AdminRepairResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("grove.v1.AdminService.Repair is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) Scrub(context.Context, *connect.Request[v1.AdminScrubRequest]) (*connect.Response[v1.AdminScrubResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("grove.v1.AdminService.Scrub is not implemented"))
 }
