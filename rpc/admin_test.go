@@ -32,14 +32,7 @@ func (f fakeAdmin) Scrub(_ context.Context, req ScrubRequest) ([]byte, error) {
 // one as 0), its report comes back whole, and its errors keep their
 // sentinel.
 func TestAdminScrub(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.Handle(NewAdminHandler(fakeAdmin{}, 0))
-	url, _ := serve(t, mux, nil)
-	ac, err := NewAdminClient(url, ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ac.CloseIdle()
+	ac := adminClient(t, fakeAdmin{})
 	for _, tc := range []struct {
 		rate float64
 		want string
@@ -49,14 +42,7 @@ func TestAdminScrub(t *testing.T) {
 			t.Fatalf("Scrub(%v) = %s, %v; want %s", tc.rate, got, err, tc.want)
 		}
 	}
-	busy := http.NewServeMux()
-	busy.Handle(NewAdminHandler(fakeAdmin{err: fmt.Errorf("a pass is going: %w", repair.ErrBusy)}, 0))
-	burl, _ := serve(t, busy, nil)
-	bc, err := NewAdminClient(burl, ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bc.CloseIdle()
+	bc := adminClient(t, fakeAdmin{err: fmt.Errorf("a pass is going: %w", repair.ErrBusy)})
 	if _, err := bc.Scrub(context.Background(), ScrubRequest{}); !errors.Is(err, repair.ErrBusy) {
 		t.Fatalf("a busy node: %v, want repair.ErrBusy", err)
 	}
@@ -74,29 +60,29 @@ func TestAdminRepair(t *testing.T) {
 		{"set", RepairRequest{PeersParallel: 3, RangeTimeout: 90 * time.Second, Attempts: 5}, `{"peers_parallel": 3, "range_timeout": "1m30s", "attempts": 5}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mux := http.NewServeMux()
-			mux.Handle(NewAdminHandler(fakeAdmin{}, 0))
-			url, _ := serve(t, mux, nil)
-			ac, err := NewAdminClient(url, ClientOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ac.CloseIdle()
-			got, err := ac.Repair(context.Background(), tc.req)
+			got, err := adminClient(t, fakeAdmin{}).Repair(context.Background(), tc.req)
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("Repair = %s, %v; want %s", got, err, tc.want)
 			}
 		})
 	}
+	ac := adminClient(t, fakeAdmin{err: fmt.Errorf("a run is going: %w", repair.ErrBusy)})
+	if _, err := ac.Repair(context.Background(), RepairRequest{}); !errors.Is(err, repair.ErrBusy) {
+		t.Fatalf("a busy node: %v, want repair.ErrBusy", err)
+	}
+}
+
+// adminClient serves admin's AdminService on loopback for the test and
+// returns a client of it.
+func adminClient(t *testing.T, admin Admin) *AdminClient {
+	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(NewAdminHandler(fakeAdmin{err: fmt.Errorf("a run is going: %w", repair.ErrBusy)}, 0))
+	mux.Handle(NewAdminHandler(admin, 0))
 	url, _ := serve(t, mux, nil)
 	ac, err := NewAdminClient(url, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ac.CloseIdle()
-	if _, err := ac.Repair(context.Background(), RepairRequest{}); !errors.Is(err, repair.ErrBusy) {
-		t.Fatalf("a busy node: %v, want repair.ErrBusy", err)
-	}
+	t.Cleanup(ac.CloseIdle)
+	return ac
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,14 +68,7 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 	if err != nil {
 		return 0, err
 	}
-	nr, err := nf.ring.load()
-	if err != nil {
-		return 0, err
-	}
-	if nr == nil {
-		return 0, errors.New("--ring and --node are required")
-	}
-	limit, tlsConf, err := tf.Config(false)
+	nr, limit, tlsConf, err := ringAndNet(nf, tf)
 	if err != nil {
 		return 0, err
 	}
@@ -107,6 +101,20 @@ func runRepair(ctx context.Context, args []string, stdout io.Writer) (int, error
 		return 0, err
 	}
 	return repairExit(rep), nil
+}
+
+// ringAndNet loads --ring and --node, which are required, and the message
+// limit and TLS configuration of a client's calls.
+func ringAndNet(nf *nodeFlags, tf *cli.Net) (*nodeRing, int, *tls.Config, error) {
+	nr, err := nf.ring.load()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if nr == nil {
+		return nil, 0, nil, errors.New("--ring and --node are required")
+	}
+	limit, tlsConf, err := tf.Config(false)
+	return nr, limit, tlsConf, err
 }
 
 // askRepair asks the running node nr.id to repair itself, over its admin

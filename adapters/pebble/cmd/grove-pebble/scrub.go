@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -52,14 +51,7 @@ func runScrub(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	}
 	var out scrubReport
 	if *nf.db == "" {
-		nr, err := nf.ring.load()
-		if err != nil {
-			return 0, err
-		}
-		if nr == nil {
-			return 0, errors.New("--ring and --node are required")
-		}
-		limit, tlsConf, err := tf.Config(false)
+		nr, limit, tlsConf, err := ringAndNet(nf, tf)
 		if err != nil {
 			return 0, err
 		}
