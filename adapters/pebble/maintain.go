@@ -285,6 +285,24 @@ func (n *Node) settle() error {
 	return m.err
 }
 
+// resnap moves the snapshot the next round reads previous versions from up
+// to now. A write that went around the write path (damage a scrub is about
+// to correct) is in the database but in no snapshot the maintainer holds:
+// once the trees are made to say what is on disk, the next round must
+// read the versions on disk too, not the ones the damage replaced. The
+// caller holds n.mu for writing, with the maintainer settled: the queue is
+// empty and no round is in flight.
+func (n *Node) resnap() {
+	m := &n.maint
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.snap == nil {
+		return
+	}
+	m.snap.Close()
+	m.snap = n.db.NewSnapshot()
+}
+
 // maintErr is the maintainer's failure, if any.
 func (n *Node) maintErr() error {
 	m := &n.maint

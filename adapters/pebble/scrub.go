@@ -154,6 +154,9 @@ func (n *Node) scrubRange(ctx context.Context, r token.Range, rep *ScrubReport, 
 		return err
 	}
 	snap := n.db.NewSnapshot()
+	// The leaves are about to be made the snapshot's: the maintainer's
+	// next round must take previous versions from it too.
+	n.resnap()
 	at := time.Now()
 	n.mu.Unlock()
 	fixes, rowDelta, err := n.scrubRead(ctx, snap, view, rep, pace)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/repair"
 	"github.com/antientropy/grove/engine/token"
 )
 
@@ -379,5 +380,93 @@ func TestCloseStopsScrub(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close waited on the background scrub")
+	}
+}
+
+// TestScrubThenRepair: one of three replicas is damaged underneath its
+// tree — a value rotted at the same timestamp (to smaller bytes, which
+// Cassandra's tie rule lets the healthy copy win), two rows lost, an older
+// version restored. Before a scrub a session with a healthy replica finds
+// the two identical; after it, sessions with both healthy replicas bring
+// every damaged row back from them, push nothing to them — their rows are
+// unchanged — and leave the three replicas holding the same rows.
+func TestScrubThenRepair(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := Options{Depth: 12}
+	nodes := []*Node{openNode(t, t.TempDir(), created(opts)), openNode(t, t.TempDir(), created(opts)), openNode(t, t.TempDir(), created(opts))}
+	healthy, damaged := nodes[:2], nodes[2]
+	var base []engine.Row
+	for i := range 3000 {
+		base = append(base, engine.Row{Key: fmt.Appendf(nil, "user:%05d", i), Value: fmt.Appendf(nil, "profile %d", i), TS: 1_700_000_000 + int64(i)})
+	}
+	for _, n := range nodes {
+		if _, err := n.Apply(ctx, base); err != nil {
+			t.Fatal(err)
+		}
+		n.Rows()
+	}
+	set := func(r engine.Row) {
+		t.Helper()
+		ck := appendRowKey(nil, token.Murmur3{}.Token(r.Key), r.Key)
+		if err := damaged.db.Set(ck, appendValue(nil, &r), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotted := base[10]
+	rotted.Value = []byte("Profile 10") // "P" < "p": the healthy copy wins the tie
+	set(rotted)
+	for _, r := range []engine.Row{base[20], base[21]} {
+		if err := damaged.db.Delete(appendRowKey(nil, token.Murmur3{}.Token(r.Key), r.Key), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older := base[30]
+	older.TS, older.Value = older.TS-1000, []byte("an older profile")
+	set(older)
+
+	before := make([][]storedRow, len(healthy))
+	for i, h := range healthy {
+		before[i] = dbRows(t, h)
+	}
+	sync := func(peer *Node, repairing bool) *repair.Result {
+		t.Helper()
+		client, stop := serve(t, peer)
+		defer stop()
+		res, err := repair.Sync(ctx, damaged, client, repair.Options{Repair: repairing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := sync(healthy[0], false); !res.InSync {
+		t.Fatalf("before the scrub the damaged tree still vouches for its rows: want identical, got %+v", res)
+	}
+	rep, err := damaged.Scrub(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Mismatches) == 0 || rep.RowsCorrected != -2 {
+		t.Fatalf("scrub: %+v; want the damaged leaves and the count down by 2", rep)
+	}
+	if live, want := liveRoot(t, damaged), rebuiltRoot(t, damaged); live != want {
+		t.Fatalf("after the scrub the damaged tree's root %x is not its rows' %x", live[:8], want[:8])
+	}
+	for _, h := range healthy {
+		res := sync(h, true)
+		if res.Pushed != 0 || res.PeerApplied != 0 {
+			t.Fatalf("repair with a healthy replica pushed %d rows to it (%d applied): the damage spread", res.Pushed, res.PeerApplied)
+		}
+	}
+	for i, h := range healthy {
+		if after := dbRows(t, h); !equalRows(before[i], after) {
+			t.Fatalf("healthy replica %d changed: %s", i, diffRows(before[i], after))
+		}
+	}
+	if got, want := dbRows(t, damaged), before[0]; !equalRows(got, want) {
+		t.Fatalf("the damaged replica after repair: %s", diffRows(got, want))
+	}
+	if res := sync(healthy[1], false); !res.InSync {
+		t.Fatalf("after repair: %+v, want identical", res)
 	}
 }
