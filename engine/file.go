@@ -66,15 +66,11 @@ func (s *shape) write(f *os.File, rows int64) error {
 // A crash mid-save can leave a ".NAME.grove-tmp-*" file beside path; it is
 // never read, and the next Save to path removes it (docs/FORMAT.md).
 func (t *Tree) Save(path string) error {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closed {
-		return ErrClosed
+	staged, err := t.SaveStaged(path)
+	if err != nil {
+		return err
 	}
-	if t.dirty.Load() {
-		return ErrNotHashed
-	}
-	return t.save(path, t.rows.Load())
+	return staged.Commit()
 }
 
 // StagedFile is a tree written to a temporary file beside its path, not
@@ -112,7 +108,8 @@ func (t *Tree) SaveStaged(path string) (*StagedFile, error) {
 // renamed over it, the directory fsynced.
 func (s *StagedFile) Commit() error {
 	if err := s.f.Commit(); err != nil {
-		return fmt.Errorf("engine: saving: %w", err)
+		// atomicfile's errors name the path.
+		return fmt.Errorf("engine: saving %w", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/antientropy/grove/arena"
+	"github.com/antientropy/grove/engine/token"
 )
 
 // Live trees: a storage node keeps a tree current on every write instead of
@@ -57,10 +58,16 @@ func (t *Tree) closeLive() error {
 // The row count changes by +1 for an insert (old nil), −1 for a purge (new
 // nil), and not at all for a replace.
 func (t *Tree) UpdateDigest(key []byte, old, new *Digest) error {
+	return t.UpdateDigestAt(t.part.Token(key), key, old, new)
+}
+
+// UpdateDigestAt is UpdateDigest for a caller that has key's token already
+// (a forest, which found the key's tree by it): tok must be the tree's
+// partitioner's token of key.
+func (t *Tree) UpdateDigestAt(tok token.Token, key []byte, old, new *Digest) error {
 	if old == nil && new == nil {
 		return nil
 	}
-	tok := t.part.Token(key)
 	leaf := t.rng.LeafOf(tok, t.depth)
 	if leaf < 0 {
 		return outOfRange(key, tok, t.rng)

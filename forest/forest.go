@@ -12,9 +12,10 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/antientropy/grove/arena"
 	"github.com/antientropy/grove/engine"
@@ -132,6 +133,9 @@ type Forest struct {
 
 	writes         atomic.Int64 // Updates since the last checkpoint
 	lastCheckpoint atomic.Int64 // its time, in Unix nanoseconds
+	// leaves is how many leaves the trees have in all: set when their
+	// depths are (Open, Rebalance), read by Due after every batch.
+	leaves atomic.Int64
 }
 
 // Tree is one range's live tree in a forest.
@@ -381,11 +385,8 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 	// sync and open, and builds the next meanwhile: the wait for the disk
 	// overlaps the next build's reading and hashing. At most one file per
 	// worker waits so.
-	var (
-		commits   sync.WaitGroup
-		commitErr = make([]error, len(fresh))
-		slots     = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
-	)
+	var commits errgroup.Group
+	commits.SetLimit(max(1, runtime.GOMAXPROCS(0)))
 	err = parallel(ctx, len(fresh), func(j int) error {
 		i := order[j]
 		staged, n, err := f.build(ctx, opts, fresh[i], depths[i])
@@ -393,15 +394,13 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		if err != nil {
 			return err
 		}
-		slots <- struct{}{}
-		commits.Go(func() {
-			defer func() { <-slots }()
-			built[i], commitErr[i] = f.commitBuilt(opts, fresh[i], staged)
+		commits.Go(func() (err error) {
+			built[i], err = f.commitBuilt(opts, fresh[i], staged)
+			return err
 		})
 		return nil
 	})
-	commits.Wait()
-	err = errors.Join(append([]error{err}, commitErr...)...)
+	err = errors.Join(err, commits.Wait())
 	for i, t := range built {
 		f.stats.RowsScanned += read[i]
 		if t == nil {
@@ -422,6 +421,7 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 		return nil, err
 	}
 	slices.SortFunc(f.trees, func(a, b *Tree) int { return cmp.Compare(a.Range.Lo, b.Range.Lo) })
+	f.countLeaves()
 
 	// Every tree now matches the data up to generation last: say so in
 	// each file and in the manifest, then drop what is no longer wanted.
@@ -446,46 +446,19 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Forest, err error) 
 // them in order, and returns the first error; after one, or once ctx ends,
 // no further call starts.
 func parallel(ctx context.Context, n int, fn func(i int) error) error {
-	workers := min(n, runtime.GOMAXPROCS(0))
-	if workers <= 1 {
-		for i := range n {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := fn(i); err != nil {
-				return err
-			}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, runtime.GOMAXPROCS(0)))
+	for i := range n {
+		if gctx.Err() != nil {
+			break
 		}
-		return nil
+		g.Go(func() error { return fn(i) })
 	}
-	var (
-		next    atomic.Int64
-		failed  atomic.Bool
-		errOnce sync.Once
-		first   error
-		wg      sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || failed.Load() {
-					return
-				}
-				err := ctx.Err()
-				if err == nil {
-					err = fn(i)
-				}
-				if err != nil {
-					errOnce.Do(func() { first = err })
-					failed.Store(true)
-					return
-				}
-			}
-		})
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	wg.Wait()
-	return first
+	// Stopped by ctx, not by a call's failure: say so.
+	return ctx.Err()
 }
 
 // recoverTree recomputes the leaves of t that marks newer than its file's
@@ -641,11 +614,12 @@ func RowDelta[T any](old, new *T) int64 {
 // digests of its old and new versions (either nil), to its range's tree:
 // engine.Tree.UpdateDigest, for a write path that has the digests already.
 func (f *Forest) UpdateDigest(key []byte, old, new *engine.Digest) error {
-	t, err := f.TreeOf(key)
+	// The token that finds the tree finds the leaf: hashed once a change.
+	t, tok, err := f.treeOf(key)
 	if err != nil {
 		return err
 	}
-	if err := t.Live.UpdateDigest(key, old, new); err != nil {
+	if err := t.Live.UpdateDigestAt(tok, key, old, new); err != nil {
 		return err
 	}
 	f.writes.Add(1)

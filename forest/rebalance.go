@@ -54,16 +54,17 @@ func (f *Forest) Due() bool {
 	if f.policy.Writes > 0 {
 		return n >= f.policy.Writes
 	}
-	return n >= MinCheckpointWrites && n >= f.leaves()
+	return n >= MinCheckpointWrites && n >= f.leaves.Load()
 }
 
-// leaves is how many leaves the forest's trees have in all.
-func (f *Forest) leaves() int64 {
+// countLeaves records how many leaves the forest's trees have in all, for
+// Due, once their depths have changed.
+func (f *Forest) countLeaves() {
 	var n int64
 	for _, t := range f.trees {
 		n += 1 << t.Live.Depth()
 	}
-	return n
+	f.leaves.Store(n)
 }
 
 // Drift thresholds: a tree's row count must have moved by both before
@@ -123,6 +124,8 @@ type Redepth struct {
 // its trees while it runs — no write, no repair session — and callers
 // holding a *Tree read its Live again afterwards.
 func (f *Forest) Rebalance(ctx context.Context) ([]Redepth, uint64, error) {
+	// Whatever moved, even if a later move failed.
+	defer f.countLeaves()
 	g, err := f.Checkpoint(ctx)
 	if err != nil {
 		return nil, 0, err

@@ -70,10 +70,11 @@ func (m *supersedes) merge(value []byte) error {
 		m.born = min(m.born, born)
 	}
 	if engine.Supersedes(&r, &m.row) {
+		// Held as a copy: value is Pebble's only until the call returns.
+		// r.Value is value's tail, so the copy's tail is the row's value.
 		m.win = append(m.win[:0], value...)
-		if _, _, err := decodeValueBorn(m.win, &m.row); err != nil {
-			return err
-		}
+		r.Value = m.win[len(m.win)-len(r.Value):]
+		m.row = r
 	}
 	return nil
 }

@@ -173,17 +173,38 @@ type rowSource struct {
 	p           token.Partitioner
 	started     bool
 	rows, bytes int64
-	limit       *rateLimiter
-	owed        int64 // bytes read but not yet charged to limit
+	tok         token.Token // the last row's
+	// limit is Options.ScanRate's limiter, which every scan shares; pace
+	// one of the scan's own (a scrub's rate); either may be nil.
+	limit, pace *rateLimiter
+	owed        int64 // bytes read but not yet charged
 }
 
+// newSource reads the rows of r as the database holds them now.
 func (n *Node) newSource(ctx context.Context, r token.Range) (*rowSource, error) {
+	return n.sourceOn(ctx, n.db, r)
+}
+
+// sourceOn reads the rows of r from rd: the database, or a snapshot of it.
+func (n *Node) sourceOn(ctx context.Context, rd pebble.Reader, r token.Range) (*rowSource, error) {
 	lower, upper := rangeBounds(r)
-	it, err := n.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := rd.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
 	return &rowSource{ctx: ctx, it: it, p: n.p, limit: n.limit}, nil
+}
+
+// pay charges the bytes owed to the limiters and sleeps off what they ask.
+func (s *rowSource) pay() error {
+	if err := s.limit.wait(s.ctx, s.owed); err != nil {
+		return err
+	}
+	if err := s.pace.wait(s.ctx, s.owed); err != nil {
+		return err
+	}
+	s.owed = 0
+	return nil
 }
 
 // ctxCheckEvery is how many rows a scan reads between looks at its context:
@@ -205,10 +226,9 @@ func (s *rowSource) NextRow(r *engine.Row) error {
 		}
 		// The last bytes are paid for too: a scan of a small range
 		// takes its time like any other.
-		if err := s.limit.wait(s.ctx, s.owed); err != nil {
+		if err := s.pay(); err != nil {
 			return err
 		}
-		s.owed = 0
 		return io.EOF
 	}
 	if s.rows%ctxCheckEvery == 0 {
@@ -221,17 +241,16 @@ func (s *rowSource) NextRow(r *engine.Row) error {
 	if err != nil {
 		return err
 	}
-	if _, err := decodeRow(s.p, ck, v, r); err != nil {
+	tok, err := decodeRow(s.p, ck, v, r)
+	if err != nil {
 		return err
 	}
+	s.tok = tok
 	s.rows++
 	s.bytes += int64(len(ck) + len(v))
-	if s.limit != nil {
+	if s.limit != nil || s.pace != nil {
 		if s.owed += int64(len(ck) + len(v)); s.owed >= scanChunk {
-			if err := s.limit.wait(s.ctx, s.owed); err != nil {
-				return err
-			}
-			s.owed = 0
+			return s.pay()
 		}
 	}
 	return nil

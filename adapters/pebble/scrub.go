@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"sync"
@@ -60,7 +61,7 @@ type ScrubMismatch struct {
 // the writes it took since (engine.Tree.CorrectLeaves). The read is paced
 // by Options.ScanRate like every scan of the rows, and by rate bytes a
 // second unless rate is 0. A node of many ranges checkpoints its trees
-// afterwards if anything was corrected.
+// after each range it corrected.
 //
 // Each range checked is recorded with the time of its snapshot
 // (LastScrubbed), and a pass takes the ranges never scrubbed first, then
@@ -84,16 +85,11 @@ func (n *Node) Scrub(ctx context.Context, rate float64) (rep ScrubReport, err er
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if err := n.scrubRange(ctx, r, &rep, pace); err != nil {
+		if err := n.scrubOne(ctx, r, &rep, pace); err != nil {
 			return rep, fmt.Errorf("grovepebble: scrub of %v: %w", r, err)
 		}
 	}
-	if len(rep.Mismatches) > 0 || rep.RowsCorrected != 0 {
-		n.mu.Lock()
-		err = n.checkpointNow()
-		n.mu.Unlock()
-	}
-	return rep, err
+	return rep, nil
 }
 
 // scrubRanges are the ranges whose trees Scrub checks, in the order it
@@ -101,18 +97,10 @@ func (n *Node) Scrub(ctx context.Context, rate float64) (rep ScrubReport, err er
 // pass cut short by a restart resumes where it stopped.
 func (n *Node) scrubRanges() []token.Range {
 	rs := n.Ranges()
+	// A range never scrubbed has the zero time, before every other.
 	slices.SortStableFunc(rs, func(a, b token.Range) int {
-		ta, oka := n.LastScrubbed(a)
-		tb, okb := n.LastScrubbed(b)
-		switch {
-		case oka != okb:
-			if !oka {
-				return -1
-			}
-			return 1
-		case !oka:
-			return 0
-		}
+		ta, _ := n.LastScrubbed(a)
+		tb, _ := n.LastScrubbed(b)
 		return ta.Compare(tb)
 	})
 	return rs
@@ -205,25 +193,24 @@ const scrubLeaves = 4096
 // sum, and the row count's.
 func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engine.LeafView, rep *ScrubReport, pace *rateLimiter) ([]engine.LeafCorrection, int64, error) {
 	rng, depth := view.Range(), view.Depth()
-	lower, upper := rangeBounds(rng)
-	it, err := snap.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	src, err := n.sourceOn(ctx, snap, rng)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer it.Close()
+	defer src.close()
+	src.pace = pace
 	var (
 		fixes  []engine.LeafCorrection
 		held   = make([]engine.Digest, min(scrubLeaves, 1<<depth))
 		base   = -len(held) // first leaf in held
 		leaf   = 0          // the leaf being summed
 		sum    engine.Digest
-		rows   int64
-		owed   int64
 		h      engine.Hasher
 		row    engine.Row
 		leaves = 1 << depth
+		read   int64 // bytes counted in ScrubStats so far
 	)
-	// close checks leaf against sum, and moves on to the next leaf.
+	// closeLeaf checks leaf against sum, and moves on to the next leaf.
 	closeLeaf := func() error {
 		if leaf >= base+len(held) {
 			base = leaf - leaf%len(held)
@@ -238,62 +225,34 @@ func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engin
 		sum = engine.Digest{}
 		return nil
 	}
-	for ok := it.First(); ok; ok = it.Next() {
-		if rows%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, 0, err
-			}
+	for {
+		err := src.NextRow(&row)
+		if err == io.EOF {
+			break
 		}
-		ck := it.Key()
-		v, err := it.ValueAndErr()
 		if err != nil {
 			return nil, 0, asCorrupt(n.dir, err)
 		}
-		tok, err := decodeRow(n.p, ck, v, &row)
-		if err != nil {
-			return nil, 0, err
-		}
-		for at := rng.LeafOf(tok, depth); leaf < at; {
+		for at := rng.LeafOf(src.tok, depth); leaf < at; {
 			if err := closeLeaf(); err != nil {
 				return nil, 0, err
 			}
 		}
 		d := h.Digest(&row)
 		sum.Add(&d)
-		rows++
-		b := int64(len(ck) + len(v))
-		rep.Bytes += b
-		n.scrubber.total.bytes.Add(b)
-		if owed += b; owed >= scanChunk {
-			if err := payScrub(ctx, owed, n.limit, pace); err != nil {
-				return nil, 0, err
-			}
-			owed = 0
-		}
-	}
-	if err := it.Error(); err != nil {
-		return nil, 0, asCorrupt(n.dir, err)
+		// Counted as read, for a live rate.
+		n.scrubber.total.bytes.Add(src.bytes - read)
+		read = src.bytes
 	}
 	for leaf < leaves {
 		if err := closeLeaf(); err != nil {
 			return nil, 0, err
 		}
 	}
-	if err := payScrub(ctx, owed, n.limit, pace); err != nil {
-		return nil, 0, err
-	}
-	rep.Rows += rows
-	n.scrubber.total.rows.Add(rows)
-	return fixes, rows - view.Rows(), nil
-}
-
-// payScrub charges a scrub's bytes to the node's scan rate, which every
-// scan shares, and to the scrub's own pace.
-func payScrub(ctx context.Context, n int64, scan, pace *rateLimiter) error {
-	if err := scan.wait(ctx, n); err != nil {
-		return err
-	}
-	return pace.wait(ctx, n)
+	rep.Rows += src.rows
+	rep.Bytes += src.bytes
+	n.scrubber.total.rows.Add(src.rows)
+	return fixes, src.rows - view.Rows(), nil
 }
 
 // DefaultScrubPass is how long AutoScrubRate gives a pass over a node's
@@ -384,21 +343,20 @@ func (n *Node) stopScrub() {
 func (n *Node) scrubLoop(ctx context.Context, pace *rateLimiter, done chan struct{}) {
 	defer close(done)
 	for ctx.Err() == nil {
-		var read int64
+		var pass ScrubReport
 		failed := false
 		for _, r := range n.scrubRanges() {
 			if ctx.Err() != nil || n.use() != nil {
 				return
 			}
-			b, err := n.scrubOne(ctx, r, pace)
+			err := n.scrubOne(ctx, r, &pass, pace)
 			n.life.RUnlock()
-			read += b
 			if err != nil && ctx.Err() == nil {
 				n.events.log.Errorf("grovepebble: background scrub of %v in %s: %v", r, n.dir, err)
 				failed = true
 			}
 		}
-		if read == 0 || failed {
+		if pass.Bytes == 0 || failed {
 			select {
 			case <-ctx.Done():
 			case <-time.After(scrubIdle):
@@ -407,18 +365,19 @@ func (n *Node) scrubLoop(ctx context.Context, pace *rateLimiter, done chan struc
 	}
 }
 
-// scrubOne scrubs range r and, if it corrected anything, checkpoints; it
-// returns the bytes it read. The caller holds the life lock.
-func (n *Node) scrubOne(ctx context.Context, r token.Range, pace *rateLimiter) (_ int64, err error) {
+// scrubOne scrubs range r into rep and, if it corrected anything,
+// checkpoints, so that the corrections outlive a restart. The caller holds
+// the life lock.
+func (n *Node) scrubOne(ctx context.Context, r token.Range, rep *ScrubReport, pace *rateLimiter) (err error) {
 	defer n.catch(&err)
-	var rep ScrubReport
-	if err := n.scrubRange(ctx, r, &rep, pace); err != nil {
-		return rep.Bytes, err
+	fixed, counted := len(rep.Mismatches), rep.RowsCorrected
+	if err := n.scrubRange(ctx, r, rep, pace); err != nil {
+		return err
 	}
-	if len(rep.Mismatches) == 0 && rep.RowsCorrected == 0 {
-		return rep.Bytes, nil
+	if len(rep.Mismatches) == fixed && rep.RowsCorrected == counted {
+		return nil
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return rep.Bytes, n.checkpointNow()
+	return n.checkpointNow()
 }

@@ -120,21 +120,30 @@ func ringAndNet(nf *nodeFlags, tf *cli.Net) (*nodeRing, int, *tls.Config, error)
 // askRepair asks the running node nr.id to repair itself, over its admin
 // service, and returns the run's report.
 func askRepair(ctx context.Context, nr *nodeRing, opts coord.Options, streamRate float64, copts rpc.ClientOptions) (*coord.Report, error) {
+	var rep coord.Report
+	err := askNode(ctx, nr, copts, &rep, func(ac *rpc.AdminClient) ([]byte, error) {
+		return ac.Repair(ctx, rpc.RepairRequest{PeersParallel: opts.PeersParallel, RangeTimeout: opts.RangeTimeout, Attempts: opts.Attempts, StreamRate: streamRate})
+	})
+	return &rep, err
+}
+
+// askNode makes an admin call of the running node nr.id, at its address
+// in the ring, and decodes the JSON report it answers into out.
+func askNode(ctx context.Context, nr *nodeRing, copts rpc.ClientOptions, out any, call func(*rpc.AdminClient) ([]byte, error)) error {
 	n, _ := nr.ring.Node(nr.id)
 	ac, err := rpc.NewAdminClient(n.Address, copts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer ac.CloseIdle()
-	raw, err := ac.Repair(ctx, rpc.RepairRequest{PeersParallel: opts.PeersParallel, RangeTimeout: opts.RangeTimeout, Attempts: opts.Attempts, StreamRate: streamRate})
+	raw, err := call(ac)
 	if err != nil {
-		return nil, fmt.Errorf("node %s at %s: %w", nr.id, n.Address, err)
+		return fmt.Errorf("node %s at %s: %w", nr.id, n.Address, err)
 	}
-	var rep coord.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return nil, fmt.Errorf("node %s at %s answered a report that does not decode: %w", nr.id, n.Address, err)
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("node %s at %s answered a report that does not decode: %w", nr.id, n.Address, err)
 	}
-	return &rep, nil
+	return nil
 }
 
 // nodeAdmin is a served node's AdminService: one repair run at a time,

@@ -98,20 +98,10 @@ func reportOf(rep grovepebble.ScrubReport) scrubReport {
 // service, and returns the pass's report.
 func askScrub(ctx context.Context, nr *nodeRing, rate float64, copts rpc.ClientOptions) (scrubReport, error) {
 	var out scrubReport
-	n, _ := nr.ring.Node(nr.id)
-	ac, err := rpc.NewAdminClient(n.Address, copts)
-	if err != nil {
-		return out, err
-	}
-	defer ac.CloseIdle()
-	raw, err := ac.Scrub(ctx, rpc.ScrubRequest{Rate: rate})
-	if err != nil {
-		return out, fmt.Errorf("node %s at %s: %w", nr.id, n.Address, err)
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return out, fmt.Errorf("node %s at %s answered a report that does not decode: %w", nr.id, n.Address, err)
-	}
-	return out, nil
+	err := askNode(ctx, nr, copts, &out, func(ac *rpc.AdminClient) ([]byte, error) {
+		return ac.Scrub(ctx, rpc.ScrubRequest{Rate: rate})
+	})
+	return out, err
 }
 
 // Scrub implements rpc.Admin: one pass at a time, beside the node's

@@ -453,7 +453,7 @@ func (m *scanMeasure) iterate(ctx context.Context, workers int) (time.Duration, 
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("nodebench: the iteration: %w", err)
 	}
-	wantBytes := int64(len(m.d.rows)) * (1 + 8 + keyBytes + 1 + 8 + valueBytes)
+	wantBytes := int64(len(m.d.rows)) * storedBytes
 	if rows.Load() != int64(len(m.d.rows)) || bytes.Load() != wantBytes {
 		return 0, fmt.Errorf("nodebench: the iteration read %d rows (%d bytes), the database holds %d (%d bytes)",
 			rows.Load(), bytes.Load(), len(m.d.rows), wantBytes)

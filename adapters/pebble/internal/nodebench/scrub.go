@@ -131,7 +131,7 @@ func Scrub(ctx context.Context, opts Options) (ScrubFigures, error) {
 				// What a node holding these rows would scrub at: its
 				// default for the data (the floor, for a database
 				// this small).
-				rate = grovepebble.AutoScrubRate(uint64(wrows) * (1 + 8 + keyBytes + 1 + 8 + valueBytes))
+				rate = grovepebble.AutoScrubRate(uint64(wrows) * storedBytes)
 				f.DefaultRate = rate
 			}
 			fg, _, err := nodeWritesScrubbed(ctx, dir, wd, order, f.Batch, rate)
