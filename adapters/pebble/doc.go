@@ -51,7 +51,7 @@
 // is ignored there: the trees' files outlive a
 // crash, so a batch the WAL lost would leave a tree change no mark names.
 //
-// # Storage layout (version 2)
+// # Storage layout (version 3)
 //
 // Every row is one Pebble key, ordered so that a token range is one ordered
 // range scan:
@@ -61,28 +61,42 @@
 //	                    flipping the sign bit makes signed token order byte order
 //	       bytes 9..    the row key, as given (any length, may be empty)
 //	value: byte 0       flags: bit 0 set for a tombstone; bit 1 set when a
-//	                    generation of birth follows the timestamp; bits 2..7
-//	                    are zero
+//	                    generation of birth follows the timestamp; bit 2 set
+//	                    when a checksum follows; bits 3..7 are zero
 //	       bytes 1..8   the write timestamp, uint64(ts) big-endian
 //	       then         with bit 1: the generation of birth, a uvarint — the
 //	                    forest generation of the first write of the key (the
 //	                    merge operator keeps the earliest; a value without
 //	                    one is older than every generation)
+//	       then         with bit 2: 4 bytes big-endian, the CRC-32C
+//	                    (Castagnoli) of the composite key, then the value's
+//	                    bytes before the checksum, then those after it
 //	       then         the value bytes (kept for a tombstone too, so its digest
 //	                    is the one the peer computed)
+//
+// Every row written since layout 3 has bit 2. A row that fails its
+// checksum or does not decode is never served: reads skip it, the merge
+// operator drops it for a sound version, and the scrub moves it to
+// 0x00 "quarantine" followed by its composite key, with its value as
+// found (see Scrub).
 //
 // Rows are written with Pebble's Merge, and the database's OPTIONS file
 // names the merge operator grove.supersedes.v1 (Merger), which Pebble
 // requires of every later open. A database of layout 1 (rows written with
 // Set, Pebble's default merge operator named, no generations of birth) is
 // upgraded by its first Open: the OPTIONS file is rewritten to name Merger
-// and the format record to say 2; no row is rewritten.
+// and the format record to say 3; no row is rewritten. A database of
+// layout 2 is upgraded to 3 the same way: its rows stay without checksums.
 //
 // Rows of one token sort by key bytes, so a key's place is fixed and a point
 // lookup is one Get of the composite key. Two metadata keys live under prefix
 // 0x00:
 //
-//	0x00 "format"   2 bytes: layout version (2), partitioner ID (token.Partitioner.ID)
+//	0x00 "format"   3 bytes: layout version (3), partitioner ID (token.Partitioner.ID),
+//	                flags: bit 0 set when every row has a checksum (a database
+//	                created at layout 3; one upgraded from layout 1 or 2
+//	                keeps older rows without, and has it clear). Layouts 1
+//	                and 2 wrote the first two bytes only.
 //	0x00 "rows"     8 bytes big-endian: the row count at the last Open or Close,
 //	                a hint that picks the tree depth before the scan counts rows
 //
@@ -126,10 +140,11 @@
 // (ErrNotNode). Open creates a node only with Options.Create, where nothing
 // is yet (ErrNotExist without it), so a mistyped path never becomes an empty
 // replica that a repair fills with a peer's whole range. Keys under
-// any other prefix are not the Node's and are left alone. A row that does not
-// decode, whose stored token is not its key's token, or whose token lies
-// outside the Node's range fails Open with ErrCorrupt or ErrOutOfRange,
-// naming the key: the Node never serves a tree that disagrees with its data.
+// any other prefix are not the Node's and are left alone. A row whose token
+// lies outside the Node's range fails Open with ErrOutOfRange, naming the
+// key. A row that does not decode, fails its checksum, or whose stored
+// token is not its key's is damage: Open builds the trees without it, and
+// the scrub moves it aside.
 //
 // Options.ScanRate bounds every scan of the rows, all together, in bytes
 // a second: a scan on a busy node must leave the disk to the reads it

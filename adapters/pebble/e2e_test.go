@@ -3,6 +3,7 @@ package grovepebble
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -59,19 +60,20 @@ func TestSyncTwoPebbleReplicas(t *testing.T) {
 		t.Fatalf("Delete: %v", err)
 	}
 	// A corrupted value: B's copy of one row has other bytes under the same
-	// timestamp, written past the write path (which would have refused
-	// nothing here, but a disk would not ask). The corrupt bytes sort below
-	// the good ones, so Cassandra's tie-break (greater value wins) keeps
-	// A's; the validation scan at reopen builds B's tree over them.
+	// timestamp, written past the write path with no checksum, as a disk
+	// or a tool would. The bytes sort above the good ones, so Cassandra's
+	// tie rule (greater value wins) would keep them and spread them; the
+	// checksum makes B's reads refuse the row and its validation scan at
+	// reopen leave it out, so the session takes it for a row B lacks.
 	corrupt := base[17]
 	bad := slices.Clone(corrupt.Value)
-	bad[0] = 'P' // "Profile" < "profile"
+	bad[0] = 'z' // "zrofile" > "profile"
 	b = reopenWith(t, b, dirB, opts, func() {
 		rawSet(t, dirB, appendRowKey(nil, b.p.Token(corrupt.Key), corrupt.Key),
 			appendValue(nil, &engine.Row{Key: corrupt.Key, Value: bad, TS: corrupt.TS}))
 	})
-	if got, _, _ := b.Get(ctx, corrupt.Key); !bytes.Equal(got.Value, bad) {
-		t.Fatalf("the corrupt value did not land in B: %q", got.Value)
+	if got, _, err := b.Get(ctx, corrupt.Key); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("B's Get of the corrupt row = %q, %v; want ErrChecksum", got.Value, err)
 	}
 
 	// Serve B over loopback, as a node would.
@@ -93,9 +95,9 @@ func TestSyncTwoPebbleReplicas(t *testing.T) {
 		name      string
 		got, want []string
 	}{
-		{"only here (A)", keys(res.OnlyHere), []string{string(missed)}},
+		{"only here (A)", keys(res.OnlyHere), []string{string(corrupt.Key), string(missed)}},
 		{"only there (B)", keys(res.OnlyThere), []string{string(onlyB)}},
-		{"different", keys(res.Different), []string{string(corrupt.Key), string(deleted)}},
+		{"different", keys(res.Different), []string{string(deleted)}},
 	} {
 		if !slices.Equal(c.got, c.want) {
 			t.Errorf("%s: %q, want %q", c.name, c.got, c.want)

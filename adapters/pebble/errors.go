@@ -14,6 +14,13 @@ var (
 	// (the error names the file — the sstable, or else the database
 	// directory — and also matches pebble.ErrCorruption).
 	ErrCorrupt = errors.New("grovepebble: corrupt record")
+	// ErrChecksum means a stored row whose checksum does not match its
+	// bytes, or that has none where every row was written with one: bytes
+	// changed on disk, or written around the node. Such a row is never
+	// served, hashed or sent to a peer: reads skip it, and the next scrub
+	// moves it aside (ScrubReport.Quarantined) for a repair to replace.
+	// Errors that match it match ErrCorrupt too.
+	ErrChecksum = errors.New("grovepebble: row fails its checksum")
 	// ErrNotExist means Open found no database: the path does not exist or
 	// is an empty directory. Options.Create makes a new node there.
 	ErrNotExist = errors.New("grovepebble: no database")

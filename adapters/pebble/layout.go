@@ -3,6 +3,7 @@ package grovepebble
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 
 	"github.com/antientropy/grove/engine"
@@ -12,7 +13,7 @@ import (
 
 // The storage layout; doc.go describes it byte by byte.
 const (
-	layoutVersion = 2
+	layoutVersion = 3
 
 	rowPrefix = 0x01
 
@@ -24,7 +25,21 @@ const (
 	// flagBorn says a uvarint generation of birth follows the timestamp
 	// (layout 2).
 	flagBorn = 0x02
+	// flagSum says a CRC-32C of the row follows the timestamp and the
+	// generation of birth (layout 3).
+	flagSum  = 0x04
+	sumBytes = 4
+
+	// formatStrict, in the format record's third byte (layout 3), says
+	// every row of the database was written with its checksum: a row
+	// without one is damage. A database upgraded from layout 2 holds rows
+	// without, and accepts them.
+	formatStrict = 0x01
 )
+
+// castagnoli is the CRC-32C table: the polynomial SSE 4.2 and ARMv8
+// compute in hardware, which hash/crc32 uses for it.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var (
 	// metaFormat and metaRows are the metadata keys: prefix 0x00, then a
@@ -67,16 +82,34 @@ func splitRowKey(ck []byte) (token.Token, []byte, error) {
 }
 
 // appendValue appends the stored encoding of r's timestamp, tombstone flag
-// and value, with no generation: how a value is compared, and how rows
-// written before layout 2 are stored.
+// and value, with no generation and no checksum: how a value is compared,
+// and how rows written before layout 2 are stored.
 func appendValue(dst []byte, r *engine.Row) []byte {
 	return appendValueBorn(dst, r, 0, false)
 }
 
-// appendValueBorn appends the stored encoding of r, carrying born — the
-// forest generation of the first write of its key — when hasBorn.
+// appendValueBorn appends the encoding of r without a checksum, carrying
+// born — the forest generation of the first write of its key — when
+// hasBorn: how layout 2 stored a row.
 func appendValueBorn(dst []byte, r *engine.Row, born uint64, hasBorn bool) []byte {
-	var flags byte
+	dst = appendHead(dst, r, born, hasBorn, 0)
+	return append(dst, r.Value...)
+}
+
+// appendStored appends the value a node stores for r under composite key
+// ck: appendValueBorn's, with the row's checksum (layout 3).
+func appendStored(dst, ck []byte, r *engine.Row, born uint64, hasBorn bool) []byte {
+	start := len(dst)
+	dst = appendHead(dst, r, born, hasBorn, flagSum)
+	at := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = append(dst, r.Value...)
+	binary.BigEndian.PutUint32(dst[at:], rowSum(ck, dst[start:at], dst[at+sumBytes:]))
+	return dst
+}
+
+// appendHead appends a value's flags, timestamp and generation of birth.
+func appendHead(dst []byte, r *engine.Row, born uint64, hasBorn bool, flags byte) []byte {
 	if r.Deleted {
 		flags |= flagTombstone
 	}
@@ -88,24 +121,36 @@ func appendValueBorn(dst []byte, r *engine.Row, born uint64, hasBorn bool) []byt
 	if hasBorn {
 		dst = binary.AppendUvarint(dst, born)
 	}
-	return append(dst, r.Value...)
+	return dst
 }
 
-// decodeValue fills r's TS, Deleted and Value from a stored value; r.Value
-// aliases v.
-func decodeValue(v []byte, r *engine.Row) error {
-	_, _, err := decodeValueBorn(v, r)
+// rowSum is the checksum of a stored row: its composite key, its value's
+// head (flags, timestamp, generation of birth) and its value bytes. The
+// key is in it so that a value moved under another key fails too.
+func rowSum(ck, head, value []byte) uint32 {
+	c := crc32.Update(0, castagnoli, ck)
+	c = crc32.Update(c, castagnoli, head)
+	return crc32.Update(c, castagnoli, value)
+}
+
+// decodeValue fills r's TS, Deleted and Value from the value v stored
+// under composite key ck, checking its checksum; r.Value aliases v. With
+// strict, a value without a checksum fails as a damaged one does.
+func decodeValue(ck, v []byte, r *engine.Row, strict bool) error {
+	_, _, err := decodeValueBorn(ck, v, r, strict)
 	return err
 }
 
 // decodeValueBorn is decodeValue that also returns the value's generation
 // of birth, and whether it has one (a value written before layout 2 has
-// none: its key is older than any generation).
-func decodeValueBorn(v []byte, r *engine.Row) (born uint64, hasBorn bool, err error) {
+// none: its key is older than any generation). Every failure matches
+// ErrCorrupt; a checksum that does not match, or is missing when strict,
+// also ErrChecksum.
+func decodeValueBorn(ck, v []byte, r *engine.Row, strict bool) (born uint64, hasBorn bool, err error) {
 	if len(v) < valueHeader {
 		return 0, false, fmt.Errorf("%w: value of %d bytes, want at least %d", ErrCorrupt, len(v), valueHeader)
 	}
-	if v[0]&^(flagTombstone|flagBorn) != 0 {
+	if v[0]&^(flagTombstone|flagBorn|flagSum) != 0 {
 		return 0, false, fmt.Errorf("%w: value flags %#02x has reserved bits set", ErrCorrupt, v[0])
 	}
 	r.Deleted = v[0]&flagTombstone != 0
@@ -118,13 +163,28 @@ func decodeValueBorn(v []byte, r *engine.Row) (born uint64, hasBorn bool, err er
 		}
 		born, hasBorn, rest = b, true, rest[n:]
 	}
+	switch {
+	case v[0]&flagSum != 0:
+		if len(rest) < sumBytes {
+			return 0, false, fmt.Errorf("%w: value cut short in its checksum", ErrCorrupt)
+		}
+		head := v[:len(v)-len(rest)]
+		want := binary.BigEndian.Uint32(rest)
+		rest = rest[sumBytes:]
+		if got := rowSum(ck, head, rest); got != want {
+			return 0, false, fmt.Errorf("%w: %w: stored %08x, the row's is %08x", ErrCorrupt, ErrChecksum, want, got)
+		}
+	case strict:
+		return 0, false, fmt.Errorf("%w: %w: the value has none, and every row of this database was written with one", ErrCorrupt, ErrChecksum)
+	}
 	r.Value = rest
 	return born, hasBorn, nil
 }
 
 // decodeRow fills r from a composite key and a stored value, checking that
-// the stored token is p's token of the key; r's slices alias ck and v.
-func decodeRow(p token.Partitioner, ck, v []byte, r *engine.Row) (token.Token, error) {
+// the stored token is p's token of the key and the row's checksum; r's
+// slices alias ck and v.
+func decodeRow(p token.Partitioner, ck, v []byte, r *engine.Row, strict bool) (token.Token, error) {
 	tok, k, err := splitRowKey(ck)
 	if err != nil {
 		return 0, err
@@ -133,7 +193,7 @@ func decodeRow(p token.Partitioner, ck, v []byte, r *engine.Row) (token.Token, e
 		return 0, fmt.Errorf("%w: key %s is stored under token %d, but its %s token is %d", ErrCorrupt, keyText(k), tok, p.Name(), want)
 	}
 	r.Key = k
-	if err := decodeValue(v, r); err != nil {
+	if err := decodeValue(ck, v, r, strict); err != nil {
 		return 0, fmt.Errorf("key %s: %w", keyText(k), err)
 	}
 	return tok, nil

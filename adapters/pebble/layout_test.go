@@ -2,8 +2,11 @@ package grovepebble
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/antientropy/grove/engine"
@@ -56,6 +59,49 @@ func TestLayoutBytes(t *testing.T) {
 	if want := []byte{0x01, 1, 2, 3, 4, 5, 6, 7, 8, 'v'}; !bytes.Equal(v, want) {
 		t.Errorf("value = % x, want % x", v, want)
 	}
+	// Layout 3: flags with bit 2, the timestamp, the generation of birth
+	// (300, a two-byte uvarint), the CRC-32C of the composite key and
+	// every other byte of the value, then the value.
+	v = appendStored(nil, ck, &engine.Row{Value: []byte("v"), TS: 0x0102030405060708, Deleted: true}, 300, true)
+	head := []byte{0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xac, 0x02}
+	sum := crc32.Checksum(slices.Concat(ck, head, []byte("v")), crc32.MakeTable(crc32.Castagnoli))
+	if want := slices.Concat(head, binary.BigEndian.AppendUint32(nil, sum), []byte("v")); !bytes.Equal(v, want) {
+		t.Errorf("stored value = % x, want % x", v, want)
+	}
+}
+
+// Every change of one byte of a stored row — its key or its value — and
+// every cut fails its checksum or its decoding: never a row served as
+// another.
+func TestChecksumCatchesEveryByte(t *testing.T) {
+	p := token.Murmur3{}
+	key := []byte("some key")
+	ck := appendRowKey(nil, p.Token(key), key)
+	for _, born := range []bool{false, true} {
+		v := appendStored(nil, ck, &engine.Row{Key: key, Value: []byte("a value of some length"), TS: 99}, 12, born)
+		var r engine.Row
+		if _, err := decodeRow(p, ck, v, &r, true); err != nil || string(r.Value) != "a value of some length" || r.TS != 99 {
+			t.Fatalf("decodeRow of a sound row = %+v, %v", r, err)
+		}
+		for i := range len(ck) + len(v) {
+			for _, flip := range []byte{0x01, 0x80, 0xff} {
+				k2, v2 := slices.Clone(ck), slices.Clone(v)
+				if i < len(ck) {
+					k2[i] ^= flip
+				} else {
+					v2[i-len(ck)] ^= flip
+				}
+				if _, err := decodeRow(p, k2, v2, &r, true); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("born %v, byte %d ^ %#x: decodeRow = %+v, %v; want ErrCorrupt", born, i, flip, r, err)
+				}
+			}
+		}
+		for cut := range len(v) {
+			if _, err := decodeRow(p, ck, v[:cut], &r, true); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("born %v, cut at %d: decodeRow = %+v, %v; want ErrCorrupt", born, cut, r, err)
+			}
+		}
+	}
 }
 
 // rangeBounds holds exactly the tokens of (Lo, Hi].
@@ -85,37 +131,48 @@ func TestRangeBounds(t *testing.T) {
 	}
 }
 
-// A record that does not decode is ErrCorrupt, never a panic or a wrong row.
+// A record that does not decode is ErrCorrupt, never a panic or a wrong row;
+// a checksum that does not match, or is missing where every row has one,
+// is ErrChecksum too.
 func TestDecodeRejects(t *testing.T) {
 	p := token.Murmur3{}
 	good := appendRowKey(nil, p.Token([]byte("k")), []byte("k"))
-	val := appendValue(nil, &engine.Row{Value: []byte("v"), TS: 7})
+	row := &engine.Row{Value: []byte("v"), TS: 7}
+	val := appendValue(nil, row)
+	sum := appendStored(nil, good, row, 0, false)
 	for _, c := range []struct {
-		name   string
-		ck, v  []byte
-		wantOK bool
+		name     string
+		ck, v    []byte
+		strict   bool
+		wantOK   bool
+		checksum bool
 	}{
-		{"good", good, val, true},
-		{"empty value", good, nil, false},
-		{"value shorter than its header", good, val[:valueHeader-1], false},
-		{"reserved flag bit", good, append([]byte{0x04}, val[1:]...), false},
-		{"generation of birth cut short", good, append(append([]byte{flagBorn}, val[1:valueHeader]...), 0x80), false},
-		{"key shorter than its header", good[:keyHeader-1], val, false},
+		{"good", good, sum, true, true, false},
+		{"good without a checksum, not strict", good, val, false, true, false},
+		{"without a checksum, strict", good, val, true, false, true},
+		{"a value changed under its checksum", good, append(slices.Clone(sum[:len(sum)-1]), 'w'), false, false, true},
+		{"a checksum under another key", appendRowKey(nil, p.Token([]byte("k")), []byte("k")), appendStored(nil, appendRowKey(nil, 1, []byte("k")), row, 0, false), false, false, true},
+		{"a checksum cut short", good, sum[:valueHeader+2], false, false, false},
+		{"empty value", good, nil, false, false, false},
+		{"value shorter than its header", good, val[:valueHeader-1], false, false, false},
+		{"reserved flag bit", good, append([]byte{0x08}, val[1:]...), false, false, false},
+		{"generation of birth cut short", good, append(append([]byte{flagBorn}, val[1:valueHeader]...), 0x80), false, false, false},
+		{"key shorter than its header", good[:keyHeader-1], val, false, false, false},
 		// 0x00 is the metadata keys' prefix (doc.go; metaFormat, metaRows).
-		{"metadata prefix", append([]byte{0x00}, good[1:]...), val, false},
-		{"token not the key's", appendRowKey(nil, p.Token([]byte("k"))+1, []byte("k")), val, false},
+		{"metadata prefix", append([]byte{0x00}, good[1:]...), val, false, false, false},
+		{"token not the key's", appendRowKey(nil, p.Token([]byte("k"))+1, []byte("k")), val, false, false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var r engine.Row
-			_, err := decodeRow(p, c.ck, c.v, &r)
+			_, err := decodeRow(p, c.ck, c.v, &r, c.strict)
 			if c.wantOK {
 				if err != nil || string(r.Key) != "k" || string(r.Value) != "v" || r.TS != 7 || r.Deleted {
 					t.Fatalf("decodeRow = %+v, %v", r, err)
 				}
 				return
 			}
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("decodeRow err = %v, want ErrCorrupt", err)
+			if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrChecksum) != c.checksum {
+				t.Fatalf("decodeRow err = %v, want ErrCorrupt, ErrChecksum %v", err, c.checksum)
 			}
 		})
 	}

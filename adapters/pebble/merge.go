@@ -1,9 +1,9 @@
 package grovepebble
 
 import (
-	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -22,68 +22,101 @@ const MergerName = "grove.supersedes.v1"
 // version to be correct: the store resolves versions as a reconciling
 // replica would. Open a node's database with it to read it with Pebble
 // directly (pebble.Options.Merger); Pebble refuses any other.
-var Merger = &pebble.Merger{Name: MergerName, Merge: newSupersedes}
+//
+// A version that does not decode or fails its checksum is dropped when
+// another is valid: it must not win, and failing the merge instead would
+// fail every compaction of its table, for ever. When none is valid the
+// first is kept as it is, for reads to refuse and a scrub to move aside.
+// A Node's own merger also reports the key, so that its next scrub checks
+// the key's range first.
+var Merger = (&mergeRule{}).merger()
+
+// mergeRule is what a merger's merges share: once strict is set, a
+// version without a checksum is damage; report, if not nil, is told each
+// key a damaged version of which was dropped or kept. Pebble calls report
+// from its compactions and reads, so it must be quick and not block.
+type mergeRule struct {
+	strict atomic.Bool
+	report func(ck []byte)
+}
+
+// merger is the merge operator that follows rule.
+func (rule *mergeRule) merger() *pebble.Merger {
+	return &pebble.Merger{Name: MergerName, Merge: rule.start}
+}
 
 // supersedes merges versions of one key. Operands arrive newest-first or
 // oldest-first; the rule is a strict order on versions, so the order does
 // not matter, and neither does how Pebble groups them: the merge is
 // associative.
 type supersedes struct {
+	rule    *mergeRule
+	key     []byte // the composite key, owned: each checksum covers it
 	win     []byte // the winning operand so far, owned
 	out     []byte // Finish's result, valid until Close
 	row     engine.Row
 	born    uint64
 	hasBorn bool
-	err     error
+	// valid says win decoded and passed its checksum; if not, win is the
+	// first operand, kept as it was because no other was valid either.
+	valid bool
 }
 
 var mergerPool = sync.Pool{New: func() any { return new(supersedes) }}
 
-func newSupersedes(key, value []byte) (pebble.ValueMerger, error) {
+func (rule *mergeRule) start(key, value []byte) (pebble.ValueMerger, error) {
 	m := mergerPool.Get().(*supersedes)
-	m.win = append(m.win[:0], value...)
-	born, has, err := decodeValueBorn(m.win, &m.row)
-	if err != nil {
-		mergerPool.Put(m)
-		return nil, fmt.Errorf("grovepebble: merging versions of key %s: %w", keyText(key), err)
-	}
-	m.born, m.hasBorn = born, has
+	m.rule, m.valid = rule, false
+	m.key = append(m.key[:0], key...)
+	m.win = m.win[:0]
+	m.merge(value)
 	return m, nil
 }
 
-func (m *supersedes) MergeNewer(value []byte) error { return m.merge(value) }
-func (m *supersedes) MergeOlder(value []byte) error { return m.merge(value) }
+func (m *supersedes) MergeNewer(value []byte) error { m.merge(value); return nil }
+func (m *supersedes) MergeOlder(value []byte) error { m.merge(value); return nil }
 
 // merge takes value if it wins over the version held; the generation of
-// birth is the earliest of both, and a version without one (written
-// before layout 2) is older than every generation.
-func (m *supersedes) merge(value []byte) error {
+// birth is the earliest of the valid versions, and a version without one
+// (written before layout 2) is older than every generation.
+func (m *supersedes) merge(value []byte) {
 	var r engine.Row
-	born, has, err := decodeValueBorn(value, &r)
-	if err != nil {
-		return fmt.Errorf("grovepebble: merging versions: %w", err)
-	}
+	born, has, err := decodeValueBorn(m.key, value, &r, m.rule.strict.Load())
 	switch {
+	case err != nil:
+		if m.rule.report != nil {
+			m.rule.report(m.key)
+		}
+		if !m.valid && len(m.win) == 0 {
+			m.win = append(m.win, value...)
+		}
+		return
+	case !m.valid:
+		m.born, m.hasBorn = born, has
 	case !has || !m.hasBorn:
 		m.born, m.hasBorn = 0, false
 	default:
 		m.born = min(m.born, born)
 	}
-	if engine.Supersedes(&r, &m.row) {
+	if !m.valid || engine.Supersedes(&r, &m.row) {
 		// Held as a copy: value is Pebble's only until the call returns.
 		// r.Value is value's tail, so the copy's tail is the row's value.
 		m.win = append(m.win[:0], value...)
 		r.Value = m.win[len(m.win)-len(r.Value):]
-		m.row = r
+		m.row, m.valid = r, true
 	}
-	return nil
 }
 
-// Finish re-encodes the winner with the merged generation of birth. The
-// result stays valid until the returned closer puts the merger back in
-// its pool.
+// Finish re-encodes the winner with the merged generation of birth and its
+// checksum, or returns the damaged operand unchanged if no operand was
+// valid. The result stays valid until the returned closer puts the merger
+// back in its pool.
 func (m *supersedes) Finish(includesBase bool) ([]byte, io.Closer, error) {
-	m.out = appendValueBorn(m.out[:0], &m.row, m.born, m.hasBorn)
+	if !m.valid {
+		m.out = append(m.out[:0], m.win...)
+		return m.out, m, nil
+	}
+	m.out = appendStored(m.out[:0], m.key, &m.row, m.born, m.hasBorn)
 	return m.out, m, nil
 }
 

@@ -1,9 +1,12 @@
 package grovepebble
 
 import (
-	"errors"
+	"bytes"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/antientropy/grove/engine"
 )
@@ -15,13 +18,22 @@ type operand struct {
 	hasBorn bool
 }
 
-func (o operand) encode() []byte { return appendValueBorn(nil, &o.row, o.born, o.hasBorn) }
+// mergeKey is the composite key the operands are stored under.
+var mergeKey = []byte("\x01tokenk")
+
+func (o operand) encode() []byte { return appendStored(nil, mergeKey, &o.row, o.born, o.hasBorn) }
 
 // mergeAll runs Merger over values as Pebble would, the first operand
 // given to Merge and the rest through MergeNewer or MergeOlder.
 func mergeAll(t *testing.T, values [][]byte, newer bool) []byte {
 	t.Helper()
-	vm, err := Merger.Merge([]byte("k"), values[0])
+	return mergeWith(t, Merger, values, newer)
+}
+
+// mergeWith is mergeAll with merger m.
+func mergeWith(t *testing.T, m *pebble.Merger, values [][]byte, newer bool) []byte {
+	t.Helper()
+	vm, err := m.Merge(mergeKey, values[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +108,7 @@ func TestMergerKeepsTheWinner(t *testing.T) {
 			"grouped": mergeAll(t, grouped, true),
 		} {
 			var r engine.Row
-			born, has, err := decodeValueBorn(got, &r)
+			born, has, err := decodeValueBorn(mergeKey, got, &r, true)
 			if err != nil {
 				t.Fatalf("trial %d %s: %v", trial, name, err)
 			}
@@ -107,18 +119,55 @@ func TestMergerKeepsTheWinner(t *testing.T) {
 	}
 }
 
-// TestMergerRefusesCorruptOperands: an operand that does not decode fails
-// the merge, naming the key, instead of being kept or dropped.
-func TestMergerRefusesCorruptOperands(t *testing.T) {
-	good := operand{row: engine.Row{Value: []byte("v"), TS: 1}}.encode()
-	if _, err := Merger.Merge([]byte("k"), []byte{0x04}); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("Merge of a corrupt first operand: %v, want ErrCorrupt", err)
-	}
-	vm, err := Merger.Merge([]byte("k"), good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.MergeNewer([]byte{0x04, 0, 0}); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("MergeNewer of a corrupt operand: %v, want ErrCorrupt", err)
+// TestMergerDropsDamagedOperands: a version that does not decode or fails
+// its checksum never wins a merge, whatever its bytes — a value rotted to
+// greater bytes at the same timestamp would win Cassandra's rule — and
+// never fails it (a compaction would fail with it, for ever). When every
+// version is damaged the first is kept as it was, for reads to refuse.
+// Each damaged version is reported with its key.
+func TestMergerDropsDamagedOperands(t *testing.T) {
+	old := operand{row: engine.Row{Value: []byte("old"), TS: 1}, born: 3, hasBorn: true}
+	cur := operand{row: engine.Row{Value: []byte("b"), TS: 2}, born: 5, hasBorn: true}
+	rotted := cur.encode()
+	rotted[len(rotted)-1] = 'z' // greater bytes, same timestamp, stale checksum
+	unsummed := appendValueBorn(nil, &engine.Row{Value: []byte("zz"), TS: 9}, 1, true)
+	for _, c := range []struct {
+		name     string
+		ops      [][]byte
+		strict   bool
+		want     []byte // nil: the first operand unchanged
+		reported int
+	}{
+		{"rotted value newest", [][]byte{old.encode(), rotted}, false, old.encode(), 1},
+		{"rotted value first", [][]byte{rotted, old.encode()}, false, old.encode(), 1},
+		{"undecodable", [][]byte{{0x04}, cur.encode(), {0x04, 0, 0}}, false, cur.encode(), 2},
+		{"no checksum, strict", [][]byte{cur.encode(), unsummed}, true, cur.encode(), 1},
+		{"no checksum, upgraded database", [][]byte{cur.encode(), unsummed}, false, appendStored(nil, mergeKey, &engine.Row{Value: []byte("zz"), TS: 9}, 1, true), 0},
+		{"all damaged", [][]byte{rotted, {0x04}}, false, nil, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var reported [][]byte
+			rule := &mergeRule{report: func(ck []byte) { reported = append(reported, slices.Clone(ck)) }}
+			rule.strict.Store(c.strict)
+			for _, newer := range []bool{true, false} {
+				reported = nil
+				got := mergeWith(t, rule.merger(), c.ops, newer)
+				want := c.want
+				if want == nil {
+					want = c.ops[0]
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("newer %v: merged % x, want % x", newer, got, want)
+				}
+				if len(reported) != c.reported {
+					t.Fatalf("newer %v: %d keys reported, want %d", newer, len(reported), c.reported)
+				}
+				for _, k := range reported {
+					if !bytes.Equal(k, mergeKey) {
+						t.Fatalf("reported key %q, want %q", k, mergeKey)
+					}
+				}
+			}
+		})
 	}
 }

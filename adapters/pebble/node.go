@@ -173,6 +173,14 @@ type Node struct {
 	limit  *rateLimiter // Options.ScanRate, nil for none
 	// scrubber is the background scrub StartScrub started, if any.
 	scrubber scrubber
+	// strict says every row carries a checksum (formatStrict), set before
+	// Open returns; rule is the merge operator's, told the same.
+	strict bool
+	rule   *mergeRule
+	// suspects are the keys whose stored row failed to decode or its
+	// checksum: never served, and checked first by the next scrub, which
+	// moves them aside.
+	suspects suspects
 
 	// commit commits a write batch. Tests replace it to make a commit fail.
 	commit func(*pebble.Batch, *pebble.WriteOptions) error
@@ -229,9 +237,10 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	if opts.Pebble != nil {
 		popts = opts.Pebble.Clone()
 	}
+	rule := &mergeRule{}
 	switch {
-	case popts.Merger == nil:
-		popts.Merger = Merger
+	case popts.Merger == nil || popts.Merger == Merger:
+		popts.Merger = rule.merger()
 	case popts.Merger.Name != MergerName:
 		return nil, fmt.Errorf("%w: Pebble.Merger %q: a node's versions are merged by grovepebble.Merger", ErrOptions, popts.Merger.Name)
 	}
@@ -258,7 +267,8 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n := &Node{dir: dir, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit, events: ev, limit: newRateLimiter(opts.ScanRate)}
+	n := &Node{dir: dir, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit, events: ev, limit: newRateLimiter(opts.ScanRate), rule: rule}
+	rule.report = n.suspect
 	if opts.NoSync && len(opts.Ranges) == 0 {
 		n.putOpt = pebble.NoSync
 	}
@@ -356,7 +366,7 @@ func (n *Node) started() (*Node, error) {
 // partitioner, or by another application, and marks a new one (with
 // create) as the Node's.
 func (n *Node) checkFormat(create bool) error {
-	want := []byte{layoutVersion, n.p.ID()}
+	want := []byte{layoutVersion, n.p.ID(), formatStrict}
 	v, closer, err := n.db.Get(metaFormat)
 	if errors.Is(err, pebble.ErrNotFound) {
 		// Every node has the record from its first Open on, so keys
@@ -371,17 +381,29 @@ func (n *Node) checkFormat(create bool) error {
 		case !create:
 			return fmt.Errorf("%w: %s holds an empty Pebble database, not yet a node", ErrNotExist, n.dir)
 		}
+		// A new node: every row it ever holds is written with its
+		// checksum.
+		n.setStrict(true)
 		return n.db.Set(metaFormat, want, pebble.Sync)
 	}
 	if err != nil {
 		return err
 	}
 	defer closer.Close()
-	if len(v) != len(want) {
-		return fmt.Errorf("%w: format record of %d bytes, want %d", ErrCorrupt, len(v), len(want))
+	if len(v) < 1 {
+		return fmt.Errorf("%w: format record of 0 bytes", ErrCorrupt)
 	}
 	if v[0] > layoutVersion || v[0] < 1 {
 		return fmt.Errorf("%w: layout version %d, this build reads versions 1 to %d", ErrIncompatible, v[0], layoutVersion)
+	}
+	// Layouts 1 and 2 record the layout and the partitioner, layout 3
+	// whether every row has a checksum too.
+	wantLen := 2
+	if v[0] >= 3 {
+		wantLen = 3
+	}
+	if len(v) != wantLen || (wantLen == 3 && v[2]&^formatStrict != 0) {
+		return fmt.Errorf("%w: format record %x of layout %d, want %d bytes", ErrCorrupt, v, v[0], wantLen)
 	}
 	if v[1] != want[1] {
 		name := fmt.Sprintf("id %d", v[1])
@@ -392,10 +414,21 @@ func (n *Node) checkFormat(create bool) error {
 	}
 	if v[0] < layoutVersion {
 		// Layout 1's values are layout 2's without a generation of
-		// birth; from now on an older build must refuse the database.
-		return n.db.Set(metaFormat, want, pebble.Sync)
+		// birth, layout 2's are layout 3's without a checksum: they stay
+		// as they are, and are read as they were, while every value
+		// written from now on has its checksum. An older build must
+		// refuse the database from now on.
+		n.setStrict(false)
+		return n.db.Set(metaFormat, []byte{layoutVersion, n.p.ID(), 0}, pebble.Sync)
 	}
+	n.setStrict(v[2]&formatStrict != 0)
 	return nil
+}
+
+// setStrict says whether every row of the database must carry a checksum.
+func (n *Node) setStrict(strict bool) {
+	n.strict = strict
+	n.rule.strict.Store(strict)
 }
 
 // readCount returns the row count recorded at the last Open or Close, or
@@ -652,7 +685,8 @@ func (n *Node) get(ck []byte, fn func(*engine.Row)) (bool, error) {
 	defer closer.Close()
 	var r engine.Row
 	r.Key = ck[keyHeader:]
-	if err := decodeValue(v, &r); err != nil {
+	if err := decodeValue(ck, v, &r, n.strict); err != nil {
+		n.suspect(ck)
 		return false, fmt.Errorf("key %s: %w", keyText(r.Key), err)
 	}
 	fn(&r)

@@ -399,7 +399,6 @@ func TestReopenRebuildsSameTree(t *testing.T) {
 // Open refuses a database it cannot serve truthfully, and says why.
 func TestOpenRefuses(t *testing.T) {
 	p := token.Murmur3{}
-	key := []byte("k")
 	good := appendValue(nil, &engine.Row{Value: []byte("v"), TS: 1})
 	var high []byte // a key whose token is above 0
 	for i := 0; high == nil; i++ {
@@ -430,25 +429,6 @@ func TestOpenRefuses(t *testing.T) {
 			name:    "a damaged format record",
 			plant:   func(t *testing.T, dir string) { rawSet(t, dir, metaFormat, []byte{1}) },
 			wantErr: ErrCorrupt,
-		},
-		{
-			name: "a value with reserved flags",
-			plant: func(t *testing.T, dir string) {
-				rawSet(t, dir, appendRowKey(nil, p.Token(key), key), append([]byte{0x80}, good[1:]...))
-			},
-			wantErr: ErrCorrupt,
-			wantMsg: `"k"`,
-		},
-		{
-			name:    "a truncated value",
-			plant:   func(t *testing.T, dir string) { rawSet(t, dir, appendRowKey(nil, p.Token(key), key), good[:3]) },
-			wantErr: ErrCorrupt,
-		},
-		{
-			name:    "a row under the wrong token",
-			plant:   func(t *testing.T, dir string) { rawSet(t, dir, appendRowKey(nil, p.Token(key)^1, key), good) },
-			wantErr: ErrCorrupt,
-			wantMsg: "stored under token",
 		},
 		{
 			name:    "a row outside the range",
@@ -501,6 +481,68 @@ func TestOpenRefuses(t *testing.T) {
 				if n.Rows() != 1 {
 					t.Fatalf("after a refused Open, Rows() = %d, want 1", n.Rows())
 				}
+			}
+		})
+	}
+}
+
+// A stored row that does not decode, fails its checksum or sits under
+// another key's token is damage, not a reason to refuse the node: Open
+// builds the tree from the other rows, no read serves it, and the scrub
+// moves it aside.
+func TestOpenSkipsDamagedRows(t *testing.T) {
+	p := token.Murmur3{}
+	key := []byte("k")
+	ck := appendRowKey(nil, p.Token(key), key)
+	good := appendStored(nil, ck, &engine.Row{Key: key, Value: []byte("v"), TS: 1}, 0, false)
+	for _, c := range []struct {
+		name   string
+		ck, v  []byte
+		reason string
+	}{
+		{"a value with reserved flags", ck, append([]byte{0x80}, good[1:]...), "reserved"},
+		{"a truncated value", ck, good[:3], "at least"},
+		{"a row under the wrong token", appendRowKey(nil, p.Token(key)^1, key), good, "stored under token"},
+		{"a value changed under its checksum", ck, append(slices.Clone(good[:len(good)-1]), 'w'), "checksum"},
+		{"a value without its checksum", ck, appendValue(nil, &engine.Row{Key: key, Value: []byte("v"), TS: 1}), "checksum"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			n := openNode(t, dir, created(Options{Depth: 4}))
+			if err := n.Put(ctx, []byte("ok"), []byte("v"), 1); err != nil {
+				t.Fatal(err)
+			}
+			want := liveRoot(t, n)
+			if err := n.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rawSet(t, dir, c.ck, c.v)
+			n = openNode(t, dir, Options{Depth: 4})
+			if n.Rows() != 1 || liveRoot(t, n) != want {
+				t.Fatalf("Open built a tree of %d rows over the damaged one", n.Rows())
+			}
+			var seen int
+			if err := n.Scan(ctx, p.Range(), func(*engine.Row) error { seen++; return nil }); err != nil || seen != 1 {
+				t.Fatalf("Scan served %d rows, %v; want the sound one", seen, err)
+			}
+			if c.ck[0] == rowPrefix && bytes.Equal(c.ck, ck) {
+				if _, _, err := n.Get(ctx, key); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Get of the damaged row: %v, want ErrCorrupt", err)
+				}
+			}
+			rep, err := n.Scrub(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Quarantined) != 1 || !strings.Contains(rep.Quarantined[0].Reason, c.reason) || len(rep.Mismatches) != 0 {
+				t.Fatalf("scrub: %+v; want the damaged row moved aside for %q, and no leaf wrong", rep, c.reason)
+			}
+			if _, closer, err := n.db.Get(c.ck); !errors.Is(err, pebble.ErrNotFound) {
+				if err == nil {
+					closer.Close()
+				}
+				t.Fatalf("the damaged row is still stored: %v", err)
 			}
 		})
 	}

@@ -179,9 +179,12 @@ func (n *Node) intentMark(rows *pebble.Iterator, gen uint64, tok token.Token) (f
 			return forest.Mark{}, asCorrupt(n.dir, err)
 		}
 		var r engine.Row
-		born, has, err := decodeValueBorn(v, &r)
+		born, has, err := decodeValueBorn(rows.Key(), v, &r, n.strict)
 		if err != nil {
-			return forest.Mark{}, fmt.Errorf("key %s: %w", keyText(rows.Key()), err)
+			// Not counted: the scrub sets the leaf, and its count, to
+			// what is stored.
+			n.suspect(rows.Key())
+			continue
 		}
 		if has && born == gen {
 			inserted++

@@ -178,6 +178,12 @@ type rowSource struct {
 	// one of the scan's own (a scrub's rate); either may be nil.
 	limit, pace *rateLimiter
 	owed        int64 // bytes read but not yet charged
+	// strict and suspect are the Node's: a row that does not decode or
+	// fails its checksum is skipped — never served, hashed or sent — and
+	// handed to suspect; bad counts them.
+	strict  bool
+	suspect func(ck []byte)
+	bad     int64
 }
 
 // newSource reads the rows of r as the database holds them now.
@@ -192,7 +198,7 @@ func (n *Node) sourceOn(ctx context.Context, rd pebble.Reader, r token.Range) (*
 	if err != nil {
 		return nil, err
 	}
-	return &rowSource{ctx: ctx, it: it, p: n.p, limit: n.limit}, nil
+	return &rowSource{ctx: ctx, it: it, p: n.p, limit: n.limit, strict: n.strict, suspect: n.suspect}, nil
 }
 
 // pay charges the bytes owed to the limiters and sleeps off what they ask.
@@ -212,48 +218,57 @@ func (s *rowSource) pay() error {
 const ctxCheckEvery = 1024
 
 // NextRow implements engine.RowSource. The iterator's bounds keep every
-// token inside the slice; decodeRow checks that each is its key's.
+// token inside the slice; decodeRow checks that each is its key's, and
+// the row's checksum.
 func (s *rowSource) NextRow(r *engine.Row) error {
-	var ok bool
-	if s.started {
-		ok = s.it.Next()
-	} else {
-		ok, s.started = s.it.First(), true
-	}
-	if !ok {
-		if err := s.it.Error(); err != nil {
+	for {
+		var ok bool
+		if s.started {
+			ok = s.it.Next()
+		} else {
+			ok, s.started = s.it.First(), true
+		}
+		if !ok {
+			if err := s.it.Error(); err != nil {
+				return err
+			}
+			// The last bytes are paid for too: a scan of a small range
+			// takes its time like any other.
+			if err := s.pay(); err != nil {
+				return err
+			}
+			return io.EOF
+		}
+		if (s.rows+s.bad)%ctxCheckEvery == 0 {
+			if err := s.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		ck := s.it.Key()
+		v, err := s.it.ValueAndErr()
+		if err != nil {
 			return err
 		}
-		// The last bytes are paid for too: a scan of a small range
-		// takes its time like any other.
-		if err := s.pay(); err != nil {
-			return err
+		tok, err := decodeRow(s.p, ck, v, r, s.strict)
+		if err != nil {
+			s.bad++
+			s.suspect(ck)
+		} else {
+			s.tok = tok
+			s.rows++
 		}
-		return io.EOF
-	}
-	if s.rows%ctxCheckEvery == 0 {
-		if err := s.ctx.Err(); err != nil {
-			return err
+		s.bytes += int64(len(ck) + len(v))
+		if s.limit != nil || s.pace != nil {
+			if s.owed += int64(len(ck) + len(v)); s.owed >= scanChunk {
+				if err := s.pay(); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	ck := s.it.Key()
-	v, err := s.it.ValueAndErr()
-	if err != nil {
-		return err
-	}
-	tok, err := decodeRow(s.p, ck, v, r)
-	if err != nil {
-		return err
-	}
-	s.tok = tok
-	s.rows++
-	s.bytes += int64(len(ck) + len(v))
-	if s.limit != nil || s.pace != nil {
-		if s.owed += int64(len(ck) + len(v)); s.owed >= scanChunk {
-			return s.pay()
+		if err == nil {
+			return nil
 		}
 	}
-	return nil
 }
 
 func (s *rowSource) close() error { return s.it.Close() }

@@ -39,7 +39,11 @@ type ScrubReport struct {
 	// RowsCorrected is how far the trees' row counts moved to match the
 	// rows (negative when rows had gone).
 	RowsCorrected int64
-	Duration      time.Duration
+	// Quarantined are the rows found damaged — not decoding, or failing
+	// their checksum — and moved aside: left out of the trees, never
+	// served, for the next repair to bring a replica's version back.
+	Quarantined []Quarantined
+	Duration    time.Duration
 }
 
 // ScrubMismatch is one leaf a scrub found its tree wrong about.
@@ -97,8 +101,19 @@ func (n *Node) Scrub(ctx context.Context, rate float64) (rep ScrubReport, err er
 // pass cut short by a restart resumes where it stopped.
 func (n *Node) scrubRanges() []token.Range {
 	rs := n.Ranges()
-	// A range never scrubbed has the zero time, before every other.
+	// Ranges where reads met damage first; then a range never scrubbed,
+	// which has the zero time, before every other.
+	suspect := map[token.Range]bool{}
+	for _, r := range rs {
+		suspect[r] = n.suspectIn(r)
+	}
 	slices.SortStableFunc(rs, func(a, b token.Range) int {
+		if suspect[a] != suspect[b] {
+			if suspect[a] {
+				return -1
+			}
+			return 1
+		}
 		ta, _ := n.LastScrubbed(a)
 		tb, _ := n.LastScrubbed(b)
 		return ta.Compare(tb)
@@ -164,6 +179,17 @@ func (n *Node) scrubRange(ctx context.Context, r token.Range, rep *ScrubReport, 
 	}
 	if err := live.CorrectLeaves(fixes, rowDelta); err != nil {
 		return err
+	}
+	// The leaves now leave the damaged rows out, as the read did: moving
+	// them aside keeps the tree right.
+	moved, err := n.quarantine(r)
+	if err != nil {
+		return err
+	}
+	rep.Quarantined = append(rep.Quarantined, moved...)
+	n.scrubber.total.quarantined.Add(int64(len(moved)))
+	for _, q := range moved {
+		n.events.log.Errorf("grovepebble: scrub: range %v: key %s (token %d) is damaged in %s (%s); moved aside, for the next repair to replace", r, keyText(q.Key), q.Token, n.dir, q.Reason)
 	}
 	// Recorded as of the snapshot the rows were read from.
 	if err := n.recordMatch(r, scrubPeer, at); err != nil {
@@ -277,7 +303,7 @@ type scrubber struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	total  struct {
-		ranges, rows, bytes, mismatches atomic.Int64
+		ranges, rows, bytes, mismatches, quarantined atomic.Int64
 	}
 }
 
@@ -286,14 +312,15 @@ type scrubber struct {
 type ScrubStats struct {
 	// Ranges counts the ranges checked (a range checked in each of three
 	// passes counts three times); Rows and Bytes what was read;
-	// Mismatches the leaves corrected.
-	Ranges, Rows, Bytes, Mismatches int64
+	// Mismatches the leaves corrected; Quarantined the damaged rows
+	// moved aside.
+	Ranges, Rows, Bytes, Mismatches, Quarantined int64
 }
 
 // ScrubStats says what the node's scrubs have done since Open.
 func (n *Node) ScrubStats() ScrubStats {
 	t := &n.scrubber.total
-	return ScrubStats{Ranges: t.ranges.Load(), Rows: t.rows.Load(), Bytes: t.bytes.Load(), Mismatches: t.mismatches.Load()}
+	return ScrubStats{Ranges: t.ranges.Load(), Rows: t.rows.Load(), Bytes: t.bytes.Load(), Mismatches: t.mismatches.Load(), Quarantined: t.quarantined.Load()}
 }
 
 // scrubIdle is how long the background scrub waits after a pass that read
@@ -370,11 +397,11 @@ func (n *Node) scrubLoop(ctx context.Context, pace *rateLimiter, done chan struc
 // the life lock.
 func (n *Node) scrubOne(ctx context.Context, r token.Range, rep *ScrubReport, pace *rateLimiter) (err error) {
 	defer n.catch(&err)
-	fixed, counted := len(rep.Mismatches), rep.RowsCorrected
+	fixed, counted, moved := len(rep.Mismatches), rep.RowsCorrected, len(rep.Quarantined)
 	if err := n.scrubRange(ctx, r, rep, pace); err != nil {
 		return err
 	}
-	if len(rep.Mismatches) == fixed && rep.RowsCorrected == counted {
+	if len(rep.Mismatches) == fixed && rep.RowsCorrected == counted && len(rep.Quarantined) == moved {
 		return nil
 	}
 	n.mu.Lock()

@@ -1,11 +1,13 @@
 package grovepebble
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,31 +22,67 @@ import (
 
 // damage changes the rows of a node's database as bit rot, a restored
 // backup or a buggy tool would, straight through Pebble, around the write
-// path: a value rotted at the same timestamp, two rows lost, an older
-// version restored, a row that appears. It returns the keys it touched.
+// path: a stored value rotted (a bit flipped under its checksum), two rows
+// lost, an older version restored and a row that appears (both with
+// sound checksums, as a backup holds them). It returns the keys it
+// touched, the rotted one first.
 func damage(t *testing.T, n *Node, keys [][]byte, stray []byte) [][]byte {
 	t.Helper()
+	ckOf := func(k []byte) []byte { return appendRowKey(nil, token.Murmur3{}.Token(k), k) }
 	set := func(r engine.Row) {
 		t.Helper()
-		ck := appendRowKey(nil, token.Murmur3{}.Token(r.Key), r.Key)
-		if err := n.db.Set(ck, appendValueBorn(nil, &r, 0, n.forest != nil), pebble.Sync); err != nil {
+		ck := ckOf(r.Key)
+		if err := n.db.Set(ck, appendStored(nil, ck, &r, 0, n.forest != nil), pebble.Sync); err != nil {
 			t.Fatal(err)
 		}
 	}
 	del := func(k []byte) {
 		t.Helper()
-		if err := n.db.Delete(appendRowKey(nil, token.Murmur3{}.Token(k), k), pebble.Sync); err != nil {
+		if err := n.db.Delete(ckOf(k), pebble.Sync); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rotted := []byte("v" + string(keys[0]))
-	rotted[1] ^= 0x20
-	set(engine.Row{Key: keys[0], Value: rotted, TS: 10})
+	v, closer, err := n.db.Get(ckOf(keys[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotted := slices.Clone(v)
+	closer.Close()
+	rotted[len(rotted)-1] ^= 0x01
+	if err := n.db.Set(ckOf(keys[0]), rotted, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
 	del(keys[1])
 	del(keys[2])
 	set(engine.Row{Key: keys[3], Value: []byte("an older version"), TS: 5})
 	set(engine.Row{Key: stray, Value: []byte("never written through the node"), TS: 7})
 	return [][]byte{keys[0], keys[1], keys[2], keys[3], stray}
+}
+
+// checkQuarantined checks that a scrub moved exactly key aside, and that
+// the row is kept under the quarantine prefix and gone from the rows.
+func checkQuarantined(t *testing.T, n *Node, rep ScrubReport, key []byte) {
+	t.Helper()
+	if len(rep.Quarantined) != 1 || !bytes.Equal(rep.Quarantined[0].Key, key) || rep.Quarantined[0].Token != (token.Murmur3{}).Token(key) ||
+		!strings.Contains(rep.Quarantined[0].Reason, "checksum") {
+		t.Fatalf("quarantined %+v, want the rotted key %q, for its checksum", rep.Quarantined, key)
+	}
+	ck := appendRowKey(nil, token.Murmur3{}.Token(key), key)
+	if _, closer, err := n.db.Get(ck); !errors.Is(err, pebble.ErrNotFound) {
+		if err == nil {
+			closer.Close()
+		}
+		t.Fatalf("the rotted row is still among the rows: %v", err)
+	}
+	v, closer, err := n.db.Get(append(slices.Clone(quarantinePrefix), ck...))
+	if err != nil {
+		t.Fatalf("the rotted row is not kept aside: %v", err)
+	}
+	defer closer.Close()
+	var r engine.Row
+	if _, err := decodeRow(n.p, ck, v, &r, true); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("the row kept aside decodes: %v; want it as it was found", err)
+	}
 }
 
 // leafKey names a leaf of a node's range.
@@ -116,11 +154,14 @@ func TestScrubFindsDamage(t *testing.T) {
 	if want := wantMismatches(t, n, damaged); !slices.Equal(got, want) {
 		t.Fatalf("the scrub found leaves %v, the damaged keys are in %v", got, want)
 	}
-	if rep.Ranges != len(rs) || rep.Skipped != 0 || rep.Rows != int64(len(keys))-1 || rep.RowsCorrected != -1 {
-		t.Fatalf("report %+v: want %d ranges, %d rows read, the count corrected by -1", rep, len(rs), len(keys)-1)
+	// Read: all but the two lost and the rotted, and the stray; the count
+	// loses those three and gains the stray.
+	if rep.Ranges != len(rs) || rep.Skipped != 0 || rep.Rows != int64(len(keys))-2 || rep.RowsCorrected != -2 {
+		t.Fatalf("report %+v: want %d ranges, %d rows read, the count corrected by -2", rep, len(rs), len(keys)-2)
 	}
+	checkQuarantined(t, n, rep, damaged[0])
 	checkTrees(t, n, rs)
-	if st := n.ScrubStats(); st.Ranges != int64(len(rs)) || st.Rows != rep.Rows || st.Bytes != rep.Bytes || st.Mismatches != int64(len(rep.Mismatches)) {
+	if st := n.ScrubStats(); st.Ranges != int64(len(rs)) || st.Rows != rep.Rows || st.Bytes != rep.Bytes || st.Mismatches != int64(len(rep.Mismatches)) || st.Quarantined != 1 {
 		t.Fatalf("ScrubStats %+v after one pass reporting %+v", st, rep)
 	}
 
@@ -233,6 +274,7 @@ func TestScrubOneRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkQuarantined(t, n, rep, damaged[0])
 	want := map[int]bool{}
 	for _, k := range damaged {
 		want[n.rng.LeafOf(token.Murmur3{}.Token(k), 10)] = true
@@ -241,8 +283,8 @@ func TestScrubOneRange(t *testing.T) {
 	for _, m := range rep.Mismatches {
 		got[m.Leaf] = true
 	}
-	if len(got) != len(want) || rep.RowsCorrected != -1 {
-		t.Fatalf("found leaves %v, want %v; rows corrected %d, want -1", got, want, rep.RowsCorrected)
+	if len(got) != len(want) || rep.RowsCorrected != -2 {
+		t.Fatalf("found leaves %v, want %v; rows corrected %d, want -2", got, want, rep.RowsCorrected)
 	}
 	for l := range want {
 		if !got[l] {
@@ -384,11 +426,12 @@ func TestCloseStopsScrub(t *testing.T) {
 }
 
 // TestScrubThenRepair: one of three replicas is damaged underneath its
-// tree — a value rotted at the same timestamp (to smaller bytes, which
-// Cassandra's tie rule lets the healthy copy win), two rows lost, an older
-// version restored. Before a scrub a session with a healthy replica finds
-// the two identical; after it, sessions with both healthy replicas bring
-// every damaged row back from them, push nothing to them — their rows are
+// tree — a stored value rotted at the same timestamp to greater bytes,
+// which Cassandra's tie rule would let win and spread, two rows lost, an
+// older version restored. Before a scrub a session with a healthy replica
+// finds the two identical; after it — the rotted row fails its checksum
+// and is moved aside — sessions with both healthy replicas bring every
+// damaged row back from them, push nothing to them — their rows are
 // unchanged — and leave the three replicas holding the same rows.
 func TestScrubThenRepair(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -409,13 +452,21 @@ func TestScrubThenRepair(t *testing.T) {
 	set := func(r engine.Row) {
 		t.Helper()
 		ck := appendRowKey(nil, token.Murmur3{}.Token(r.Key), r.Key)
-		if err := damaged.db.Set(ck, appendValue(nil, &r), pebble.Sync); err != nil {
+		if err := damaged.db.Set(ck, appendStored(nil, ck, &r, 0, false), pebble.Sync); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rotted := base[10]
-	rotted.Value = []byte("Profile 10") // "P" < "p": the healthy copy wins the tie
-	set(rotted)
+	rot := appendRowKey(nil, token.Murmur3{}.Token(base[10].Key), base[10].Key)
+	v, closer, err := damaged.db.Get(rot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotted := slices.Clone(v)
+	closer.Close()
+	rotted[len(rotted)-1] ^= 0x01 // "profile 10" becomes "profile 11": greater
+	if err := damaged.db.Set(rot, rotted, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range []engine.Row{base[20], base[21]} {
 		if err := damaged.db.Delete(appendRowKey(nil, token.Murmur3{}.Token(r.Key), r.Key), pebble.Sync); err != nil {
 			t.Fatal(err)
@@ -446,9 +497,10 @@ func TestScrubThenRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Mismatches) == 0 || rep.RowsCorrected != -2 {
-		t.Fatalf("scrub: %+v; want the damaged leaves and the count down by 2", rep)
+	if len(rep.Mismatches) == 0 || rep.RowsCorrected != -3 {
+		t.Fatalf("scrub: %+v; want the damaged leaves and the count down by 3", rep)
 	}
+	checkQuarantined(t, damaged, rep, base[10].Key)
 	if live, want := liveRoot(t, damaged), rebuiltRoot(t, damaged); live != want {
 		t.Fatalf("after the scrub the damaged tree's root %x is not its rows' %x", live[:8], want[:8])
 	}

@@ -75,8 +75,8 @@ func TestLayout1Upgrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := rawKeys(t, dir)
-	if v := raw[string(metaFormat)]; v != string([]byte{layoutVersion, p.ID()}) {
-		t.Fatalf("format record %x after the upgrade, want %x", v, []byte{layoutVersion, p.ID()})
+	if v := raw[string(metaFormat)]; v != string([]byte{layoutVersion, p.ID(), 0}) {
+		t.Fatalf("format record %x after the upgrade, want %x", v, []byte{layoutVersion, p.ID(), 0})
 	}
 	names, _ := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
 	for _, name := range names {

@@ -99,7 +99,7 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 				return 0, fmt.Errorf("grovepebble: write: %w", err)
 			}
 		}
-		val = appendValueBorn(val[:0], &rows[w.in], gen, forest)
+		val = appendStored(val[:0], w.ck, &rows[w.in], gen, forest)
 		if err := b.Merge(w.ck, val, nil); err != nil {
 			return 0, fmt.Errorf("grovepebble: write: %w", err)
 		}
@@ -195,18 +195,20 @@ func (n *Node) addIntent(b *pebble.Batch, gen uint64, plan []planned) error {
 // seekStored reads the stored version of ck into r through an iterator
 // the caller reuses for keys in ascending order (a prefix seek consults
 // the tables' bloom filters, as a Get does) and reports whether there is
-// one. r's slices are valid until the iterator moves.
-func (n *Node) seekStored(it *pebble.Iterator, ck []byte, r *engine.Row) (bool, error) {
+// one, and whether it is damaged: then r is not filled, and ck is a
+// suspect for the scrub. r's slices are valid until the iterator moves.
+func (n *Node) seekStored(it *pebble.Iterator, ck []byte, r *engine.Row) (found, bad bool, err error) {
 	if !it.SeekPrefixGE(ck) || !bytes.Equal(it.Key(), ck) {
-		return false, asCorrupt(n.dir, it.Error())
+		return false, false, asCorrupt(n.dir, it.Error())
 	}
 	v, err := it.ValueAndErr()
 	if err != nil {
-		return false, asCorrupt(n.dir, err)
+		return false, false, asCorrupt(n.dir, err)
 	}
 	r.Key = ck[keyHeader:]
-	if err := decodeValue(v, r); err != nil {
-		return false, fmt.Errorf("key %s: %w", keyText(r.Key), err)
+	if err := decodeValue(ck, v, r, n.strict); err != nil {
+		n.suspect(ck)
+		return true, true, nil
 	}
-	return true, nil
+	return true, false, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,19 @@ type scrubReport struct {
 	Seconds       float64         `json:"seconds"`
 	RowsCorrected int64           `json:"rows_corrected"`
 	Mismatches    []scrubMismatch `json:"mismatches"`
+	// Quarantined are the damaged rows moved aside: a repair with a peer
+	// brings their good versions back.
+	Quarantined []scrubQuarantined `json:"quarantined"`
+}
+
+// scrubQuarantined is a row scrub found damaged and moved aside: its key
+// in hex (keys are bytes), its token as a decimal string, and why.
+type scrubQuarantined struct {
+	Lo     string `json:"lo"`
+	Hi     string `json:"hi"`
+	Token  string `json:"token"`
+	KeyHex string `json:"key_hex"`
+	Reason string `json:"reason"`
 }
 
 // scrubMismatch is a leaf scrub found its tree wrong about, with its
@@ -78,7 +92,7 @@ func runScrub(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if err := enc.Encode(out); err != nil {
 		return 0, err
 	}
-	if len(out.Mismatches) > 0 || out.RowsCorrected != 0 {
+	if len(out.Mismatches) > 0 || out.RowsCorrected != 0 || len(out.Quarantined) > 0 {
 		return exitDifferent, nil
 	}
 	return exitOK, nil
@@ -87,9 +101,13 @@ func runScrub(ctx context.Context, args []string, stdout io.Writer) (int, error)
 // reportOf is scrub's JSON of a pass's report.
 func reportOf(rep grovepebble.ScrubReport) scrubReport {
 	out := scrubReport{Ranges: rep.Ranges, Rows: rep.Rows, Bytes: rep.Bytes, Seconds: rep.Duration.Seconds(),
-		RowsCorrected: rep.RowsCorrected, Mismatches: []scrubMismatch{}}
+		RowsCorrected: rep.RowsCorrected, Mismatches: []scrubMismatch{}, Quarantined: []scrubQuarantined{}}
 	for _, m := range rep.Mismatches {
 		out.Mismatches = append(out.Mismatches, mismatchOf(m))
+	}
+	d := func(t int64) string { return strconv.FormatInt(t, 10) }
+	for _, q := range rep.Quarantined {
+		out.Quarantined = append(out.Quarantined, scrubQuarantined{Lo: d(q.Range.Lo), Hi: d(q.Range.Hi), Token: d(q.Token), KeyHex: hex.EncodeToString(q.Key), Reason: q.Reason})
 	}
 	return out
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,8 +21,10 @@ import (
 )
 
 // TestScrubCommand: a row deleted from a node's database around grove —
-// its trees still count it, and verify says so — is found by scrub, which
-// names its range and leaf, corrects the tree and exits 1; verify then
+// its trees still count it, and verify says so — and a row rotted under
+// its checksum are found by scrub, which names the lost row's range and
+// leaf, moves the rotted row aside naming its key, corrects the tree and
+// exits 1; verify then
 // passes, a second scrub finds nothing and exits 0, and inspect shows
 // when each range was scrubbed.
 func TestScrubCommand(t *testing.T) {
@@ -30,6 +34,8 @@ func TestScrubCommand(t *testing.T) {
 	lost := []byte(keys[7])
 	tok := token.Murmur3{}.Token(lost)
 	loseRow(t, db, lost)
+	rotted := []byte(keys[1500])
+	rotRow(t, db, rotted)
 	if code, _, _ := runCmd(t, append([]string{"verify"}, node...)...); code != exitError {
 		t.Fatalf("verify of the damaged node: exit %d, want %d", code, exitError)
 	}
@@ -43,10 +49,23 @@ func TestScrubCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Mismatches) != 1 || rep.RowsCorrected != -1 || rep.Rows != int64(len(keys))-1 {
-		t.Fatalf("scrub found %+v; want the one lost row's leaf, the count down by 1, %d rows read", rep, len(keys)-1)
+	if len(rep.Mismatches) != 2 || rep.RowsCorrected != -2 || rep.Rows != int64(len(keys))-2 {
+		t.Fatalf("scrub found %+v; want the lost and the rotted rows' leaves, the count down by 2, %d rows read", rep, len(keys)-2)
+	}
+	if q := rep.Quarantined; len(q) != 1 || q[0].KeyHex != hex.EncodeToString(rotted) || q[0].Token != strconv.FormatInt(int64(token.Murmur3{}.Token(rotted)), 10) || !strings.Contains(q[0].Reason, "checksum") {
+		t.Fatalf("quarantined %+v, want the rotted key %x", q, rotted)
+	}
+	if rep.Mismatches[1].Leaf < rep.Mismatches[0].Leaf && rep.Mismatches[1].Lo == rep.Mismatches[0].Lo {
+		t.Fatalf("mismatches out of order: %+v", rep.Mismatches)
 	}
 	m := rep.Mismatches[0]
+	for _, mm := range rep.Mismatches {
+		if lo, _ := strconv.ParseInt(mm.LeafLo, 10, 64); lo < int64(tok) {
+			if hi, _ := strconv.ParseInt(mm.LeafHi, 10, 64); int64(tok) <= hi {
+				m = mm
+			}
+		}
+	}
 	var r token.Range
 	var leafLo, leafHi int64
 	for _, p := range []struct {
@@ -81,6 +100,28 @@ func TestScrubCommand(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, append([]string{"scrub", "--rate", "-1"}, node...)...); code != exitError {
 		t.Fatalf("scrub --rate -1: exit %d, want %d", code, exitError)
+	}
+}
+
+// rotRow flips a bit of the last byte of key's stored value straight
+// through Pebble, as a disk would: the row's checksum no longer matches.
+func rotRow(t *testing.T, db string, key []byte) {
+	t.Helper()
+	p, err := pebble.Open(db, &pebble.Options{Logger: quiet{}, Merger: grovepebble.Merger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := token.Murmur3{}.Token(key)
+	k := append(binary.BigEndian.AppendUint64([]byte{0x01}, uint64(tok)^(1<<63)), key...)
+	v, closer, err := p.Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = append([]byte(nil), v...)
+	closer.Close()
+	v[len(v)-1] ^= 0x01
+	if err := errors.Join(p.Set(k, v, pebble.Sync), p.Close()); err != nil {
+		t.Fatal(err)
 	}
 }
 

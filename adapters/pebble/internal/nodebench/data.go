@@ -26,9 +26,9 @@ const (
 	valueBytes = 90
 	dataSeed   = 15
 	// storedBytes is a row's stored key and value: prefix and token, the
-	// key; flags and timestamp, the value (doc.go of grovepebble), with no
+	// key; flags, timestamp and checksum, the value (doc.go of grovepebble), with no
 	// generation of birth, as a node of one range writes it (writeDB).
-	storedBytes = 1 + 8 + keyBytes + 1 + 8 + valueBytes
+	storedBytes = 1 + 8 + keyBytes + 1 + 8 + 4 + valueBytes
 )
 
 // The ring the node of many ranges takes its ranges from: a node of six,
