@@ -163,6 +163,15 @@
 // they are frozen with a snapshot, and the differences found are added to
 // the live leaves, where they stay right after the writes taken meanwhile.
 //
+// Damage the node can see it never serves. A row that fails its checksum
+// or does not decode is skipped by every read and named a suspect; the
+// scrub takes suspects' ranges first and moves each such row aside
+// (ScrubReport.Quarantined). A table that fails Pebble's block checksums
+// fails the reads that reach it; the scrub drops the rows of its key span
+// with Pebble's Excise and sets the trees to what remains
+// (ScrubReport.Excised). Either way the next repair session finds the
+// rows missing and fetches them from the peers.
+//
 // # Consistency
 //
 // One writer lock orders every write (Put, Delete, Apply) against View: a

@@ -269,6 +269,7 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	}
 	n := &Node{dir: dir, p: p, rng: rng, putOpt: pebble.Sync, commit: (*pebble.Batch).Commit, events: ev, limit: newRateLimiter(opts.ScanRate), rule: rule}
 	rule.report = n.suspect
+	ev.table = n.tableDamaged
 	if opts.NoSync && len(opts.Ranges) == 0 {
 		n.putOpt = pebble.NoSync
 	}

@@ -35,6 +35,8 @@ const maxSuspects = 1 << 14
 type suspects struct {
 	mu   sync.Mutex
 	keys map[string]struct{}
+	// tables are the paths of tables Pebble reported damaged.
+	tables map[string]bool
 }
 
 // suspect records ck, whose stored row failed to decode or its checksum.

@@ -39,6 +39,10 @@ type ScrubReport struct {
 	// RowsCorrected is how far the trees' row counts moved to match the
 	// rows (negative when rows had gone).
 	RowsCorrected int64
+	// Excised are the key spans whose rows were dropped because a table
+	// holding them was damaged (Pebble's block checksums): their ranges'
+	// trees now leave them out, for the next repair to restore them.
+	Excised []Excised
 	// Quarantined are the rows found damaged — not decoding, or failing
 	// their checksum — and moved aside: left out of the trees, never
 	// served, for the next repair to bring a replica's version back.
@@ -101,11 +105,12 @@ func (n *Node) Scrub(ctx context.Context, rate float64) (rep ScrubReport, err er
 // pass cut short by a restart resumes where it stopped.
 func (n *Node) scrubRanges() []token.Range {
 	rs := n.Ranges()
-	// Ranges where reads met damage first; then a range never scrubbed,
+	// Ranges where reads met damaged rows or tables first; then a range never scrubbed,
 	// which has the zero time, before every other.
 	suspect := map[token.Range]bool{}
+	damaged := n.damagedTableSpans()
 	for _, r := range rs {
-		suspect[r] = n.suspectIn(r)
+		suspect[r] = n.suspectIn(r) || crosses(r, damaged)
 	}
 	slices.SortStableFunc(rs, func(a, b token.Range) int {
 		if suspect[a] != suspect[b] {
@@ -393,18 +398,69 @@ func (n *Node) scrubLoop(ctx context.Context, pace *rateLimiter, done chan struc
 }
 
 // scrubOne scrubs range r into rep and, if it corrected anything,
-// checkpoints, so that the corrections outlive a restart. The caller holds
-// the life lock.
+// checkpoints, so that the corrections outlive a restart. A damaged table
+// met on the way is dropped (recoverTable), and r scrubbed again. The
+// caller holds the life lock.
 func (n *Node) scrubOne(ctx context.Context, r token.Range, rep *ScrubReport, pace *rateLimiter) (err error) {
 	defer n.catch(&err)
-	fixed, counted, moved := len(rep.Mismatches), rep.RowsCorrected, len(rep.Quarantined)
-	if err := n.scrubRange(ctx, r, rep, pace); err != nil {
+	fixed, counted, moved, dropped := len(rep.Mismatches), rep.RowsCorrected, len(rep.Quarantined), len(rep.Excised)
+	if err := n.scrubRecovering(ctx, r, rep, pace, maxDamagedTables); err != nil {
 		return err
 	}
-	if len(rep.Mismatches) == fixed && rep.RowsCorrected == counted && len(rep.Quarantined) == moved {
+	if len(rep.Mismatches) == fixed && rep.RowsCorrected == counted && len(rep.Quarantined) == moved && len(rep.Excised) == dropped {
 		return nil
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.checkpointNow()
+}
+
+// maxDamagedTables bounds the damaged tables one range's scrub drops
+// before it gives up, reporting the last.
+const maxDamagedTables = 8
+
+// scrubRecovering is scrubRange, dropping up to tables damaged tables it
+// meets: each one's rows are excised, and every range they cross is
+// scrubbed again, so that its tree leaves them out for the next repair to
+// bring back.
+func (n *Node) scrubRecovering(ctx context.Context, r token.Range, rep *ScrubReport, pace *rateLimiter, tables int) error {
+	for {
+		err := n.scrubRange(ctx, r, rep, pace)
+		path, damaged := damagedTable(err)
+		if !damaged || tables == 0 {
+			return err
+		}
+		tables--
+		n.mu.Lock()
+		var ex []Excised
+		if err = n.settle(); err == nil {
+			ex, err = n.exciseTable(ctx, path)
+		}
+		n.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		rep.Excised = append(rep.Excised, ex...)
+		for _, e := range ex {
+			n.events.log.Errorf("grovepebble: scrub: table %s is damaged; dropped the rows of tokens %v from %s, for the next repair to restore from peers", e.File, e.Span, n.dir)
+		}
+		for _, other := range n.Ranges() {
+			if other == r || !crosses(other, ex) {
+				continue
+			}
+			if err := n.scrubRecovering(ctx, other, rep, pace, tables); err != nil {
+				return fmt.Errorf("range %v, after dropping damaged table %s: %w", other, path, err)
+			}
+		}
+	}
+}
+
+// crosses reports whether r shares a token with any span of ex.
+func crosses(r token.Range, ex []Excised) bool {
+	for _, e := range ex {
+		if r.Lo < e.Span.Hi && e.Span.Lo < r.Hi {
+			return true
+		}
+	}
+	return false
 }

@@ -522,3 +522,88 @@ func TestScrubThenRepair(t *testing.T) {
 		t.Fatalf("after repair: %+v, want identical", res)
 	}
 }
+
+// TestScrubRecoversDamagedTable: bytes flipped inside a table of a running
+// node. Reads of it fail, naming the table, and the node goes on. The
+// scrub drops the rows of the table's span, sets the tree to the rows
+// that remain, and a repair with a healthy replica brings every row back,
+// without changing the healthy replica.
+func TestScrubRecoversDamagedTable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	rows, table := corruptionRows(t, dir)
+	healthy := openNode(t, t.TempDir(), created(Options{Depth: 4}))
+	if _, err := healthy.Apply(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	before := dbRows(t, healthy)
+	// No block cache, so that reads go to the file, and no compaction,
+	// which would rewrite it before the damage is read.
+	cache := pebble.NewCache(0)
+	defer cache.Unref()
+	n := openNode(t, dir, Options{Depth: 4, Pebble: &pebble.Options{Cache: cache, DisableAutomaticCompactions: true, Logger: &recLogger{}}})
+	flip(t, table, 0.25, 0.5)
+	if err := n.Scan(ctx, n.Shape().Range, func(*engine.Row) error { return nil }); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), table) {
+		t.Fatalf("Scan of the damaged table: %v, want ErrCorrupt naming %s", err, table)
+	}
+	// Pebble's report is kept, so that a scrub takes the table's ranges
+	// first.
+	if d := n.damagedTableSpans(); len(d) == 0 || d[0].File != table {
+		t.Fatalf("damaged tables known %+v, want %s", d, table)
+	}
+
+	rep, err := n.Scrub(ctx, 0)
+	if err != nil {
+		t.Fatalf("Scrub: %v", err)
+	}
+	t.Logf("scrub dropped %v, count corrected by %d", rep.Excised, rep.RowsCorrected)
+	if len(rep.Excised) == 0 || rep.Excised[0].File != table {
+		t.Fatalf("scrub dropped %+v, want the rows of %s", rep.Excised, table)
+	}
+	if d := n.damagedTableSpans(); len(d) != 0 {
+		t.Fatalf("damaged tables still known after the scrub dropped them: %+v", d)
+	}
+	if rep.RowsCorrected >= 0 || n.Rows() != int64(len(rows))+rep.RowsCorrected {
+		t.Fatalf("scrub corrected the count by %d to %d, of %d rows", rep.RowsCorrected, n.Rows(), len(rows))
+	}
+	for _, r := range rows {
+		tok := token.Murmur3{}.Token(r.Key)
+		_, found, err := n.Get(ctx, r.Key)
+		if err != nil {
+			t.Fatalf("Get(%q) after the scrub: %v", r.Key, err)
+		}
+		if in := crosses(token.Range{Lo: tok - 1, Hi: tok}, rep.Excised); found == in {
+			t.Fatalf("row %q (token %d): stored %v, in the dropped spans %v", r.Key, tok, found, in)
+		}
+	}
+	if live, want := liveRoot(t, n), rebuiltRoot(t, n); live != want {
+		t.Fatalf("after the scrub the tree's root %x is not its rows' %x", live[:8], want[:8])
+	}
+
+	client, stop := serve(t, healthy)
+	defer stop()
+	res, err := repair.Sync(ctx, n, client, repair.Options{Repair: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pushed != 0 || res.PeerApplied != 0 || res.Applied == 0 {
+		t.Fatalf("repair: pushed %d (%d applied), applied %d; want the dropped rows fetched and nothing sent", res.Pushed, res.PeerApplied, res.Applied)
+	}
+	if after := dbRows(t, healthy); !equalRows(before, after) {
+		t.Fatalf("the healthy replica changed: %s", diffRows(before, after))
+	}
+	if got := dbRows(t, n); !equalRows(got, before) {
+		t.Fatalf("the damaged replica after repair: %s", diffRows(got, before))
+	}
+	if live, want := liveRoot(t, n), liveRoot(t, healthy); live != want {
+		t.Fatalf("roots differ after repair: %x, %x", live[:8], want[:8])
+	}
+	again, err := n.Scrub(ctx, 0)
+	if err != nil || len(again.Excised) != 0 || len(again.Mismatches) != 0 {
+		t.Fatalf("a second scrub: %+v, %v; want nothing found", again, err)
+	}
+	if err := n.Put(ctx, []byte("after"), []byte("v"), 2); err != nil {
+		t.Fatalf("a write after the recovery: %v", err)
+	}
+}

@@ -143,6 +143,8 @@ func cutLine(s string) string {
 // need not die for it.
 type events struct {
 	log pebble.Logger
+	// table, if set, is told each damaged table's report.
+	table func(pebble.DataCorruptionInfo)
 	// opened is set once Open has returned the Node: until then a
 	// corruption is Open's error and is not logged as well.
 	opened atomic.Bool
@@ -168,6 +170,9 @@ func (e *events) install(o *pebble.Options) {
 // corruption logs a damaged file once: a compaction may meet it long before
 // any call of the Node does, and then again at every retry.
 func (e *events) corruption(info pebble.DataCorruptionInfo) {
+	if e.table != nil {
+		e.table(info)
+	}
 	if !e.opened.Load() {
 		return
 	}

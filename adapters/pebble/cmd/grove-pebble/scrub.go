@@ -26,6 +26,17 @@ type scrubReport struct {
 	// Quarantined are the damaged rows moved aside: a repair with a peer
 	// brings their good versions back.
 	Quarantined []scrubQuarantined `json:"quarantined"`
+	// Excised are the token spans whose rows were dropped because a table
+	// holding them was damaged: a repair with a peer restores them.
+	Excised []scrubExcised `json:"excised"`
+}
+
+// scrubExcised is a damaged table and the tokens whose rows were dropped
+// with it.
+type scrubExcised struct {
+	File string `json:"file"`
+	Lo   string `json:"lo"`
+	Hi   string `json:"hi"`
 }
 
 // scrubQuarantined is a row scrub found damaged and moved aside: its key
@@ -92,7 +103,7 @@ func runScrub(ctx context.Context, args []string, stdout io.Writer) (int, error)
 	if err := enc.Encode(out); err != nil {
 		return 0, err
 	}
-	if len(out.Mismatches) > 0 || out.RowsCorrected != 0 || len(out.Quarantined) > 0 {
+	if len(out.Mismatches) > 0 || out.RowsCorrected != 0 || len(out.Quarantined) > 0 || len(out.Excised) > 0 {
 		return exitDifferent, nil
 	}
 	return exitOK, nil
@@ -101,13 +112,16 @@ func runScrub(ctx context.Context, args []string, stdout io.Writer) (int, error)
 // reportOf is scrub's JSON of a pass's report.
 func reportOf(rep grovepebble.ScrubReport) scrubReport {
 	out := scrubReport{Ranges: rep.Ranges, Rows: rep.Rows, Bytes: rep.Bytes, Seconds: rep.Duration.Seconds(),
-		RowsCorrected: rep.RowsCorrected, Mismatches: []scrubMismatch{}, Quarantined: []scrubQuarantined{}}
+		RowsCorrected: rep.RowsCorrected, Mismatches: []scrubMismatch{}, Quarantined: []scrubQuarantined{}, Excised: []scrubExcised{}}
 	for _, m := range rep.Mismatches {
 		out.Mismatches = append(out.Mismatches, mismatchOf(m))
 	}
 	d := func(t int64) string { return strconv.FormatInt(t, 10) }
 	for _, q := range rep.Quarantined {
 		out.Quarantined = append(out.Quarantined, scrubQuarantined{Lo: d(q.Range.Lo), Hi: d(q.Range.Hi), Token: d(q.Token), KeyHex: hex.EncodeToString(q.Key), Reason: q.Reason})
+	}
+	for _, e := range rep.Excised {
+		out.Excised = append(out.Excised, scrubExcised{File: e.File, Lo: d(e.Span.Lo), Hi: d(e.Span.Hi)})
 	}
 	return out
 }
