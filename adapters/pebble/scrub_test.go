@@ -427,10 +427,11 @@ func TestCloseStopsScrub(t *testing.T) {
 
 // TestScrubThenRepair: one of three replicas is damaged underneath its
 // tree — a stored value rotted at the same timestamp to greater bytes,
-// which Cassandra's tie rule would let win and spread, two rows lost, an
-// older version restored. Before a scrub a session with a healthy replica
-// finds the two identical; after it — the rotted row fails its checksum
-// and is moved aside — sessions with both healthy replicas bring every
+// which Cassandra's tie rule would let win and spread, another overwritten
+// at the same timestamp without its checksum, two rows lost, an older
+// version restored. Before a scrub a session with a healthy replica
+// finds the two identical; after it — the rotted and the overwritten rows
+// fail their checksums and are moved aside — sessions with both healthy replicas bring every
 // damaged row back from them, push nothing to them — their rows are
 // unchanged — and leave the three replicas holding the same rows.
 func TestScrubThenRepair(t *testing.T) {
@@ -475,6 +476,14 @@ func TestScrubThenRepair(t *testing.T) {
 	older := base[30]
 	older.TS, older.Value = older.TS-1000, []byte("an older profile")
 	set(older)
+	// Overwritten around the node at the same timestamp with greater
+	// bytes and no checksum, as a tool writing the old layout would.
+	over := base[40]
+	over.Value = []byte("zzz")
+	overCK := appendRowKey(nil, token.Murmur3{}.Token(over.Key), over.Key)
+	if err := damaged.db.Set(overCK, appendValue(nil, &over), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
 
 	before := make([][]storedRow, len(healthy))
 	for i, h := range healthy {
@@ -497,10 +506,17 @@ func TestScrubThenRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Mismatches) == 0 || rep.RowsCorrected != -3 {
-		t.Fatalf("scrub: %+v; want the damaged leaves and the count down by 3", rep)
+	if len(rep.Mismatches) == 0 || rep.RowsCorrected != -4 {
+		t.Fatalf("scrub: %+v; want the damaged leaves and the count down by 4", rep)
 	}
-	checkQuarantined(t, damaged, rep, base[10].Key)
+	var moved []string
+	for _, q := range rep.Quarantined {
+		moved = append(moved, string(q.Key))
+	}
+	slices.Sort(moved)
+	if want := []string{string(base[10].Key), string(base[40].Key)}; !slices.Equal(moved, want) {
+		t.Fatalf("quarantined %q, want the rotted and the overwritten rows %q", moved, want)
+	}
 	if live, want := liveRoot(t, damaged), rebuiltRoot(t, damaged); live != want {
 		t.Fatalf("after the scrub the damaged tree's root %x is not its rows' %x", live[:8], want[:8])
 	}
