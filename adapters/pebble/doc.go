@@ -85,8 +85,10 @@
 // requires of every later open. A database of layout 1 (rows written with
 // Set, Pebble's default merge operator named, no generations of birth) is
 // upgraded by its first Open: the OPTIONS file is rewritten to name Merger
-// and the format record to say 3; no row is rewritten. A database of
-// layout 2 is upgraded to 3 the same way: its rows stay without checksums.
+// and the format record to say 3; no row is rewritten then. A database of
+// layout 2 is upgraded to 3 the same way. The scrub writes the rows
+// without a checksum again with one, and a pass that finds none sets the
+// format record's strict bit.
 //
 // Rows of one token sort by key bytes, so a key's place is fixed and a point
 // lookup is one Get of the composite key. Two metadata keys live under prefix
@@ -94,9 +96,9 @@
 //
 //	0x00 "format"   3 bytes: layout version (3), partitioner ID (token.Partitioner.ID),
 //	                flags: bit 0 set when every row has a checksum (a database
-//	                created at layout 3; one upgraded from layout 1 or 2
-//	                keeps older rows without, and has it clear). Layouts 1
-//	                and 2 wrote the first two bytes only.
+//	                created at layout 3, or one upgraded from layout 1 or 2
+//	                once a scrub has written its older rows again with
+//	                theirs). Layouts 1 and 2 wrote the first two bytes only.
 //	0x00 "rows"     8 bytes big-endian: the row count at the last Open or Close,
 //	                a hint that picks the tree depth before the scan counts rows
 //

@@ -66,7 +66,7 @@ func dbRows(t testing.TB, n *Node) []storedRow {
 	var out []storedRow
 	for ok := it.First(); ok; ok = it.Next() {
 		var r engine.Row
-		tok, err := decodeRow(n.p, it.Key(), it.Value(), &r, n.strict)
+		tok, err := decodeRow(n.p, it.Key(), it.Value(), &r, n.isStrict())
 		if err != nil {
 			t.Fatalf("stored row: %v", err)
 		}

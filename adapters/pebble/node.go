@@ -173,10 +173,9 @@ type Node struct {
 	limit  *rateLimiter // Options.ScanRate, nil for none
 	// scrubber is the background scrub StartScrub started, if any.
 	scrubber scrubber
-	// strict says every row carries a checksum (formatStrict), set before
-	// Open returns; rule is the merge operator's, told the same.
-	strict bool
-	rule   *mergeRule
+	// rule is the merge operator's, which also says whether every row
+	// carries a checksum (formatStrict).
+	rule *mergeRule
 	// suspects are the keys whose stored row failed to decode or its
 	// checksum: never served, and checked first by the next scrub, which
 	// moves them aside.
@@ -427,10 +426,10 @@ func (n *Node) checkFormat(create bool) error {
 }
 
 // setStrict says whether every row of the database must carry a checksum.
-func (n *Node) setStrict(strict bool) {
-	n.strict = strict
-	n.rule.strict.Store(strict)
-}
+func (n *Node) setStrict(strict bool) { n.rule.strict.Store(strict) }
+
+// isStrict says whether every row of the database must carry a checksum.
+func (n *Node) isStrict() bool { return n.rule.strict.Load() }
 
 // readCount returns the row count recorded at the last Open or Close, or
 // -1 if there is none.
@@ -686,7 +685,7 @@ func (n *Node) get(ck []byte, fn func(*engine.Row)) (bool, error) {
 	defer closer.Close()
 	var r engine.Row
 	r.Key = ck[keyHeader:]
-	if err := decodeValue(ck, v, &r, n.strict); err != nil {
+	if err := decodeValue(ck, v, &r, n.isStrict()); err != nil {
 		n.suspect(ck)
 		return false, fmt.Errorf("key %s: %w", keyText(r.Key), err)
 	}

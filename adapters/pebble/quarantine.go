@@ -118,7 +118,7 @@ func (n *Node) quarantine(r token.Range) ([]Quarantined, error) {
 			return nil, asCorrupt(n.dir, err)
 		}
 		var row engine.Row
-		_, derr := decodeRow(n.p, ck, v, &row, n.strict)
+		_, derr := decodeRow(n.p, ck, v, &row, n.isStrict())
 		if derr == nil {
 			closer.Close()
 			continue

@@ -179,7 +179,7 @@ func (n *Node) intentMark(rows *pebble.Iterator, gen uint64, tok token.Token) (f
 			return forest.Mark{}, asCorrupt(n.dir, err)
 		}
 		var r engine.Row
-		born, has, err := decodeValueBorn(rows.Key(), v, &r, n.strict)
+		born, has, err := decodeValueBorn(rows.Key(), v, &r, n.isStrict())
 		if err != nil {
 			// Not counted: the scrub sets the leaf, and its count, to
 			// what is stored.

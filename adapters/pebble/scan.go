@@ -184,6 +184,9 @@ type rowSource struct {
 	strict  bool
 	suspect func(ck []byte)
 	bad     int64
+	// legacy says the row NextRow returned last has no checksum: written
+	// before layout 3, in a database that accepts such rows.
+	legacy bool
 }
 
 // newSource reads the rows of r as the database holds them now.
@@ -198,7 +201,7 @@ func (n *Node) sourceOn(ctx context.Context, rd pebble.Reader, r token.Range) (*
 	if err != nil {
 		return nil, err
 	}
-	return &rowSource{ctx: ctx, it: it, p: n.p, limit: n.limit, strict: n.strict, suspect: n.suspect}, nil
+	return &rowSource{ctx: ctx, it: it, p: n.p, limit: n.limit, strict: n.isStrict(), suspect: n.suspect}, nil
 }
 
 // pay charges the bytes owed to the limiters and sleeps off what they ask.
@@ -256,6 +259,7 @@ func (s *rowSource) NextRow(r *engine.Row) error {
 		} else {
 			s.tok = tok
 			s.rows++
+			s.legacy = v[0]&flagSum == 0
 		}
 		s.bytes += int64(len(ck) + len(v))
 		if s.limit != nil || s.pace != nil {

@@ -39,6 +39,12 @@ type ScrubReport struct {
 	// RowsCorrected is how far the trees' row counts moved to match the
 	// rows (negative when rows had gone).
 	RowsCorrected int64
+	// Legacy counts the rows read without a checksum — written before
+	// layout 3, in a database upgraded from layout 2 — each written again
+	// with one (the same version: no tree changes). A pass over every
+	// range that finds none makes the database strict: from then on a
+	// row without a checksum is damage.
+	Legacy int64
 	// Excised are the key spans whose rows were dropped because a table
 	// holding them was damaged (Pebble's block checksums): their ranges'
 	// trees now leave them out, for the next repair to restore them.
@@ -97,7 +103,7 @@ func (n *Node) Scrub(ctx context.Context, rate float64) (rep ScrubReport, err er
 			return rep, fmt.Errorf("grovepebble: scrub of %v: %w", r, err)
 		}
 	}
-	return rep, nil
+	return rep, n.passDone(&rep)
 }
 
 // scrubRanges are the ranges whose trees Scrub checks, in the order it
@@ -240,6 +246,7 @@ func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engin
 		row    engine.Row
 		leaves = 1 << depth
 		read   int64 // bytes counted in ScrubStats so far
+		legacy []engine.Row
 	)
 	// closeLeaf checks leaf against sum, and moves on to the next leaf.
 	closeLeaf := func() error {
@@ -271,6 +278,16 @@ func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engin
 		}
 		d := h.Digest(&row)
 		sum.Add(&d)
+		if src.legacy {
+			legacy = append(legacy, engine.Row{Key: slices.Clone(row.Key), Value: slices.Clone(row.Value), TS: row.TS, Deleted: row.Deleted})
+			if len(legacy) == rewriteRows {
+				if err := n.rewrite(ctx, legacy); err != nil {
+					return nil, 0, err
+				}
+				rep.Legacy += int64(len(legacy))
+				legacy = legacy[:0]
+			}
+		}
 		// Counted as read, for a live rate.
 		n.scrubber.total.bytes.Add(src.bytes - read)
 		read = src.bytes
@@ -280,10 +297,51 @@ func (n *Node) scrubRead(ctx context.Context, snap *pebble.Snapshot, view *engin
 			return nil, 0, err
 		}
 	}
+	if len(legacy) > 0 {
+		if err := n.rewrite(ctx, legacy); err != nil {
+			return nil, 0, err
+		}
+		rep.Legacy += int64(len(legacy))
+	}
 	rep.Rows += src.rows
 	rep.Bytes += src.bytes
 	n.scrubber.total.rows.Add(src.rows)
 	return fixes, src.rows - view.Rows(), nil
+}
+
+// rewriteRows is how many rows without a checksum a scrub writes again
+// in one batch.
+const rewriteRows = 1024
+
+// rewrite writes rows read without a checksum again, each the version
+// that is stored, so that they get one: the merge keeps one of two equal
+// versions, and writes what it keeps with a checksum; the trees do not
+// change. The caller holds the life lock, and not n.mu.
+func (n *Node) rewrite(ctx context.Context, rows []engine.Row) error {
+	plan, err := n.plan(rows)
+	if err != nil {
+		return err
+	}
+	_, err = n.writePlanned(ctx, rows, plan, pebble.Sync)
+	return err
+}
+
+// passDone ends a scrub pass over every range: if it read no row without
+// a checksum, every row the node serves has one (those it rewrote were
+// read with one too, by then), and the database is made strict. The
+// caller holds the life lock.
+func (n *Node) passDone(pass *ScrubReport) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.isStrict() || pass.Legacy > 0 || pass.Skipped > 0 || pass.Ranges < len(n.Ranges()) || len(n.unowned) > 0 {
+		return nil
+	}
+	if err := n.db.Set(metaFormat, []byte{layoutVersion, n.p.ID(), formatStrict}, pebble.Sync); err != nil {
+		return err
+	}
+	n.setStrict(true)
+	n.events.log.Infof("grovepebble: every row of %s has a checksum now; a row without one is damage from now on", n.dir)
+	return nil
 }
 
 // DefaultScrubPass is how long AutoScrubRate gives a pass over a node's
@@ -386,6 +444,16 @@ func (n *Node) scrubLoop(ctx context.Context, pace *rateLimiter, done chan struc
 			if err != nil && ctx.Err() == nil {
 				n.events.log.Errorf("grovepebble: background scrub of %v in %s: %v", r, n.dir, err)
 				failed = true
+			}
+		}
+		if !failed && ctx.Err() == nil {
+			if n.use() != nil {
+				return
+			}
+			err := n.passDone(&pass)
+			n.life.RUnlock()
+			if err != nil {
+				n.events.log.Errorf("grovepebble: background scrub of %s: %v", n.dir, err)
 			}
 		}
 		if pass.Bytes == 0 || failed {

@@ -19,7 +19,7 @@ import (
 // version 1, rows stored with Set and no generation of birth — and checks
 // that the node serves it: its tree is the rebuild of its rows, writes
 // over the old rows merge with them by Cassandra's rule, the format record
-// and the OPTIONS file now say layout 2 and grovepebble.Merger, and the
+// and the OPTIONS file now say layout 3 and grovepebble.Merger, and the
 // database opens again.
 func TestLayout1Upgrades(t *testing.T) {
 	ctx := context.Background()
@@ -87,5 +87,89 @@ func TestLayout1Upgrades(t *testing.T) {
 		if !strings.Contains(string(b), "merger="+MergerName+"\n") {
 			t.Errorf("%s does not name %s", filepath.Base(name), MergerName)
 		}
+	}
+}
+
+// TestLayout2RowsGainChecksums: a database of layout 2 — rows without
+// checksums, some with a generation of birth — is accepted as it is by
+// its first Open; a scrub pass writes every such row again with its
+// checksum, changing no tree; the next pass finds none and makes the
+// database strict, after which a row written without a checksum around
+// the node is damage the scrub moves aside.
+func TestLayout2RowsGainChecksums(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := token.Murmur3{}
+	n := openNode(t, dir, created(Options{Depth: 8}))
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, Merger: Merger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(metaFormat, []byte{2, p.ID()}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	keys := rangeKeys(testRanges(), "old", 500, true)
+	for i, k := range keys {
+		r := engine.Row{Key: k, Value: fmt.Appendf(nil, "v%d", i), TS: 10, Deleted: i%7 == 0}
+		if err := db.Set(appendRowKey(nil, p.Token(k), k), appendValueBorn(nil, &r, 1, i%2 == 0), pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := Options{Depth: 8}
+	n = openNode(t, dir, opts)
+	if n.isStrict() || n.Rows() != int64(len(keys)) {
+		t.Fatalf("upgraded node: strict %v, %d rows; want lenient, %d", n.isStrict(), n.Rows(), len(keys))
+	}
+	before := dbRows(t, n)
+	rep, err := n.Scrub(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Legacy != int64(len(keys)) || len(rep.Mismatches) != 0 || len(rep.Quarantined) != 0 || n.isStrict() {
+		t.Fatalf("first pass: %d rows rewritten, %d mismatches, %d quarantined, strict %v; want %d, 0, 0, lenient", rep.Legacy, len(rep.Mismatches), len(rep.Quarantined), n.isStrict(), len(keys))
+	}
+	if after := dbRows(t, n); !equalRows(before, after) {
+		t.Fatalf("the rewrite changed rows: %s", diffRows(before, after))
+	}
+	if live, want := liveRoot(t, n), rebuiltRoot(t, n); live != want {
+		t.Fatalf("after the rewrite the root is %x, its rows' %x", live[:8], want[:8])
+	}
+	// Every stored value now has its checksum.
+	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: []byte{rowPrefix}, UpperBound: []byte{rowPrefix + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if it.Value()[0]&flagSum == 0 {
+			t.Fatalf("key %q is still stored without a checksum", it.Key())
+		}
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err = n.Scrub(ctx, 0)
+	if err != nil || rep.Legacy != 0 || !n.isStrict() {
+		t.Fatalf("second pass: %d rewritten, strict %v, %v; want 0, strict", rep.Legacy, n.isStrict(), err)
+	}
+	n = reopen(t, n, dir, opts)
+	if !n.isStrict() {
+		t.Fatal("strict did not outlive a reopen")
+	}
+	stray := rangeKeys(testRanges(), "stray", 1, true)[0]
+	r := engine.Row{Key: stray, Value: []byte("no checksum"), TS: 1}
+	if err := n.db.Set(appendRowKey(nil, p.Token(stray), stray), appendValue(nil, &r), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = n.Scrub(ctx, 0)
+	if err != nil || len(rep.Quarantined) != 1 || string(rep.Quarantined[0].Key) != string(stray) || rep.Legacy != 0 {
+		t.Fatalf("strict pass: %+v, %v; want the row without a checksum moved aside", rep, err)
 	}
 }

@@ -68,6 +68,11 @@ func (n *Node) write(ctx context.Context, rows []engine.Row, wo *pebble.WriteOpt
 		return 0, err
 	}
 	defer n.life.RUnlock()
+	return n.writePlanned(ctx, rows, plan, wo)
+}
+
+// writePlanned writes rows as plan says; the caller holds the life lock.
+func (n *Node) writePlanned(ctx context.Context, rows []engine.Row, plan []planned, wo *pebble.WriteOptions) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.broken != nil {
@@ -206,7 +211,7 @@ func (n *Node) seekStored(it *pebble.Iterator, ck []byte, r *engine.Row) (found,
 		return false, false, asCorrupt(n.dir, err)
 	}
 	r.Key = ck[keyHeader:]
-	if err := decodeValue(ck, v, r, n.strict); err != nil {
+	if err := decodeValue(ck, v, r, n.isStrict()); err != nil {
 		n.suspect(ck)
 		return true, true, nil
 	}

@@ -17,12 +17,15 @@ import (
 
 // scrubReport is scrub's JSON.
 type scrubReport struct {
-	Ranges        int             `json:"ranges"`
-	Rows          int64           `json:"rows"`
-	Bytes         int64           `json:"bytes"`
-	Seconds       float64         `json:"seconds"`
-	RowsCorrected int64           `json:"rows_corrected"`
-	Mismatches    []scrubMismatch `json:"mismatches"`
+	Ranges        int     `json:"ranges"`
+	Rows          int64   `json:"rows"`
+	Bytes         int64   `json:"bytes"`
+	Seconds       float64 `json:"seconds"`
+	RowsCorrected int64   `json:"rows_corrected"`
+	// Legacy counts rows read without a checksum (a database upgraded
+	// from layout 2) and written again with one.
+	Legacy     int64           `json:"legacy_rows_rewritten"`
+	Mismatches []scrubMismatch `json:"mismatches"`
 	// Quarantined are the damaged rows moved aside: a repair with a peer
 	// brings their good versions back.
 	Quarantined []scrubQuarantined `json:"quarantined"`
@@ -112,7 +115,7 @@ func runScrub(ctx context.Context, args []string, stdout io.Writer) (int, error)
 // reportOf is scrub's JSON of a pass's report.
 func reportOf(rep grovepebble.ScrubReport) scrubReport {
 	out := scrubReport{Ranges: rep.Ranges, Rows: rep.Rows, Bytes: rep.Bytes, Seconds: rep.Duration.Seconds(),
-		RowsCorrected: rep.RowsCorrected, Mismatches: []scrubMismatch{}, Quarantined: []scrubQuarantined{}, Excised: []scrubExcised{}}
+		RowsCorrected: rep.RowsCorrected, Legacy: rep.Legacy, Mismatches: []scrubMismatch{}, Quarantined: []scrubQuarantined{}, Excised: []scrubExcised{}}
 	for _, m := range rep.Mismatches {
 		out.Mismatches = append(out.Mismatches, mismatchOf(m))
 	}
