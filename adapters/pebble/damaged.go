@@ -29,9 +29,11 @@ import (
 // was damaged.
 type Excised struct {
 	// File is the damaged table; Span the tokens whose rows were dropped,
-	// in every level, for a repair to restore from peers.
-	File string
-	Span token.Range
+	// in every level, for a repair to restore from peers; Ranges the
+	// node's ranges Span crosses, whose trees were set to the rows left.
+	File   string
+	Span   token.Range
+	Ranges []token.Range
 }
 
 // damagedTable returns the path of the table a read failed on, if err is a

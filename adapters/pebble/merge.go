@@ -57,16 +57,17 @@ type supersedes struct {
 	row     engine.Row
 	born    uint64
 	hasBorn bool
-	// valid says win decoded and passed its checksum; if not, win is the
-	// first operand, kept as it was because no other was valid either.
-	valid bool
+	// valid says win decoded and passed its checksum; if not and kept,
+	// win is the first operand, kept as it was because no other was valid
+	// either.
+	valid, kept bool
 }
 
 var mergerPool = sync.Pool{New: func() any { return new(supersedes) }}
 
 func (rule *mergeRule) start(key, value []byte) (pebble.ValueMerger, error) {
 	m := mergerPool.Get().(*supersedes)
-	m.rule, m.valid = rule, false
+	m.rule, m.valid, m.kept = rule, false, false
 	m.key = append(m.key[:0], key...)
 	m.win = m.win[:0]
 	m.merge(value)
@@ -87,8 +88,8 @@ func (m *supersedes) merge(value []byte) {
 		if m.rule.report != nil {
 			m.rule.report(m.key)
 		}
-		if !m.valid && len(m.win) == 0 {
-			m.win = append(m.win, value...)
+		if !m.valid && !m.kept {
+			m.win, m.kept = append(m.win[:0], value...), true
 		}
 		return
 	case !m.valid:

@@ -171,3 +171,46 @@ func TestMergerDropsDamagedOperands(t *testing.T) {
 		})
 	}
 }
+
+// FuzzMergeOperands: a merge of any operand bytes never fails or panics,
+// and yields either a sound checksummed version — one of the sound
+// operands' rows — or, when no operand is sound, the first as it was.
+func FuzzMergeOperands(f *testing.F) {
+	good := operand{row: engine.Row{Value: []byte("v"), TS: 2}, born: 1, hasBorn: true}.encode()
+	f.Add(good, []byte{0x04}, []byte(nil))
+	f.Add([]byte{0x07, 1}, good, good[:len(good)-1])
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		ops := [][]byte{a, b, c}
+		var sound []engine.Row
+		for _, o := range ops {
+			var r engine.Row
+			if _, _, err := decodeValueBorn(mergeKey, o, &r, true); err == nil {
+				sound = append(sound, r)
+			}
+		}
+		for _, newer := range []bool{true, false} {
+			rule := &mergeRule{}
+			rule.strict.Store(true)
+			got := mergeWith(t, rule.merger(), ops, newer)
+			if len(sound) == 0 {
+				if !bytes.Equal(got, a) {
+					t.Fatalf("no sound operand: merged % x, want the first % x", got, a)
+				}
+				continue
+			}
+			var r engine.Row
+			if _, _, err := decodeValueBorn(mergeKey, got, &r, true); err != nil {
+				t.Fatalf("merged % x does not decode: %v", got, err)
+			}
+			win := sound[0]
+			for _, s := range sound[1:] {
+				if engine.Supersedes(&s, &win) {
+					win = s
+				}
+			}
+			if r.TS != win.TS || r.Deleted != win.Deleted || !bytes.Equal(r.Value, win.Value) {
+				t.Fatalf("merged %+v, want the winner of the sound operands %+v", r, win)
+			}
+		}
+	})
+}

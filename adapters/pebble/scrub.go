@@ -508,10 +508,15 @@ func (n *Node) scrubRecovering(ctx context.Context, r token.Range, rep *ScrubRep
 		if err != nil {
 			return err
 		}
-		rep.Excised = append(rep.Excised, ex...)
-		for _, e := range ex {
-			n.events.log.Errorf("grovepebble: scrub: table %s is damaged; dropped the rows of tokens %v from %s, for the next repair to restore from peers", e.File, e.Span, n.dir)
+		for i, e := range ex {
+			for _, other := range n.Ranges() {
+				if crosses(other, ex[i:i+1]) {
+					ex[i].Ranges = append(ex[i].Ranges, other)
+				}
+			}
+			n.events.log.Errorf("grovepebble: scrub: table %s is damaged; dropped the rows of tokens %v from %s (ranges %v), for the next repair to restore from peers", e.File, e.Span, n.dir, ex[i].Ranges)
 		}
+		rep.Excised = append(rep.Excised, ex...)
 		for _, other := range n.Ranges() {
 			if other == r || !crosses(other, ex) {
 				continue

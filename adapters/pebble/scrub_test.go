@@ -574,7 +574,7 @@ func TestScrubRecoversDamagedTable(t *testing.T) {
 		t.Fatalf("Scrub: %v", err)
 	}
 	t.Logf("scrub dropped %v, count corrected by %d", rep.Excised, rep.RowsCorrected)
-	if len(rep.Excised) == 0 || rep.Excised[0].File != table {
+	if len(rep.Excised) == 0 || rep.Excised[0].File != table || !slices.Equal(rep.Excised[0].Ranges, []token.Range{n.Shape().Range}) {
 		t.Fatalf("scrub dropped %+v, want the rows of %s", rep.Excised, table)
 	}
 	if d := n.damagedTableSpans(); len(d) != 0 {

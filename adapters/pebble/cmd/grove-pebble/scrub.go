@@ -40,6 +40,8 @@ type scrubExcised struct {
 	File string `json:"file"`
 	Lo   string `json:"lo"`
 	Hi   string `json:"hi"`
+	// Ranges are the node's ranges the span crosses, each [lo, hi].
+	Ranges [][2]string `json:"ranges"`
 }
 
 // scrubQuarantined is a row scrub found damaged and moved aside: its key
@@ -124,7 +126,11 @@ func reportOf(rep grovepebble.ScrubReport) scrubReport {
 		out.Quarantined = append(out.Quarantined, scrubQuarantined{Lo: d(q.Range.Lo), Hi: d(q.Range.Hi), Token: d(q.Token), KeyHex: hex.EncodeToString(q.Key), Reason: q.Reason})
 	}
 	for _, e := range rep.Excised {
-		out.Excised = append(out.Excised, scrubExcised{File: e.File, Lo: d(e.Span.Lo), Hi: d(e.Span.Hi)})
+		x := scrubExcised{File: e.File, Lo: d(e.Span.Lo), Hi: d(e.Span.Hi), Ranges: [][2]string{}}
+		for _, r := range e.Ranges {
+			x.Ranges = append(x.Ranges, [2]string{d(r.Lo), d(r.Hi)})
+		}
+		out.Excised = append(out.Excised, x)
 	}
 	return out
 }
