@@ -46,7 +46,7 @@ func BenchmarkValidationScan(b *testing.B) {
 	}
 	// The format record a Node writes at its first Open: without it the
 	// database would be another application's.
-	if err := db.Set(metaFormat, []byte{layoutVersion, p.ID()}, pebble.NoSync); err != nil {
+	if err := db.Set(metaFormat, []byte{layoutVersion, p.ID(), formatStrict}, pebble.NoSync); err != nil {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -59,7 +59,7 @@ func BenchmarkValidationScan(b *testing.B) {
 			value[j] = byte(rng.Uint32())
 		}
 		ck = appendRowKey(ck[:0], p.Token(key), key)
-		v = appendValue(v[:0], &engine.Row{Value: value, TS: int64(i)})
+		v = appendStored(v[:0], ck, &engine.Row{Value: value, TS: int64(i)}, 0, false)
 		if err := batch.Set(ck, v, nil); err != nil {
 			b.Fatal(err)
 		}

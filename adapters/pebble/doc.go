@@ -68,11 +68,11 @@
 //	                    forest generation of the first write of the key (the
 //	                    merge operator keeps the earliest; a value without
 //	                    one is older than every generation)
-//	       then         with bit 2: 4 bytes big-endian, the CRC-32C
-//	                    (Castagnoli) of the composite key, then the value's
-//	                    bytes before the checksum, then those after it
 //	       then         the value bytes (kept for a tombstone too, so its digest
 //	                    is the one the peer computed)
+//	       last         with bit 2: 4 bytes big-endian, the CRC-32C
+//	                    (Castagnoli) of the composite key, then of every byte
+//	                    of the stored value before these four
 //
 // Every row written since layout 3 has bit 2. A row that fails its
 // checksum or does not decode is never served: reads skip it, the merge

@@ -25,8 +25,7 @@ const (
 	// flagBorn says a uvarint generation of birth follows the timestamp
 	// (layout 2).
 	flagBorn = 0x02
-	// flagSum says a CRC-32C of the row follows the timestamp and the
-	// generation of birth (layout 3).
+	// flagSum says the value ends in a CRC-32C of the row (layout 3).
 	flagSum  = 0x04
 	sumBytes = 4
 
@@ -97,15 +96,12 @@ func appendValueBorn(dst []byte, r *engine.Row, born uint64, hasBorn bool) []byt
 }
 
 // appendStored appends the value a node stores for r under composite key
-// ck: appendValueBorn's, with the row's checksum (layout 3).
+// ck: appendValueBorn's, with the row's checksum after it (layout 3).
 func appendStored(dst, ck []byte, r *engine.Row, born uint64, hasBorn bool) []byte {
 	start := len(dst)
 	dst = appendHead(dst, r, born, hasBorn, flagSum)
-	at := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
 	dst = append(dst, r.Value...)
-	binary.BigEndian.PutUint32(dst[at:], rowSum(ck, dst[start:at], dst[at+sumBytes:]))
-	return dst
+	return binary.BigEndian.AppendUint32(dst, rowSum(ck, dst[start:]))
 }
 
 // appendHead appends a value's flags, timestamp and generation of birth.
@@ -124,13 +120,12 @@ func appendHead(dst []byte, r *engine.Row, born uint64, hasBorn bool, flags byte
 	return dst
 }
 
-// rowSum is the checksum of a stored row: its composite key, its value's
-// head (flags, timestamp, generation of birth) and its value bytes. The
-// key is in it so that a value moved under another key fails too.
-func rowSum(ck, head, value []byte) uint32 {
-	c := crc32.Update(0, castagnoli, ck)
-	c = crc32.Update(c, castagnoli, head)
-	return crc32.Update(c, castagnoli, value)
+// rowSum is the checksum of a stored row: its composite key, then every
+// byte of its stored value before the checksum (flags, timestamp,
+// generation of birth, value). The key is in it so that a value moved
+// under another key fails too.
+func rowSum(ck, value []byte) uint32 {
+	return crc32.Update(crc32.Update(0, castagnoli, ck), castagnoli, value)
 }
 
 // decodeValue fills r's TS, Deleted and Value from the value v stored
@@ -168,10 +163,10 @@ func decodeValueBorn(ck, v []byte, r *engine.Row, strict bool) (born uint64, has
 		if len(rest) < sumBytes {
 			return 0, false, fmt.Errorf("%w: value cut short in its checksum", ErrCorrupt)
 		}
-		head := v[:len(v)-len(rest)]
-		want := binary.BigEndian.Uint32(rest)
-		rest = rest[sumBytes:]
-		if got := rowSum(ck, head, rest); got != want {
+		body := v[:len(v)-sumBytes]
+		want := binary.BigEndian.Uint32(v[len(body):])
+		rest = rest[:len(rest)-sumBytes]
+		if got := rowSum(ck, body); got != want {
 			return 0, false, fmt.Errorf("%w: %w: stored %08x, the row's is %08x", ErrCorrupt, ErrChecksum, want, got)
 		}
 	case strict:

@@ -101,9 +101,13 @@ func (m *supersedes) merge(value []byte) {
 	}
 	if !m.valid || engine.Supersedes(&r, &m.row) {
 		// Held as a copy: value is Pebble's only until the call returns.
-		// r.Value is value's tail, so the copy's tail is the row's value.
+		// r.Value ends where value does, or its checksum starts.
+		end := len(value)
+		if value[0]&flagSum != 0 {
+			end -= sumBytes
+		}
 		m.win = append(m.win[:0], value...)
-		r.Value = m.win[len(m.win)-len(r.Value):]
+		r.Value = m.win[end-len(r.Value) : end]
 		m.row, m.valid = r, true
 	}
 }

@@ -282,11 +282,11 @@ func plantRow(t *testing.T, db, key string) {
 	k := binary.BigEndian.AppendUint64([]byte{0x01}, uint64(tok)^(1<<63))
 	k = append(k, key...)
 	// Layout 3 (doc.go of grovepebble): flags with bit 2, the timestamp,
-	// the CRC-32C of the key and the rest of the value, the value: a
-	// sound row, as a restored backup or a tool would leave one.
-	head := binary.BigEndian.AppendUint64([]byte{0x04}, 7)
-	sum := crc32.Checksum(slices.Concat(k, head, []byte("planted")), crc32.MakeTable(crc32.Castagnoli))
-	v := slices.Concat(head, binary.BigEndian.AppendUint32(nil, sum), []byte("planted"))
+	// the value, the CRC-32C of the key and all that: a sound row, as a
+	// restored backup or a tool would leave one.
+	body := append(binary.BigEndian.AppendUint64([]byte{0x04}, 7), "planted"...)
+	sum := crc32.Checksum(slices.Concat(k, body), crc32.MakeTable(crc32.Castagnoli))
+	v := binary.BigEndian.AppendUint32(body, sum)
 	if err := p.Set(k, v, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
