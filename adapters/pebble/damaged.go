@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/antientropy/grove/engine"
 	"github.com/antientropy/grove/engine/token"
 )
 
@@ -192,4 +193,35 @@ func minKey(a, b []byte) []byte {
 		return a
 	}
 	return b
+}
+
+// validateRecovering is the validation scan of a node of one range, which
+// drops the rows of up to maxDamagedTables damaged tables it meets, as
+// the scrub does, and scans again into a new tree: no tree has been
+// served yet, so one built from the rows left is the truth, and a repair
+// brings the others back. A node that could not open over a damaged
+// table could not run the scrub that recovers it either.
+func (n *Node) validateRecovering(ctx context.Context, to engine.Options) (ScanStats, error) {
+	var excised []Excised
+	for tables := maxDamagedTables; ; tables-- {
+		st, err := n.validate(ctx)
+		path, damaged := damagedTable(err)
+		if !damaged || tables == 0 {
+			st.Excised = excised
+			return st, err
+		}
+		ex, xerr := n.exciseTable(ctx, path)
+		if xerr != nil {
+			return st, errors.Join(err, xerr)
+		}
+		for _, e := range ex {
+			e.Ranges = []token.Range{n.rng}
+			excised = append(excised, e)
+			n.events.log.Errorf("grovepebble: open: table %s is damaged; dropped the rows of tokens %v from %s, for the next repair to restore from peers", e.File, e.Span, n.dir)
+		}
+		n.tree.Close()
+		if n.tree, err = engine.New(to); err != nil {
+			return st, err
+		}
+	}
 }

@@ -342,7 +342,7 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 	if n.tree, err = engine.New(engine.Options{Partitioner: p, Range: rng, Depth: depth, Budget: budget}); err != nil {
 		return nil, err
 	}
-	if n.scan, err = n.validate(ctx); err != nil {
+	if n.scan, err = n.validateRecovering(ctx, engine.Options{Partitioner: p, Range: rng, Depth: depth, Budget: budget}); err != nil {
 		return nil, err
 	}
 	// The count is a hint, so it need not be durable here.

@@ -304,8 +304,10 @@ func flip(t *testing.T, path string, from, to float64) {
 	}
 }
 
-// A damaged Pebble file fails Open with ErrCorrupt naming the file, in one
-// line — where Pebble's default would log a stack trace and exit(1).
+// A damaged Pebble file that Open cannot get past fails it with
+// ErrCorrupt naming the file, in one line — where Pebble's default would
+// log a stack trace and exit(1). (Damaged data blocks it gets past: see
+// TestOpenDropsDamagedTable.)
 func TestOpenCorruptFile(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -315,8 +317,9 @@ func TestOpenCorruptFile(t *testing.T) {
 		// for a file Pebble does not attach a path to.
 		names func(dir, table string) string
 	}{
+		// The first blocks hold the metadata keys, which the node keeps,
+		// and the footer the table's index: neither can be dropped.
 		{"a table's first blocks", func(_, table string) string { return table }, 0, 0.05, func(_, table string) string { return table }},
-		{"a table's middle", func(_, table string) string { return table }, 0.25, 0.5, func(_, table string) string { return table }},
 		{"a table's footer", func(_, table string) string { return table }, 0.99, 1, func(_, table string) string { return table }},
 		{"the MANIFEST", func(dir, _ string) string {
 			m, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
@@ -338,6 +341,33 @@ func TestOpenCorruptFile(t *testing.T) {
 				t.Fatalf("Open = %q; want ErrCorrupt and pebble.ErrCorruption, one line containing %q", msg, want)
 			}
 		})
+	}
+}
+
+// TestOpenDropsDamagedTable: a node of one range whose table has damaged
+// data blocks opens, dropping the rows of the table's span (as its scrub
+// would) and building its tree from the rows left, and says so in
+// ScanStats; the next repair brings the rows back.
+func TestOpenDropsDamagedTable(t *testing.T) {
+	dir := t.TempDir()
+	rows, table := corruptionRows(t, dir)
+	flip(t, table, 0.25, 0.5)
+	log := &recLogger{}
+	n := openNode(t, dir, Options{Depth: 4, Pebble: &pebble.Options{Logger: log}})
+	st := n.ScanStats()
+	if len(st.Excised) != 1 || st.Excised[0].File != table {
+		t.Fatalf("Open dropped %+v, want the rows of %s", st.Excised, table)
+	}
+	if n.Rows() >= int64(len(rows)) {
+		t.Fatalf("the tree counts %d rows of %d: none dropped", n.Rows(), len(rows))
+	}
+	if live, want := liveRoot(t, n), rebuiltRoot(t, n); live != want {
+		t.Fatalf("the tree's root %x is not its rows' %x", live[:8], want[:8])
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if !slices.ContainsFunc(log.lines, func(l string) bool { return strings.Contains(l, "dropped the rows") && strings.Contains(l, table) }) {
+		t.Fatalf("logged %q; want the dropped table named", log.lines)
 	}
 }
 

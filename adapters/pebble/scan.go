@@ -30,6 +30,10 @@ type ScanStats struct {
 	// Workers is how many goroutines scanned, each its own slices of the
 	// range with its own iterator.
 	Workers int
+	// Excised are the spans whose rows Open dropped because a table
+	// holding them was damaged: the tree leaves them out, and the next
+	// repair restores them from peers.
+	Excised []Excised
 }
 
 // RowsPerSecond is the scan's throughput in rows.
