@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -48,10 +49,16 @@ func damagedTable(err error) (string, bool) {
 		err = ce.err
 	}
 	info := pebble.ExtractDataCorruptionInfo(err)
-	if info == nil || info.IsRemote || !strings.HasSuffix(info.Path, ".sst") {
+	if info == nil {
 		return "", false
 	}
-	return info.Path, true
+	return localTable(info)
+}
+
+// localTable returns the path of the table a corruption report names, if
+// it names a local table: only those can be dropped and listed.
+func localTable(info *pebble.DataCorruptionInfo) (string, bool) {
+	return info.Path, !info.IsRemote && strings.HasSuffix(info.Path, ".sst")
 }
 
 // exciseTable drops the rows of every key span the table at path backs
@@ -148,7 +155,8 @@ func (n *Node) damagedTableSpans() []Excised {
 // tableDamaged records a table Pebble reported damaged. Pebble calls it
 // from its own goroutines too.
 func (n *Node) tableDamaged(info pebble.DataCorruptionInfo) {
-	if info.IsRemote || !strings.HasSuffix(info.Path, ".sst") {
+	path, ok := localTable(&info)
+	if !ok {
 		return
 	}
 	n.suspects.mu.Lock()
@@ -156,7 +164,7 @@ func (n *Node) tableDamaged(info pebble.DataCorruptionInfo) {
 	if n.suspects.tables == nil {
 		n.suspects.tables = map[string]bool{}
 	}
-	n.suspects.tables[info.Path] = true
+	n.suspects.tables[path] = true
 }
 
 // tokenSpan is the smallest token range holding the rows of composite
@@ -169,17 +177,12 @@ func tokenSpan(lo, hi []byte) token.Range {
 		t, _, _ := splitRowKey(k[:keyHeader])
 		return t
 	}
-	r := token.Range{Lo: tokenOf(lo, token.Token(minToken)), Hi: tokenOf(hi, token.Token(maxToken))}
-	if r.Lo > token.Token(minToken) {
+	r := token.Range{Lo: tokenOf(lo, math.MinInt64), Hi: tokenOf(hi, math.MaxInt64)}
+	if r.Lo > math.MinInt64 {
 		r.Lo-- // (Lo, Hi]: the first key's token is inside
 	}
 	return r
 }
-
-const (
-	minToken = -1 << 63
-	maxToken = 1<<63 - 1
-)
 
 func maxKey(a, b []byte) []byte {
 	if bytes.Compare(a, b) >= 0 {

@@ -300,17 +300,13 @@ func (n *Node) applyRound(r *round) error {
 		ck := rows[i].ck
 		i = j
 		var old engine.Row
-		found, bad, err := n.seekStored(it, ck, &old)
+		// A damaged stored version reads as none: the write is an
+		// insert. If it rotted after the tree took it, the tree still
+		// holds the digest it had, which only a read of the leaf can
+		// tell: the key is a suspect, whose range the scrub checks first.
+		found, err := n.seekStored(it, ck, &old)
 		if err != nil {
 			return err
-		}
-		if bad {
-			// A damaged version is in no tree a scan built or a scrub
-			// corrected: the write is an insert. If it rotted after the
-			// tree took it, the tree still holds the digest it had,
-			// which only a read of the leaf can tell: the key is a
-			// suspect, and the scrub checks its range first.
-			found = false
 		}
 		if found && !engine.Supersedes(win, &old) {
 			continue // the stored version still wins: nothing changed

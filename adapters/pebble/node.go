@@ -339,10 +339,11 @@ func open(ctx context.Context, dir string, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	if n.tree, err = engine.New(engine.Options{Partitioner: p, Range: rng, Depth: depth, Budget: budget}); err != nil {
+	treeOpts := engine.Options{Partitioner: p, Range: rng, Depth: depth, Budget: budget}
+	if n.tree, err = engine.New(treeOpts); err != nil {
 		return nil, err
 	}
-	if n.scan, err = n.validateRecovering(ctx, engine.Options{Partitioner: p, Range: rng, Depth: depth, Budget: budget}); err != nil {
+	if n.scan, err = n.validateRecovering(ctx, treeOpts); err != nil {
 		return nil, err
 	}
 	// The count is a hint, so it need not be durable here.

@@ -31,10 +31,10 @@ var quarantinePrefix = []byte("\x00quarantine")
 const maxSuspects = 1 << 14
 
 // suspects are the composite keys whose stored row reads have found
-// damaged since the scrub last checked their range.
+// damaged since the scrub last checked their range, each with its token.
 type suspects struct {
 	mu   sync.Mutex
-	keys map[string]struct{}
+	keys map[string]token.Token
 	// tables are the paths of tables Pebble reported damaged.
 	tables map[string]bool
 }
@@ -42,14 +42,18 @@ type suspects struct {
 // suspect records ck, whose stored row failed to decode or its checksum.
 // Pebble's merges call it too, from its own goroutines.
 func (n *Node) suspect(ck []byte) {
+	tok, _, err := splitRowKey(ck)
+	if err != nil {
+		return // not a row key: no range to check
+	}
 	s := &n.suspects
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.keys == nil {
-		s.keys = map[string]struct{}{}
+		s.keys = map[string]token.Token{}
 	}
 	if len(s.keys) < maxSuspects {
-		s.keys[string(ck)] = struct{}{}
+		s.keys[string(ck)] = tok
 	}
 }
 
@@ -60,8 +64,8 @@ func (n *Node) takeSuspects(r token.Range) [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out [][]byte
-	for k := range s.keys {
-		if tok, _, err := splitRowKey([]byte(k)); err == nil && r.Contains(tok) {
+	for k, tok := range s.keys {
+		if r.Contains(tok) {
 			out = append(out, []byte(k))
 			delete(s.keys, k)
 		}
@@ -70,17 +74,21 @@ func (n *Node) takeSuspects(r token.Range) [][]byte {
 	return out
 }
 
-// suspectIn reports whether a suspect lies in r.
-func (n *Node) suspectIn(r token.Range) bool {
+// suspectSpans are the one-token spans of the suspects, and the spans of
+// the tables Pebble reported damaged: the scrub checks the ranges that
+// cross them first.
+func (n *Node) suspectSpans() []token.Range {
+	var spans []token.Range
+	for _, e := range n.damagedTableSpans() {
+		spans = append(spans, e.Span)
+	}
 	s := &n.suspects
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k := range s.keys {
-		if tok, _, err := splitRowKey([]byte(k)); err == nil && r.Contains(tok) {
-			return true
-		}
+	for _, tok := range s.keys {
+		spans = append(spans, token.Range{Lo: tok - 1, Hi: tok})
 	}
-	return false
+	return spans
 }
 
 // Quarantined is a damaged row the scrub moved aside.
@@ -128,13 +136,8 @@ func (n *Node) quarantine(r token.Range) ([]Quarantined, error) {
 		if err != nil {
 			return nil, err
 		}
-		q := Quarantined{Range: r, Reason: derr.Error()}
-		if t, k, err := splitRowKey(ck); err == nil {
-			q.Token, q.Key = t, k
-		} else {
-			q.Key = ck
-		}
-		moved = append(moved, q)
+		tok, key, _ := splitRowKey(ck) // takeSuspects holds row keys only
+		moved = append(moved, Quarantined{Range: r, Token: tok, Key: key, Reason: derr.Error()})
 	}
 	if len(moved) == 0 {
 		return nil, nil

@@ -82,7 +82,9 @@ type ScrubMismatch struct {
 // the longest ago: a pass cut short resumes, after a restart too, with
 // the ranges it did not reach.
 //
-// A row that does not decode fails the pass with ErrCorrupt, naming it.
+// A row that does not decode or fails its checksum is left out of the
+// leaves and moved aside (Quarantined); a damaged table's rows are
+// dropped (Excised): either way the next repair fetches them from peers.
 func (n *Node) Scrub(ctx context.Context, rate float64) (rep ScrubReport, err error) {
 	defer n.catch(&err)
 	if err := n.use(); err != nil {
@@ -114,9 +116,10 @@ func (n *Node) scrubRanges() []token.Range {
 	// Ranges where reads met damaged rows or tables first; then a range never scrubbed,
 	// which has the zero time, before every other.
 	suspect := map[token.Range]bool{}
-	damaged := n.damagedTableSpans()
-	for _, r := range rs {
-		suspect[r] = n.suspectIn(r) || crosses(r, damaged)
+	if spans := n.suspectSpans(); len(spans) > 0 {
+		for _, r := range rs {
+			suspect[r] = slices.ContainsFunc(spans, func(s token.Range) bool { return overlaps(r, s) })
+		}
 	}
 	slices.SortStableFunc(rs, func(a, b token.Range) int {
 		if suspect[a] != suspect[b] {
@@ -530,10 +533,8 @@ func (n *Node) scrubRecovering(ctx context.Context, r token.Range, rep *ScrubRep
 
 // crosses reports whether r shares a token with any span of ex.
 func crosses(r token.Range, ex []Excised) bool {
-	for _, e := range ex {
-		if r.Lo < e.Span.Hi && e.Span.Lo < r.Hi {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(ex, func(e Excised) bool { return overlaps(r, e.Span) })
 }
+
+// overlaps reports whether two token ranges share a token.
+func overlaps(a, b token.Range) bool { return a.Lo < b.Hi && b.Lo < a.Hi }

@@ -200,20 +200,21 @@ func (n *Node) addIntent(b *pebble.Batch, gen uint64, plan []planned) error {
 // seekStored reads the stored version of ck into r through an iterator
 // the caller reuses for keys in ascending order (a prefix seek consults
 // the tables' bloom filters, as a Get does) and reports whether there is
-// one, and whether it is damaged: then r is not filled, and ck is a
-// suspect for the scrub. r's slices are valid until the iterator moves.
-func (n *Node) seekStored(it *pebble.Iterator, ck []byte, r *engine.Row) (found, bad bool, err error) {
+// one. A damaged version counts as none — it is in no tree a scan built
+// or a scrub corrected — and ck becomes a suspect for the scrub. r's
+// slices are valid until the iterator moves.
+func (n *Node) seekStored(it *pebble.Iterator, ck []byte, r *engine.Row) (bool, error) {
 	if !it.SeekPrefixGE(ck) || !bytes.Equal(it.Key(), ck) {
-		return false, false, asCorrupt(n.dir, it.Error())
+		return false, asCorrupt(n.dir, it.Error())
 	}
 	v, err := it.ValueAndErr()
 	if err != nil {
-		return false, false, asCorrupt(n.dir, err)
+		return false, asCorrupt(n.dir, err)
 	}
 	r.Key = ck[keyHeader:]
 	if err := decodeValue(ck, v, r, n.isStrict()); err != nil {
 		n.suspect(ck)
-		return true, true, nil
+		return false, nil
 	}
-	return true, false, nil
+	return true, nil
 }

@@ -121,14 +121,13 @@ func reportOf(rep grovepebble.ScrubReport) scrubReport {
 	for _, m := range rep.Mismatches {
 		out.Mismatches = append(out.Mismatches, mismatchOf(m))
 	}
-	d := func(t int64) string { return strconv.FormatInt(t, 10) }
 	for _, q := range rep.Quarantined {
-		out.Quarantined = append(out.Quarantined, scrubQuarantined{Lo: d(q.Range.Lo), Hi: d(q.Range.Hi), Token: d(q.Token), KeyHex: hex.EncodeToString(q.Key), Reason: q.Reason})
+		out.Quarantined = append(out.Quarantined, scrubQuarantined{Lo: decimal(q.Range.Lo), Hi: decimal(q.Range.Hi), Token: decimal(q.Token), KeyHex: hex.EncodeToString(q.Key), Reason: q.Reason})
 	}
 	for _, e := range rep.Excised {
-		x := scrubExcised{File: e.File, Lo: d(e.Span.Lo), Hi: d(e.Span.Hi), Ranges: [][2]string{}}
+		x := scrubExcised{File: e.File, Lo: decimal(e.Span.Lo), Hi: decimal(e.Span.Hi), Ranges: [][2]string{}}
 		for _, r := range e.Ranges {
-			x.Ranges = append(x.Ranges, [2]string{d(r.Lo), d(r.Hi)})
+			x.Ranges = append(x.Ranges, [2]string{decimal(r.Lo), decimal(r.Hi)})
 		}
 		out.Excised = append(out.Excised, x)
 	}
@@ -163,8 +162,7 @@ func (a *nodeAdmin) Scrub(ctx context.Context, req rpc.ScrubRequest) ([]byte, er
 }
 
 func mismatchOf(m grovepebble.ScrubMismatch) scrubMismatch {
-	d := func(t int64) string { return strconv.FormatInt(t, 10) }
-	return scrubMismatch{Lo: d(m.Range.Lo), Hi: d(m.Range.Hi), Leaf: m.Leaf, LeafLo: d(m.Span.Lo), LeafHi: d(m.Span.Hi)}
+	return scrubMismatch{Lo: decimal(m.Range.Lo), Hi: decimal(m.Range.Hi), Leaf: m.Leaf, LeafLo: decimal(m.Span.Lo), LeafHi: decimal(m.Span.Hi)}
 }
 
 // parseScrubRate reads --scrub-rate: MB/s, auto (-1) or off (0).
@@ -202,3 +200,7 @@ func startScrub(node *grovepebble.Node, rate float64) (float64, error) {
 	}
 	return rate, node.StartScrub(rate)
 }
+
+// decimal is a token as scrub's JSON gives it: a decimal string, since
+// JSON numbers lose int64 precision in many readers.
+func decimal(t int64) string { return strconv.FormatInt(t, 10) }
