@@ -132,6 +132,7 @@ type Forest struct {
 	stats   Stats
 
 	writes         atomic.Int64 // Updates since the last checkpoint
+	committed      atomic.Int64 // changes committed ahead of their Updates since then (Committed)
 	lastCheckpoint atomic.Int64 // its time, in Unix nanoseconds
 	// leaves is how many leaves the trees have in all: set when their
 	// depths are (Open, Rebalance), read by Due after every batch.
@@ -662,6 +663,7 @@ func (f *Forest) Checkpoint(ctx context.Context) (uint64, error) {
 	}
 	f.gen.Store(g + 1)
 	f.writes.Store(0)
+	f.committed.Store(0)
 	f.lastCheckpoint.Store(time.Now().UnixNano())
 	return g, nil
 }

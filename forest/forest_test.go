@@ -546,6 +546,20 @@ func TestDue(t *testing.T) {
 	if f.Due() {
 		t.Fatal("due right after a checkpoint")
 	}
+	// A store that feeds its trees behind its writes: the changes count
+	// from their commit, not from their late Updates.
+	f.Committed(2)
+	if f.Due() {
+		t.Fatal("due after 2 committed changes of 3")
+	}
+	f.Committed(1)
+	if !f.Due() {
+		t.Fatal("not due after 3 changes committed, none yet applied")
+	}
+	f.Checkpoint(ctx)
+	if f.Due() {
+		t.Fatal("due right after a checkpoint that covered the committed changes")
+	}
 	f.policy.Interval = time.Nanosecond
 	if f.Due() {
 		t.Fatal("due with nothing written")

@@ -41,10 +41,18 @@ func (p CheckpointPolicy) withDefaults() CheckpointPolicy {
 	return p
 }
 
+// Committed tells the forest that n row changes were committed to the
+// store ahead of their Updates, as by a store that feeds its trees behind
+// its writes. Due counts them from their commit, since the marks a crash
+// would leave to recover grow from then: counting only applied Updates
+// would let a lagging feeder put checkpoints off, and the rows recovery
+// reads grow past what the policy bounds.
+func (f *Forest) Committed(n int64) { f.committed.Add(n) }
+
 // Due reports whether the forest's CheckpointPolicy calls for a checkpoint
 // now.
 func (f *Forest) Due() bool {
-	n := f.writes.Load()
+	n := max(f.writes.Load(), f.committed.Load())
 	if n == 0 {
 		return false
 	}

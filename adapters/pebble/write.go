@@ -128,6 +128,7 @@ func (n *Node) writePlanned(ctx context.Context, rows []engine.Row, plan []plann
 		return len(plan), err
 	}
 	if forest {
+		n.forest.Committed(int64(len(plan)))
 		n.maybeCheckpoint()
 	}
 	return len(plan), nil
