@@ -578,11 +578,17 @@ func (f *Forest) TreeOf(key []byte) (*Tree, error) {
 // treeOf returns the tree of key's token, and the token.
 func (f *Forest) treeOf(key []byte) (*Tree, token.Token, error) {
 	tok := f.part.Token(key)
+	t, err := f.treeAt(tok, key)
+	return t, tok, err
+}
+
+// treeAt returns the tree of the range holding tok, key's token.
+func (f *Forest) treeAt(tok token.Token, key []byte) (*Tree, error) {
 	i, found := slices.BinarySearchFunc(f.trees, tok, func(t *Tree, tok token.Token) int { return t.Range.Compare(tok) })
 	if !found {
-		return nil, tok, fmt.Errorf("%w: key %q has token %d", ErrNoRange, truncKey(key), tok)
+		return nil, fmt.Errorf("%w: key %q has token %d", ErrNoRange, truncKey(key), tok)
 	}
-	return f.trees[i], tok, nil
+	return f.trees[i], nil
 }
 
 // Mark returns the mark a write batch records for a change of key's row
@@ -616,7 +622,14 @@ func RowDelta[T any](old, new *T) int64 {
 // engine.Tree.UpdateDigest, for a write path that has the digests already.
 func (f *Forest) UpdateDigest(key []byte, old, new *engine.Digest) error {
 	// The token that finds the tree finds the leaf: hashed once a change.
-	t, tok, err := f.treeOf(key)
+	return f.UpdateDigestAt(f.part.Token(key), key, old, new)
+}
+
+// UpdateDigestAt is UpdateDigest for a caller that has key's token
+// already (a store whose keys begin with it): tok must be the forest's
+// partitioner's token of key.
+func (f *Forest) UpdateDigestAt(tok token.Token, key []byte, old, new *engine.Digest) error {
+	t, err := f.treeAt(tok, key)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,16 @@ func TestRowKeyOrder(t *testing.T) {
 			t.Errorf("key %v sorts at or after %v: %x >= %x", ordered[i-1], ordered[i], a, b)
 		}
 	}
+	// compareRowKeys, which batches and rounds sort by, orders every pair
+	// as their composite keys' bytes do.
+	for _, a := range ordered {
+		for _, b := range ordered {
+			ak, bk := appendRowKey(nil, a.tok, []byte(a.key)), appendRowKey(nil, b.tok, []byte(b.key))
+			if got, want := compareRowKeys(a.tok, ak, b.tok, bk), bytes.Compare(ak, bk); got != want {
+				t.Errorf("compareRowKeys(%v, %v) = %d, bytes.Compare %d", a, b, got, want)
+			}
+		}
+	}
 	for _, o := range ordered {
 		ck := appendRowKey(nil, o.tok, []byte(o.key))
 		tok, k, err := splitRowKey(ck)

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/antientropy/grove/engine"
+	"github.com/antientropy/grove/engine/token"
 )
 
 // This file keeps the trees following the data off the write path. A
@@ -45,6 +46,7 @@ const (
 // into one of its queue's chunks.
 type queued struct {
 	ck  []byte
+	tok token.Token
 	row engine.Row
 }
 
@@ -172,7 +174,7 @@ func (n *Node) enqueue(rows []engine.Row, plan []planned) error {
 		b = append(b, r.Value...)
 		m.chunks[len(m.chunks)-1] = b
 		ck := b[start : start+len(w.ck) : start+len(w.ck)]
-		m.rows = append(m.rows, queued{ck: ck, row: engine.Row{
+		m.rows = append(m.rows, queued{ck: ck, tok: w.tok, row: engine.Row{
 			Key: ck[keyHeader:], Value: b[start+len(w.ck) : len(b) : len(b)],
 			TS: r.TS, Deleted: r.Deleted,
 		}})
@@ -278,7 +280,7 @@ func (n *Node) applyRound(r *round) error {
 	rows := r.rows
 	// Unstable: several rows of a key yield the one Supersedes picks
 	// whatever their order.
-	slices.SortFunc(rows, func(a, b queued) int { return bytes.Compare(a.ck, b.ck) })
+	slices.SortFunc(rows, func(a, b queued) int { return compareRowKeys(a.tok, a.ck, b.tok, b.ck) })
 	// Pebble skips the bottom level's filters by default, taking a seek
 	// there to find its key; most rows live there, and most keys a round
 	// looks up (inserts) are in no table, which the filter says without
@@ -297,7 +299,7 @@ func (n *Node) applyRound(r *round) error {
 				win = &rows[j].row
 			}
 		}
-		ck := rows[i].ck
+		ck, tok := rows[i].ck, rows[i].tok
 		i = j
 		var old engine.Row
 		// A damaged stored version reads as none: the write is an
@@ -320,9 +322,9 @@ func (n *Node) applyRound(r *round) error {
 			d = h.Digest(win)
 		}
 		if n.forest != nil {
-			err = n.forest.UpdateDigest(win.Key, oldD, &d)
+			err = n.forest.UpdateDigestAt(tok, win.Key, oldD, &d)
 		} else {
-			err = n.tree.UpdateDigest(win.Key, oldD, &d)
+			err = n.tree.UpdateDigestAt(tok, win.Key, oldD, &d)
 		}
 		if err != nil {
 			return err

@@ -164,7 +164,7 @@ func (n *Node) plan(rows []engine.Row) ([]planned, error) {
 	}
 	// Unstable: several rows of a key yield the one Supersedes picks
 	// whatever their order (rows equal in all three are the same write).
-	slices.SortFunc(plan, func(a, b planned) int { return bytes.Compare(a.ck, b.ck) })
+	slices.SortFunc(plan, func(a, b planned) int { return compareRowKeys(a.tok, a.ck, b.tok, b.ck) })
 	out := plan[:0]
 	for i := 0; i < len(plan); {
 		win := plan[i]
