@@ -28,7 +28,10 @@ const MergerName = "grove.supersedes.v1"
 // fail every compaction of its table, for ever. When none is valid the
 // first is kept as it is, for reads to refuse and a scrub to move aside.
 // A Node's own merger also reports the key, so that its next scrub checks
-// the key's range first.
+// the key's range first. A key's only version, having nothing to win
+// against, passes through as it is, unchecked: every reader of a row
+// checks its checksum, and a merge that checked it too would check nearly
+// every row of every scan and compaction twice more.
 var Merger = (&mergeRule{}).merger()
 
 // mergeRule is what a merger's merges share: once strict is set, a
@@ -61,6 +64,13 @@ type supersedes struct {
 	// win is the first operand, kept as it was because no other was valid
 	// either.
 	valid, kept bool
+	// first is the first operand, owned, while it is the only one: a key
+	// written once (nearly every key a compaction or a scan meets) has
+	// nothing to choose between, so its operand passes through as it is,
+	// neither decoded nor re-encoded; the reader that decodes it checks
+	// its checksum. A second operand makes it pending no longer.
+	first   []byte
+	pending bool
 }
 
 var mergerPool = sync.Pool{New: func() any { return new(supersedes) }}
@@ -70,12 +80,23 @@ func (rule *mergeRule) start(key, value []byte) (pebble.ValueMerger, error) {
 	m.rule, m.valid, m.kept = rule, false, false
 	m.key = append(m.key[:0], key...)
 	m.win = m.win[:0]
-	m.merge(value)
+	// Held as a copy: value is Pebble's only until the call returns.
+	m.first, m.pending = append(m.first[:0], value...), true
 	return m, nil
 }
 
-func (m *supersedes) MergeNewer(value []byte) error { m.merge(value); return nil }
-func (m *supersedes) MergeOlder(value []byte) error { m.merge(value); return nil }
+func (m *supersedes) MergeNewer(value []byte) error { m.another(value); return nil }
+func (m *supersedes) MergeOlder(value []byte) error { m.another(value); return nil }
+
+// another merges an operand after the first, which is merged first if it
+// is still pending.
+func (m *supersedes) another(value []byte) {
+	if m.pending {
+		m.pending = false
+		m.merge(m.first)
+	}
+	m.merge(value)
+}
 
 // merge takes value if it wins over the version held; the generation of
 // birth is the earliest of the valid versions, and a version without one
@@ -114,9 +135,12 @@ func (m *supersedes) merge(value []byte) {
 
 // Finish re-encodes the winner with the merged generation of birth and its
 // checksum, or returns the damaged operand unchanged if no operand was
-// valid. The result stays valid until the returned closer puts the merger
+// valid, or the only operand as it is. The result stays valid until the returned closer puts the merger
 // back in its pool.
 func (m *supersedes) Finish(includesBase bool) ([]byte, io.Closer, error) {
+	if m.pending {
+		return m.first, m, nil
+	}
 	if !m.valid {
 		m.out = append(m.out[:0], m.win...)
 		return m.out, m, nil

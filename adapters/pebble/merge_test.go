@@ -124,7 +124,8 @@ func TestMergerKeepsTheWinner(t *testing.T) {
 // greater bytes at the same timestamp would win Cassandra's rule — and
 // never fails it (a compaction would fail with it, for ever). When every
 // version is damaged the first is kept as it was, for reads to refuse.
-// Each damaged version is reported with its key.
+// Each damaged version is reported with its key. A key's only version
+// passes through unchanged and unreported: its reader checks it.
 func TestMergerDropsDamagedOperands(t *testing.T) {
 	old := operand{row: engine.Row{Value: []byte("old"), TS: 1}, born: 3, hasBorn: true}
 	cur := operand{row: engine.Row{Value: []byte("b"), TS: 2}, born: 5, hasBorn: true}
@@ -144,6 +145,11 @@ func TestMergerDropsDamagedOperands(t *testing.T) {
 		{"no checksum, strict", [][]byte{cur.encode(), unsummed}, true, cur.encode(), 1},
 		{"no checksum, upgraded database", [][]byte{cur.encode(), unsummed}, false, appendStored(nil, mergeKey, &engine.Row{Value: []byte("zz"), TS: 9}, 1, true), 0},
 		{"all damaged", [][]byte{rotted, {0x04}}, false, nil, 2},
+		// A key's only version has nothing to win against: it passes
+		// through as it is, unchecked, for its reader to check.
+		{"one sound version", [][]byte{cur.encode()}, true, nil, 0},
+		{"one damaged version", [][]byte{rotted}, true, nil, 0},
+		{"one version without checksum, strict", [][]byte{unsummed}, true, nil, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var reported [][]byte
