@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -279,4 +281,63 @@ func BenchmarkRehashDirty(b *testing.B) {
 			b.ReportMetric(float64(upd.Nanoseconds())/float64(b.N*k), "ns/update")
 		})
 	}
+}
+
+// BenchmarkUpdateDigests: a store's maintenance round handing a tree of
+// 2^19 leaves, mapped from its file as a forest's are, 8,192 changes in
+// token order (a sorted round's keys, each an insert), one UpdateDigestAt
+// at a time or in batches of 256 with UpdateDigests.
+//
+//	go test -run '^$' -bench UpdateDigests -cpu 1 ./engine/
+func BenchmarkUpdateDigests(b *testing.B) {
+	const depth, round = 19, 8192
+	path := b.TempDir() + "/tree"
+	budget := arena.NewBudget(1 << 30)
+	built, err := New(Options{Depth: depth, Budget: budget})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := built.Hash(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if err := built.Save(path); err != nil {
+		b.Fatal(err)
+	}
+	built.Close()
+	tr, err := OpenWritable(path, budget)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	rnd := rand.New(rand.NewPCG(7, 9))
+	changes := make([]DigestChange, round)
+	digests := make([]Digest, round)
+	for i := range changes {
+		for j := 0; j < len(digests[i]); j += 8 {
+			binary.LittleEndian.PutUint64(digests[i][j:], rnd.Uint64())
+		}
+		changes[i] = DigestChange{Token: token.Token(rnd.Uint64()), Key: []byte("k"), New: &digests[i]}
+	}
+	slices.SortFunc(changes, func(a, c DigestChange) int { return cmp.Compare(a.Token, c.Token) })
+	b.Run("one-at-a-time", func(b *testing.B) {
+		for b.Loop() {
+			for i := range changes {
+				c := &changes[i]
+				if err := tr.UpdateDigestAt(c.Token, c.Key, c.Old, c.New); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*round), "ns/change")
+	})
+	b.Run("batch=256", func(b *testing.B) {
+		for b.Loop() {
+			for i := 0; i < round; i += 256 {
+				if err := tr.UpdateDigests(changes[i : i+256]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*round), "ns/change")
+	})
 }

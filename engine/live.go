@@ -89,6 +89,75 @@ func (t *Tree) UpdateDigestAt(tok token.Token, key []byte, old, new *Digest) err
 	return nil
 }
 
+// DigestChange is one change of a key's row for UpdateDigests: its token
+// (the tree's partitioner's token of Key) and the digests of its old and
+// new versions, either nil, as UpdateDigestAt takes them.
+type DigestChange struct {
+	Token    token.Token
+	Key      []byte // for error messages only
+	Old, New *Digest
+}
+
+// UpdateDigests applies changes as that many UpdateDigestAt calls would,
+// in one pass under the tree's lock: the leaves changes touch are
+// independent, so their cache misses overlap, where each UpdateDigestAt
+// waits for its own behind the locks and atomic operations around it.
+// Changes in token order take each band's lock once. If a token lies
+// outside the tree's range, nothing is applied.
+func (t *Tree) UpdateDigests(changes []DigestChange) error {
+	for i := range changes {
+		if c := &changes[i]; t.rng.LeafOf(c.Token, t.depth) < 0 {
+			return outOfRange(c.Key, c.Token, t.rng)
+		}
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	bits, err := t.startUpdate()
+	if err != nil {
+		return err
+	}
+	var rows int64
+	for i := 0; i < len(changes); {
+		band := t.rng.LeafOf(changes[i].Token, t.depth) >> t.bandShift
+		lock := &t.bands[band]
+		lock.Lock()
+		for ; i < len(changes); i++ {
+			c := &changes[i]
+			leaf := t.rng.LeafOf(c.Token, t.depth)
+			if leaf>>t.bandShift != band {
+				break
+			}
+			node := t.node(t.depth, leaf)
+			if c.Old != nil {
+				addLeaf(node, c.Old, true)
+			}
+			if c.New != nil {
+				addLeaf(node, c.New, false)
+			}
+			switch {
+			case c.Old == nil && c.New != nil:
+				rows++
+			case c.Old != nil && c.New == nil:
+				rows--
+			}
+		}
+		lock.Unlock()
+	}
+	// The dirty bits after the leaves: an atomic operation between two
+	// leaf updates would make the second wait for the first's miss.
+	for i := range changes {
+		if c := &changes[i]; c.Old != nil || c.New != nil {
+			leaf := t.rng.LeafOf(c.Token, t.depth)
+			atomic.OrUint64(&bits[leaf>>6], 1<<(leaf&63))
+		}
+	}
+	if rows != 0 {
+		t.rows.Add(rows)
+	}
+	t.markDirty()
+	return nil
+}
+
 // startUpdate readies the tree for changes to its leaves: it checks that
 // the tree is open, sets its file's dirty flag, and returns the dirty-leaf
 // bitmap. Callers hold t.mu for reading.

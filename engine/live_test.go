@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -249,7 +252,8 @@ func TestLiveFileInPlace(t *testing.T) {
 	}
 }
 
-// TestHashWhileUpdating: Hash and Snapshot may run while writers update;
+// TestHashWhileUpdating: Hash and Snapshot may run while writers update,
+// one at a time and in batches (UpdateDigests);
 // whatever interleaving happens, the final tree equals a rebuild, and every
 // root read in between is of a fully hashed tree (it verifies).
 func TestHashWhileUpdating(t *testing.T) {
@@ -272,6 +276,25 @@ func TestHashWhileUpdating(t *testing.T) {
 			}
 		})
 	}
+	// And one writer of batches, as a store's maintenance rounds hand them.
+	batched := map[string]Row{}
+	wg.Go(func() {
+		for b := range 40 {
+			changes := make([]DigestChange, 50)
+			digests := make([]Digest, 50)
+			for i := range changes {
+				r := Row{Key: fmt.Appendf(nil, "batch-%d-%d", b, i), Value: []byte("v"), TS: 1}
+				batched[string(r.Key)] = r
+				digests[i] = RowDigest(&r)
+				changes[i] = DigestChange{Token: token.Murmur3{}.Token(r.Key), Key: r.Key, New: &digests[i]}
+			}
+			slices.SortFunc(changes, func(a, b DigestChange) int { return cmp.Compare(a.Token, b.Token) })
+			if err := tr.UpdateDigests(changes); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
 	stop := make(chan struct{})
 	var hasher sync.WaitGroup
 	hasher.Go(func() {
@@ -302,7 +325,7 @@ func TestHashWhileUpdating(t *testing.T) {
 	if err := tr.Hash(ctx); err != nil {
 		t.Fatal(err)
 	}
-	all := map[string]Row{}
+	all := maps.Clone(batched)
 	for _, w := range workers {
 		for k, r := range w.rows {
 			all[k] = r
@@ -314,5 +337,121 @@ func TestHashWhileUpdating(t *testing.T) {
 	}
 	if err := tr.Verify(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUpdateDigestsMatchesRebuild: batches of inserts, replaces,
+// tombstones and purges applied with UpdateDigests — in token order, as a
+// store's rounds hand them, and in no order — leave exactly the tree a
+// rebuild from the final rows gives, every node, with its row count.
+func TestUpdateDigestsMatchesRebuild(t *testing.T) {
+	ctx := context.Background()
+	p := token.Murmur3{}
+	for _, depth := range []int{0, 3, 8, 14} {
+		for _, sorted := range []bool{true, false} {
+			rnd := rand.New(rand.NewPCG(uint64(depth), 11))
+			tr, err := New(Options{Depth: depth, Budget: newBudget()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := randomRows(rnd, 400)
+			if _, err := tr.AddFrom(ctx, &sliceSource{rows: base}); err != nil {
+				t.Fatal(err)
+			}
+			all := map[string]Row{}
+			for _, r := range base {
+				all[string(r.Key)] = r
+			}
+			next := 0
+			for batch := range 5 {
+				var changes []DigestChange
+				touched := map[string]bool{}
+				for range 300 {
+					var keys []string
+					for k := range all {
+						if !touched[k] {
+							keys = append(keys, k)
+						}
+					}
+					slices.Sort(keys)
+					d := func(r Row) *Digest { x := RowDigest(&r); return &x }
+					var c DigestChange
+					switch op := rnd.IntN(10); {
+					case op < 4 || len(keys) == 0:
+						r := Row{Key: fmt.Appendf(nil, "new-%d", next), Value: fmt.Appendf(nil, "v%d", rnd.Int()), TS: 1}
+						next++
+						c = DigestChange{Key: r.Key, New: d(r)}
+						all[string(r.Key)] = r
+					case op < 7:
+						old := all[keys[rnd.IntN(len(keys))]]
+						r := Row{Key: old.Key, Value: fmt.Appendf(nil, "v%d", rnd.Int()), TS: old.TS + 1}
+						c = DigestChange{Key: r.Key, Old: d(old), New: d(r)}
+						all[string(r.Key)] = r
+					case op < 9:
+						old := all[keys[rnd.IntN(len(keys))]]
+						r := Row{Key: old.Key, TS: old.TS + 1, Deleted: true}
+						c = DigestChange{Key: r.Key, Old: d(old), New: d(r)}
+						all[string(r.Key)] = r
+					default:
+						old := all[keys[rnd.IntN(len(keys))]]
+						c = DigestChange{Key: old.Key, Old: d(old)}
+						delete(all, string(old.Key))
+					}
+					touched[string(c.Key)] = true
+					c.Token = p.Token(c.Key)
+					changes = append(changes, c)
+				}
+				if sorted {
+					slices.SortFunc(changes, func(a, b DigestChange) int { return cmp.Compare(a.Token, b.Token) })
+				}
+				if err := tr.UpdateDigests(changes); err != nil {
+					t.Fatal(err)
+				}
+				if err := tr.Hash(ctx); err != nil {
+					t.Fatal(err)
+				}
+				want := rebuild(t, all, depth)
+				for l := 0; l <= depth; l++ {
+					for i := range 1 << l {
+						if got, _ := tr.Node(l, i); got != want[l][i] {
+							t.Fatalf("depth %d sorted %v batch %d: node (%d,%d) differs from a rebuild", depth, sorted, batch, l, i)
+						}
+					}
+				}
+				if tr.Rows() != int64(len(all)) {
+					t.Fatalf("depth %d sorted %v batch %d: %d rows, rebuild has %d", depth, sorted, batch, tr.Rows(), len(all))
+				}
+			}
+			tr.Close()
+		}
+	}
+}
+
+// TestUpdateDigestsOutOfRange: a batch with one token outside the tree's
+// range fails naming it, and changes nothing.
+func TestUpdateDigestsOutOfRange(t *testing.T) {
+	ctx := context.Background()
+	half, err := New(Options{Depth: 4, Range: token.Range{Lo: 0, Hi: token.Token(1) << 62}, Budget: newBudget()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	if err := half.Hash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, err := half.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := RowDigest(&Row{Key: []byte("k")})
+	changes := []DigestChange{{Token: 5, Key: []byte("in"), New: &d}, {Token: -5, Key: []byte("out"), New: &d}}
+	if err := half.UpdateDigests(changes); !errors.Is(err, ErrOutOfRange) || !strings.Contains(err.Error(), `"out"`) {
+		t.Fatalf("a batch with a token outside the range: %v, want ErrOutOfRange naming the key", err)
+	}
+	if err := half.Hash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := half.Root(); after != before || half.Rows() != 0 {
+		t.Fatalf("the refused batch changed the tree: root %x -> %x, %d rows", before[:4], after[:4], half.Rows())
 	}
 }

@@ -640,6 +640,32 @@ func (f *Forest) UpdateDigestAt(tok token.Token, key []byte, old, new *engine.Di
 	return nil
 }
 
+// UpdateDigests applies committed changes, each as UpdateDigestAt would,
+// handing each tree its run of consecutive changes in one
+// engine.Tree.UpdateDigests: changes in token order, as a store's sorted
+// round gives them, make one call per tree they touch. If a change's token
+// is in none of the forest's ranges, it fails there, the changes before
+// its tree's run applied.
+func (f *Forest) UpdateDigests(changes []engine.DigestChange) error {
+	for i := 0; i < len(changes); {
+		c := &changes[i]
+		t, err := f.treeAt(c.Token, c.Key)
+		if err != nil {
+			return err
+		}
+		j := i + 1
+		for j < len(changes) && t.Range.Contains(changes[j].Token) {
+			j++
+		}
+		if err := t.Live.UpdateDigests(changes[i:j]); err != nil {
+			return err
+		}
+		f.writes.Add(int64(j - i))
+		i = j
+	}
+	return nil
+}
+
 // Update applies a committed change of one row to its range's tree:
 // engine.Tree.Update on the tree of the row's key.
 func (f *Forest) Update(old, new *engine.Row) error {

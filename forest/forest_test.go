@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -755,5 +756,69 @@ func TestDueDefaultFollowsLeaves(t *testing.T) {
 		if got := f.Due(); got != tc.want {
 			t.Errorf("%d writes, %d leaves: Due = %v, want %v", tc.writes, leaves, got, tc.want)
 		}
+	}
+}
+
+// TestUpdateDigestsAcrossTrees: a batch of changes in token order that
+// spans many of the forest's trees (the rows a store's round wrote) leaves
+// every tree equal to a rebuild from the store, and a change whose token is
+// in no range fails with ErrNoRange.
+func TestUpdateDigestsAcrossTrees(t *testing.T) {
+	ctx := context.Background()
+	ranges := nodeRanges(t, 6, 4, 17)
+	store := storeFor(t, 20_000, ranges)
+	f, err := Open(ctx, t.TempDir(), Options{Budget: arena.NewBudget(64 << 20), Ranges: ranges, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx)
+	p := token.Murmur3{}
+	var rows []engine.Row
+	for i := 0; len(rows) < 3000; i++ {
+		r := engine.Row{Key: fmt.Appendf(nil, "batch:%d", i), Value: []byte("v"), TS: 2}
+		if inAny(ranges, p.Token(r.Key)) {
+			rows = append(rows, r)
+		}
+	}
+	// Replace some stored rows too: the change subtracts what they held.
+	old := make([]engine.Row, 0, 500)
+	store.Scan(ctx, ranges[0], func(r *engine.Row) error {
+		if len(old) < 500 {
+			old = append(old, engine.Row{Key: slices.Clone(r.Key), Value: slices.Clone(r.Value), TS: r.TS})
+		}
+		return nil
+	})
+	var changes []engine.DigestChange
+	digests := make([]engine.Digest, 2*(len(rows)+len(old)))
+	for i, r := range rows {
+		digests[i] = engine.RowDigest(&r)
+		changes = append(changes, engine.DigestChange{Token: p.Token(r.Key), Key: r.Key, New: &digests[i]})
+	}
+	var replaced []engine.Row
+	for i, o := range old {
+		nr := engine.Row{Key: o.Key, Value: []byte("newer"), TS: o.TS + 1}
+		replaced = append(replaced, nr)
+		d := len(rows) + 2*i
+		digests[d], digests[d+1] = engine.RowDigest(&o), engine.RowDigest(&nr)
+		changes = append(changes, engine.DigestChange{Token: p.Token(o.Key), Key: o.Key, Old: &digests[d], New: &digests[d+1]})
+	}
+	slices.SortFunc(changes, func(a, b engine.DigestChange) int { return cmp.Compare(a.Token, b.Token) })
+	if err := f.UpdateDigests(changes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Apply(ctx, append(rows, replaced...), nil); err != nil {
+		t.Fatal(err)
+	}
+	checkAgainstRebuild(t, f, store)
+
+	var outside token.Token
+	for tok := token.Token(math.MinInt64 + 1); ; tok += 1 << 50 {
+		if !inAny(ranges, tok) {
+			outside = tok
+			break
+		}
+	}
+	if err := f.UpdateDigests([]engine.DigestChange{{Token: outside, Key: []byte("stray"), New: &digests[0]}}); !errors.Is(err, ErrNoRange) {
+		t.Fatalf("a change of token %d, in none of the ranges: %v, want ErrNoRange", outside, err)
 	}
 }

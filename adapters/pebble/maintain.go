@@ -291,6 +291,7 @@ func (n *Node) applyRound(r *round) error {
 	}
 	defer it.Close()
 	var h engine.Hasher
+	var b changeBatch
 	for i := 0; i < len(rows); {
 		j := i + 1
 		win := &rows[i].row
@@ -313,24 +314,58 @@ func (n *Node) applyRound(r *round) error {
 		if found && !engine.Supersedes(win, &old) {
 			continue // the stored version still wins: nothing changed
 		}
-		var d, od engine.Digest
-		var oldD *engine.Digest
+		c := b.next(tok, win.Key)
 		if found {
-			d, od = h.Digest2(win, &old)
-			oldD = &od
+			*c.New, *c.Old = h.Digest2(win, &old)
 		} else {
-			d = h.Digest(win)
+			*c.New, c.Old = h.Digest(win), nil
 		}
-		if n.forest != nil {
-			err = n.forest.UpdateDigestAt(tok, win.Key, oldD, &d)
-		} else {
-			err = n.tree.UpdateDigestAt(tok, win.Key, oldD, &d)
-		}
-		if err != nil {
-			return err
+		if b.full() {
+			if err := n.applyChanges(&b); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return n.applyChanges(&b)
+}
+
+// changeBatch collects a round's tree changes, with room for their
+// digests, so that the trees take them a batch at a time: the leaves of a
+// batch are updated together, their cache misses overlapping, where one
+// change at a time waits for each behind the tree's locks.
+type changeBatch struct {
+	changes [changeBatchSize]engine.DigestChange
+	digests [2 * changeBatchSize]engine.Digest
+	n       int
+}
+
+// changeBatchSize is enough changes for their misses to overlap, and few
+// enough that a tree's lock is held briefly.
+const changeBatchSize = 256
+
+// next returns the batch's next change, for key of token tok, with Old
+// and New pointing at its own digests; the caller fills them in (or
+// clears Old).
+func (b *changeBatch) next(tok token.Token, key []byte) *engine.DigestChange {
+	c := &b.changes[b.n]
+	*c = engine.DigestChange{Token: tok, Key: key, New: &b.digests[2*b.n], Old: &b.digests[2*b.n+1]}
+	b.n++
+	return c
+}
+
+func (b *changeBatch) full() bool { return b.n == changeBatchSize }
+
+// applyChanges hands the batch's changes to the trees and empties it.
+func (n *Node) applyChanges(b *changeBatch) error {
+	changes := b.changes[:b.n]
+	b.n = 0
+	if len(changes) == 0 {
+		return nil
+	}
+	if n.forest != nil {
+		return n.forest.UpdateDigests(changes)
+	}
+	return n.tree.UpdateDigests(changes)
 }
 
 // settle brings the trees up to every committed write: it runs what is
