@@ -316,17 +316,19 @@ func (n *Node) applyRound(r *round) error {
 		}
 		c := b.next(tok, win.Key)
 		if found {
+			// old is the iterator's until it moves: hashed now.
 			*c.New, *c.Old = h.Digest2(win, &old)
 		} else {
-			*c.New, c.Old = h.Digest(win), nil
+			c.Old = nil
+			b.insert(&h, c, win)
 		}
 		if b.full() {
-			if err := n.applyChanges(&b); err != nil {
+			if err := n.applyChanges(&b, &h); err != nil {
 				return err
 			}
 		}
 	}
-	return n.applyChanges(&b)
+	return n.applyChanges(&b, &h)
 }
 
 // changeBatch collects a round's tree changes, with room for their
@@ -337,6 +339,22 @@ type changeBatch struct {
 	changes [changeBatchSize]engine.DigestChange
 	digests [2 * changeBatchSize]engine.Digest
 	n       int
+	// An insert's row waits here for another's, to be hashed beside it
+	// (engine.Hasher.Digest2: two rows cost little more than one). The
+	// row is the round's, valid until the round ends.
+	waiting    *engine.DigestChange
+	waitingRow *engine.Row
+}
+
+// insert fills in c.New, the digest of an inserted row r, now or with the
+// next insert's.
+func (b *changeBatch) insert(h *engine.Hasher, c *engine.DigestChange, r *engine.Row) {
+	if b.waiting == nil {
+		b.waiting, b.waitingRow = c, r
+		return
+	}
+	*b.waiting.New, *c.New = h.Digest2(b.waitingRow, r)
+	b.waiting, b.waitingRow = nil, nil
 }
 
 // changeBatchSize is enough changes for their misses to overlap, and few
@@ -356,7 +374,11 @@ func (b *changeBatch) next(tok token.Token, key []byte) *engine.DigestChange {
 func (b *changeBatch) full() bool { return b.n == changeBatchSize }
 
 // applyChanges hands the batch's changes to the trees and empties it.
-func (n *Node) applyChanges(b *changeBatch) error {
+func (n *Node) applyChanges(b *changeBatch, h *engine.Hasher) error {
+	if b.waiting != nil {
+		*b.waiting.New = h.Digest(b.waitingRow)
+		b.waiting, b.waitingRow = nil, nil
+	}
 	changes := b.changes[:b.n]
 	b.n = 0
 	if len(changes) == 0 {
