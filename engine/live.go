@@ -68,25 +68,12 @@ func (t *Tree) UpdateDigestAt(tok token.Token, key []byte, old, new *Digest) err
 	if old == nil && new == nil {
 		return nil
 	}
-	leaf := t.rng.LeafOf(tok, t.depth)
-	if leaf < 0 {
+	if t.rng.LeafOf(tok, t.depth) < 0 {
 		return outOfRange(key, tok, t.rng)
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	bits, err := t.startUpdate()
-	if err != nil {
-		return err
-	}
-	t.changeLeaf(bits, leaf, old, new)
-	switch {
-	case old == nil:
-		t.rows.Add(1)
-	case new == nil:
-		t.rows.Add(-1)
-	}
-	t.markDirty()
-	return nil
+	// A batch of one: the same locks, leaf, bit and count.
+	one := [1]DigestChange{{Token: tok, Old: old, New: new}}
+	return t.applyChanges(one[:])
 }
 
 // DigestChange is one change of a key's row for UpdateDigests: its token
@@ -110,6 +97,13 @@ func (t *Tree) UpdateDigests(changes []DigestChange) error {
 			return outOfRange(c.Key, c.Token, t.rng)
 		}
 	}
+	return t.applyChanges(changes)
+}
+
+// applyChanges is UpdateDigests once every token is known to be in range.
+// It formats no error of its own from changes, so that they stay on the
+// caller's stack: UpdateDigestAt's batch of one allocates nothing.
+func (t *Tree) applyChanges(changes []DigestChange) error {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	bits, err := t.startUpdate()

@@ -622,13 +622,7 @@ func RowDelta[T any](old, new *T) int64 {
 // engine.Tree.UpdateDigest, for a write path that has the digests already.
 func (f *Forest) UpdateDigest(key []byte, old, new *engine.Digest) error {
 	// The token that finds the tree finds the leaf: hashed once a change.
-	return f.UpdateDigestAt(f.part.Token(key), key, old, new)
-}
-
-// UpdateDigestAt is UpdateDigest for a caller that has key's token
-// already (a store whose keys begin with it): tok must be the forest's
-// partitioner's token of key.
-func (f *Forest) UpdateDigestAt(tok token.Token, key []byte, old, new *engine.Digest) error {
+	tok := f.part.Token(key)
 	t, err := f.treeAt(tok, key)
 	if err != nil {
 		return err
@@ -640,8 +634,9 @@ func (f *Forest) UpdateDigestAt(tok token.Token, key []byte, old, new *engine.Di
 	return nil
 }
 
-// UpdateDigests applies committed changes, each as UpdateDigestAt would,
-// handing each tree its run of consecutive changes in one
+// UpdateDigests applies committed changes, each as UpdateDigest would
+// (for a caller that has each key's token already, as a store whose keys
+// begin with it), handing each tree its run of consecutive changes in one
 // engine.Tree.UpdateDigests: changes in token order, as a store's sorted
 // round gives them, make one call per tree they touch. If a change's token
 // is in none of the forest's ranges, it fails there, the changes before
